@@ -1,0 +1,100 @@
+"""The wire contract between the server and its clients: job JSON and SSE messages.
+
+Both `ci_server` (which produces them) and `ci_client` (which consumes them) import these, so
+the contract in DESIGN.md lives in exactly one place. Storage records (`ci_common.models`) are
+mapped to these by `JobView.from_job`; internal fields never go over the wire.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ci_common.models import Job, JobConclusion, JobStatus
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class JobView(_Wire):
+    """A job as `GET /jobs/{id}` returns it."""
+
+    id: str = Field(description="the job's UUID4")
+    status: JobStatus = Field(description="queued → running → completed")
+    conclusion: JobConclusion | None = Field(description="how it ended; null until completed")
+    success: bool | None = Field(description="conclusion == success; null until completed")
+    exit_code: int | None = Field(description="pytest's exit code; null if pytest never ran")
+    error: str | None = Field(description="why the job could not run (conclusion error)")
+    cancel_requested: bool = Field(description="a cancel was requested")
+    created_at: datetime = Field(description="when it was submitted (UTC)")
+    started_at: datetime | None = Field(description="when its container started (UTC)")
+    finished_at: datetime | None = Field(description="when it completed (UTC)")
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobView:
+        return cls(
+            id=job.id,
+            status=job.status,
+            conclusion=job.conclusion,
+            success=job.success,
+            exit_code=job.exit_code,
+            error=job.error,
+            cancel_requested=job.cancel_requested,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
+class SubmitAccepted(_Wire):
+    """The 202 body of `POST /submit-async`."""
+
+    job_id: str
+    status: JobStatus
+
+
+class ErrorBody(_Wire):
+    """Every 4xx body: what was wrong and what to do."""
+
+    detail: str
+
+
+class JobIdEvent(_Wire):
+    """First message of `POST /submit-stream`."""
+
+    type: Literal["job_id"] = "job_id"
+    job_id: str
+
+
+class LogEvent(_Wire):
+    """A chunk of output; its SSE `id:` is `seq`, so `Last-Event-ID` resumes after it."""
+
+    type: Literal["log"] = "log"
+    seq: int
+    data: str
+
+
+class StatusEvent(_Wire):
+    """The job changed status (queued → running)."""
+
+    type: Literal["status"] = "status"
+    status: JobStatus
+
+
+class CompleteEvent(_Wire):
+    """The last message of every stream."""
+
+    type: Literal["complete"] = "complete"
+    status: JobStatus
+    conclusion: JobConclusion | None
+    success: bool | None
+    exit_code: int | None
+    error: str | None = None
+
+
+StreamEvent = Annotated[
+    JobIdEvent | LogEvent | StatusEvent | CompleteEvent, Field(discriminator="type")
+]

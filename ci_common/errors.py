@@ -1,0 +1,49 @@
+"""The error family shared by every layer.
+
+Each process maps these to what its user sees in one place: the server to HTTP responses, the
+CLIs to a one-line message and an exit code. Messages say what went wrong and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class CIError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class NotFoundError(CIError):
+    """A user, key or job that does not exist (or is not the caller's)."""
+
+
+class JobNotFoundError(NotFoundError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} not found; `ci list` shows your jobs")
+        self.job_id = job_id
+
+
+class UserNotFoundError(NotFoundError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"user {what} not found; `ci-admin user list` shows the users")
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    def __init__(self, key_id: int) -> None:
+        super().__init__(f"API key {key_id} not found; `ci-admin key list` shows the keys")
+
+
+class ConflictError(CIError):
+    """The request contradicts the current state (a duplicate, a second revocation)."""
+
+
+class InvalidInputError(CIError):
+    """Input that can never be accepted as given (a malformed email, a bad upload)."""
+
+
+class AuthenticationError(CIError):
+    """The caller could not be identified: missing, unknown, revoked or expired key, or an
+    inactive user. The message says which, so a user knows whether to fix the key or ask an
+    admin."""
+
+
+class StorageError(CIError):
+    """The database could not be used (wrong path, newer schema than this code knows)."""

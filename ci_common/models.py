@@ -1,0 +1,112 @@
+"""The domain model shared by every process: users, API keys, jobs and log chunks.
+
+These are storage-shaped records, not wire schemas: the server maps them to its own response
+models, so internal fields (the container id, the log cursor) never leak over HTTP by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import NewType
+
+from pydantic import BaseModel, ConfigDict
+
+JobId = NewType("JobId", str)
+UserId = NewType("UserId", int)
+ApiKeyId = NewType("ApiKeyId", int)
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life: it only ever moves forward."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class JobConclusion(StrEnum):
+    """How a completed job ended (GitHub's check-run vocabulary)."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class User(_Record):
+    """A person (or robot) who owns jobs and API keys."""
+
+    id: UserId
+    name: str
+    email: str
+    active: bool
+    created_at: datetime
+
+
+class ApiKey(_Record):
+    """An API key as stored: never the key itself, only its hash and a display prefix."""
+
+    id: ApiKeyId
+    user_id: UserId
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def is_usable(self, now: datetime) -> bool:
+        """Whether the key may authenticate at `now` (not revoked, not expired)."""
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+
+class Job(_Record):
+    """One test run of one uploaded project.
+
+    `cancel_requested` is desired state written by the server; `container_id`, `log_cursor` and
+    `log_bytes` are the controller's bookkeeping so a restarted controller can adopt the job.
+    """
+
+    id: JobId
+    user_id: UserId
+    status: JobStatus
+    conclusion: JobConclusion | None
+    exit_code: int | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested: bool
+    container_id: str | None
+    log_cursor: str | None
+    log_bytes: int
+    last_log_seq: int
+    archive_bytes: int
+
+    @property
+    def success(self) -> bool | None:
+        """True or False once completed, None before."""
+        if self.conclusion is None:
+            return None
+        return self.conclusion is JobConclusion.SUCCESS
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status is JobStatus.COMPLETED
+
+
+class LogChunk(_Record):
+    """A piece of a job's output; `seq` is per job, strictly increasing from 1, never reused."""
+
+    job_id: JobId
+    seq: int
+    data: str
+    created_at: datetime

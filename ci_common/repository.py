@@ -1,0 +1,150 @@
+"""The storage interface every process programs against.
+
+`JobRepository` holds jobs, their uploaded archives and their logs; `UserRepository` holds users
+and API keys. SQLite implements both today (`ci_persistence`); a PostgreSQL backend must pass
+the same contract tests (`tests/integration/test_repository_contract.py`).
+
+State changes are compare-and-set: each transition names the state it expects and reports
+whether it happened, so two writers (two controllers by mistake, a server cancelling while the
+controller finishes) can never both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from ci_common.models import (
+    ApiKey,
+    ApiKeyId,
+    Job,
+    JobConclusion,
+    JobId,
+    JobStatus,
+    LogChunk,
+    User,
+    UserId,
+)
+
+
+class JobRepository(Protocol):
+    """Jobs, archives and logs."""
+
+    async def create_job(self, *, user_id: UserId, archive: bytes) -> Job:
+        """Store a new queued job together with its uploaded archive, atomically."""
+        ...
+
+    async def get_job(self, job_id: JobId) -> Job:
+        """The job, or `JobNotFoundError`."""
+        ...
+
+    async def get_jobs(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """The jobs that exist among `job_ids`, in one query (for followers of many jobs)."""
+        ...
+
+    async def list_jobs(
+        self, *, user_id: UserId | None = None, status: JobStatus | None = None, limit: int = 50
+    ) -> list[Job]:
+        """Jobs newest first, optionally one user's and of one status."""
+        ...
+
+    async def list_active_jobs(self) -> list[Job]:
+        """Every queued or running job, oldest first (the controller's work list)."""
+        ...
+
+    async def mark_running(self, job_id: JobId, *, container_id: str | None) -> bool:
+        """queued → running, once. False when the job was not queued any more."""
+        ...
+
+    async def set_container(self, job_id: JobId, container_id: str) -> None:
+        """Record the container of a running job, so a restarted controller can adopt it."""
+        ...
+
+    async def complete_job(
+        self,
+        job_id: JobId,
+        *,
+        conclusion: JobConclusion,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """queued/running → completed, once. False when it was already completed."""
+        ...
+
+    async def request_cancel(self, job_id: JobId) -> Job:
+        """Ask for cancellation; idempotent. A queued job is completed as cancelled at once,
+        a running one is flagged for the controller, a completed one is left as it is."""
+        ...
+
+    async def get_archive(self, job_id: JobId) -> bytes | None:
+        """The uploaded zip, or None once it has been deleted."""
+        ...
+
+    async def delete_archive(self, job_id: JobId) -> None:
+        """Drop the stored upload once the job no longer needs it."""
+        ...
+
+    async def append_log(self, job_id: JobId, data: str, *, cursor: str | None) -> LogChunk:
+        """Append a chunk with the next `seq` and, in the same transaction, the follower's
+        cursor into the container's output (so a crash can neither lose nor repeat a line)."""
+        ...
+
+    async def read_logs(
+        self, job_id: JobId, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[LogChunk]:
+        """Chunks with `seq > after_seq`, in order."""
+        ...
+
+    async def change_counter(self) -> int:
+        """A number that changes whenever another connection commits: a cheap way to notice
+        new jobs, chunks or cancel requests without re-reading everything."""
+        ...
+
+    async def installation_id(self) -> str:
+        """A stable id of this database, used to label the containers it owns."""
+        ...
+
+
+class UserRepository(Protocol):
+    """Users and their API keys."""
+
+    async def create_user(self, *, name: str, email: str) -> User:
+        """A new active user; `ConflictError` if the email is taken."""
+        ...
+
+    async def get_user(self, user_id: UserId) -> User: ...
+
+    async def get_user_by_email(self, email: str) -> User: ...
+
+    async def list_users(self) -> list[User]: ...
+
+    async def set_user_active(self, user_id: UserId, *, active: bool) -> User: ...
+
+    async def create_api_key(
+        self,
+        *,
+        user_id: UserId,
+        name: str,
+        key_hash: str,
+        prefix: str,
+        expires_at: datetime | None,
+    ) -> ApiKey: ...
+
+    async def list_api_keys(self, *, user_id: UserId | None = None) -> list[ApiKey]: ...
+
+    async def revoke_api_key(self, key_id: ApiKeyId) -> ApiKey:
+        """`ConflictError` if it was revoked already."""
+        ...
+
+    async def find_api_key(self, key_hash: str) -> tuple[ApiKey, User] | None: ...
+
+    async def touch_api_key(self, key_id: ApiKeyId, *, used_at: datetime) -> None:
+        """Record use; callers throttle this so a busy key is not a write per request."""
+        ...
+
+
+class Repository(JobRepository, UserRepository, Protocol):
+    """Both halves, as one open database provides them."""
+
+    async def close(self) -> None: ...

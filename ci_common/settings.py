@@ -1,0 +1,46 @@
+"""Settings read from the environment (`CI_*`), one object per process, built at start-up.
+
+All processes agree on the database location by default: `$XDG_DATA_HOME/ci/ci.db`, that is
+`~/.local/share/ci/ci.db`, independent of the directory a process is started from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_db_path() -> Path:
+    """The database file every process uses unless `CI_DB_PATH` says otherwise."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "ci" / "ci.db"
+
+
+class Settings(BaseSettings):
+    """Everything a deployment can tune. Each process reads the fields it needs."""
+
+    model_config = SettingsConfigDict(env_prefix="CI_", extra="ignore")
+
+    db_path: Path = Field(default_factory=default_db_path, description="the SQLite database file")
+
+    # Server: upload limits.
+    max_upload_mb: float = Field(50, gt=0, description="largest accepted archive, MiB")
+    max_unpacked_mb: float = Field(500, gt=0, description="largest total unpacked size, MiB")
+    max_upload_entries: int = Field(10_000, gt=0, description="most entries in one archive")
+
+    # Controller: how jobs run.
+    job_image: str = Field("python:3.12-slim", description="base image for jobs")
+    job_timeout: float = Field(1800, gt=0, description="wall-time limit per job, seconds")
+    job_network: str = Field("none", description="Docker network of the test container")
+    job_memory: str = Field("2g", description="memory limit of the test container")
+    job_cpus: float = Field(1.0, gt=0, description="CPU limit of the test container")
+    job_pids: int = Field(512, gt=0, description="process limit of the test container")
+    max_parallel_jobs: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, gt=0, description="jobs running at once"
+    )
+    reconcile_interval: float = Field(2.0, gt=0, description="full reconcile period, seconds")
+    max_log_mb: float = Field(20, gt=0, description="stored log per job before truncation, MiB")
+    max_dependency_images: int = Field(20, gt=0, description="cached dependency images kept")

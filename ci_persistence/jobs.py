@@ -1,0 +1,207 @@
+"""Jobs, their archives and their logs in SQLite (the `JobRepository` half)."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from ci_common.errors import JobNotFoundError
+from ci_common.models import Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
+from ci_persistence.database import SqliteDatabase, from_text, now_text, to_text
+
+_JOB_COLUMNS = (
+    "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
+    "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes"
+)
+_ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+def job_from_row(row: sqlite3.Row) -> Job:
+    created_at = from_text(row["created_at"])
+    assert created_at is not None
+    return Job(
+        id=JobId(row["id"]),
+        user_id=UserId(row["user_id"]),
+        status=JobStatus(row["status"]),
+        conclusion=JobConclusion(row["conclusion"]) if row["conclusion"] else None,
+        exit_code=row["exit_code"],
+        error=row["error"],
+        created_at=created_at,
+        started_at=from_text(row["started_at"]),
+        finished_at=from_text(row["finished_at"]),
+        cancel_requested=bool(row["cancel_requested"]),
+        container_id=row["container_id"],
+        log_cursor=row["log_cursor"],
+        log_bytes=row["log_bytes"],
+        last_log_seq=row["last_log_seq"],
+        archive_bytes=row["archive_bytes"],
+    )
+
+
+def chunk_from_row(row: sqlite3.Row) -> LogChunk:
+    created_at = from_text(row["created_at"])
+    assert created_at is not None
+    return LogChunk(
+        job_id=JobId(row["job_id"]), seq=row["seq"], data=row["data"], created_at=created_at
+    )
+
+
+class SqliteJobs:
+    """Implements `ci_common.JobRepository`; mixed into `SqliteRepository`."""
+
+    _db: SqliteDatabase
+
+    async def create_job(self, *, user_id: UserId, archive: bytes) -> Job:
+        job_id = str(uuid.uuid4())
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (job_id, user_id, JobStatus.QUEUED.value, now_text(), len(archive)),
+            )
+            await conn.execute(
+                "INSERT INTO job_archives (job_id, data) VALUES (?, ?)", (job_id, archive)
+            )
+        return await self.get_job(JobId(job_id))
+
+    async def get_job(self, job_id: JobId) -> Job:
+        row = await self._db.fetch_one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return job_from_row(row)
+
+    async def get_jobs(self, job_ids: Sequence[JobId]) -> list[Job]:
+        if not job_ids:
+            return []
+        marks = ", ".join("?" for _ in job_ids)
+        rows = await self._db.fetch_all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN ({marks})", job_ids
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def list_jobs(
+        self, *, user_id: UserId | None = None, status: JobStatus | None = None, limit: int = 50
+    ) -> list[Job]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if user_id is not None:
+            clauses.append("user_id = ?")
+            params.append(user_id)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._db.fetch_all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, id LIMIT ?",
+            [*params, limit],
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def list_active_jobs(self) -> list[Job]:
+        rows = await self._db.fetch_all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN (?, ?) ORDER BY created_at, id",
+            _ACTIVE,
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def mark_running(self, job_id: JobId, *, container_id: str | None) -> bool:
+        changed = await self._db.execute(
+            "UPDATE jobs SET status = ?, started_at = ?, container_id = ? "
+            "WHERE id = ? AND status = ?",
+            (JobStatus.RUNNING.value, now_text(), container_id, job_id, JobStatus.QUEUED.value),
+        )
+        return changed == 1
+
+    async def set_container(self, job_id: JobId, container_id: str) -> None:
+        await self._db.execute(
+            "UPDATE jobs SET container_id = ? WHERE id = ?", (container_id, job_id)
+        )
+
+    async def complete_job(
+        self,
+        job_id: JobId,
+        *,
+        conclusion: JobConclusion,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        changed = await self._db.execute(
+            "UPDATE jobs SET status = ?, conclusion = ?, exit_code = ?, error = ?, "
+            "finished_at = ? WHERE id = ? AND status IN (?, ?)",
+            (
+                JobStatus.COMPLETED.value,
+                conclusion.value,
+                exit_code,
+                error,
+                now_text(),
+                job_id,
+                *_ACTIVE,
+            ),
+        )
+        return changed == 1
+
+    async def request_cancel(self, job_id: JobId) -> Job:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE jobs SET status = ?, conclusion = ?, finished_at = ?, "
+                "cancel_requested = 1 WHERE id = ? AND status = ?",
+                (
+                    JobStatus.COMPLETED.value,
+                    JobConclusion.CANCELLED.value,
+                    now_text(),
+                    job_id,
+                    JobStatus.QUEUED.value,
+                ),
+            )
+            await conn.execute(
+                "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = ?",
+                (job_id, JobStatus.RUNNING.value),
+            )
+        return await self.get_job(job_id)
+
+    async def get_archive(self, job_id: JobId) -> bytes | None:
+        row = await self._db.fetch_one("SELECT data FROM job_archives WHERE job_id = ?", (job_id,))
+        return None if row is None else bytes(row["data"])
+
+    async def delete_archive(self, job_id: JobId) -> None:
+        await self._db.execute("DELETE FROM job_archives WHERE job_id = ?", (job_id,))
+
+    async def append_log(self, job_id: JobId, data: str, *, cursor: str | None) -> LogChunk:
+        created_at = datetime.now(UTC)
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "UPDATE jobs SET last_log_seq = last_log_seq + 1, "
+                "log_bytes = log_bytes + ?, log_cursor = COALESCE(?, log_cursor) "
+                "WHERE id = ? RETURNING last_log_seq",
+                (len(data.encode()), cursor, job_id),
+            ) as result:
+                row = await result.fetchone()
+            if row is None:
+                raise JobNotFoundError(job_id)
+            seq = int(row[0])
+            await conn.execute(
+                "INSERT INTO log_chunks (job_id, seq, data, created_at) VALUES (?, ?, ?, ?)",
+                (job_id, seq, data, to_text(created_at)),
+            )
+        return LogChunk(job_id=job_id, seq=seq, data=data, created_at=created_at)
+
+    async def read_logs(
+        self, job_id: JobId, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[LogChunk]:
+        rows = await self._db.fetch_all(
+            "SELECT job_id, seq, data, created_at FROM log_chunks "
+            "WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (job_id, after_seq, -1 if limit is None else limit),
+        )
+        return [chunk_from_row(row) for row in rows]
+
+    async def change_counter(self) -> int:
+        row = await self._db.fetch_one("PRAGMA data_version")
+        return int(row[0]) if row else 0
+
+    async def installation_id(self) -> str:
+        row = await self._db.fetch_one("SELECT value FROM meta WHERE key = 'installation_id'")
+        assert row is not None, "migration 1 always writes the installation id"
+        return str(row["value"])

@@ -1,0 +1,28 @@
+"""`SqliteRepository`: both repository halves over one open SQLite database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ci_persistence.database import SqliteDatabase
+from ci_persistence.jobs import SqliteJobs
+from ci_persistence.users import SqliteUsers
+
+
+class SqliteRepository(SqliteJobs, SqliteUsers):
+    """Implements `ci_common.Repository`. Open with `await open_repository(path)`."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+async def open_repository(path: Path) -> SqliteRepository:
+    """Open (creating and migrating as needed) the database at `path`."""
+    return SqliteRepository(await SqliteDatabase.open(path))
