@@ -1,0 +1,1 @@
+"""The `ci-admin` command: users and API keys, straight against the database."""
