@@ -1,0 +1,1 @@
+"""The `ci` command and its HTTP client library."""

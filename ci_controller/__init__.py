@@ -1,0 +1,1 @@
+"""The singleton controller: reconciles jobs in the database with containers in Docker."""

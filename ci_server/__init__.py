@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI app, routers, upload validation and SSE log streaming."""

@@ -1,0 +1,82 @@
+"""Schema migrations: from nothing, from an older schema in place, and refusing a newer one."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from ci_common.errors import StorageError
+from ci_common.models import JobId
+from ci_persistence import SCHEMA_VERSION, migrate, open_repository
+
+
+def user_version(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+async def test_empty_database_is_migrated_to_the_latest(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "ci.db"
+    repo = await open_repository(path)
+    await repo.close()
+    assert user_version(path) == SCHEMA_VERSION
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_version_1_database_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "ci.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await migrate(conn, target=1) == 1
+        await conn.execute(
+            "INSERT INTO users (name, email, created_at) VALUES ('Ada', 'ada@x.org', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+        await conn.execute(
+            "INSERT INTO jobs (id, user_id, status, created_at) VALUES ('old-job', 1, 'running', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+        for seq in (1, 2):
+            await conn.execute(
+                "INSERT INTO log_chunks (job_id, seq, data, created_at) VALUES "
+                "('old-job', ?, 'abc', '2026-01-01T00:00:00.000000+00:00')",
+                (seq,),
+            )
+
+    repo = await open_repository(path)
+    try:
+        job = await repo.get_job(JobId("old-job"))
+        assert job.last_log_seq == 2 and job.log_bytes == 6 and job.archive_bytes == 0
+        assert (await repo.append_log(job.id, "more", cursor=None)).seq == 3
+        assert (await repo.get_user_by_email("ada@x.org")).name == "Ada"
+    finally:
+        await repo.close()
+    assert user_version(path) == SCHEMA_VERSION
+
+
+async def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ci.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StorageError, match="newer than this code"):
+        await open_repository(path)
+
+
+async def test_two_processes_opening_a_fresh_database_both_succeed(tmp_path: Path) -> None:
+    import asyncio
+
+    repos = await asyncio.gather(*(open_repository(tmp_path / "ci.db") for _ in range(4)))
+    ids = {await repo.installation_id() for repo in repos}
+    for repo in repos:
+        await repo.close()
+    assert len(ids) == 1
+
+
+async def test_unusable_path_says_what_to_do(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageError, match="CI_DB_PATH"):
+        await open_repository(blocker / "ci.db")
