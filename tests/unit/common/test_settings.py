@@ -1,0 +1,52 @@
+"""Settings come from `CI_*` variables, and every process agrees on the database location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ci_common.settings import Settings, default_db_path
+
+
+def test_default_db_path_does_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI_DB_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    first = Settings().db_path
+    monkeypatch.chdir(tmp_path)
+    assert Settings().db_path == first == tmp_path / ".local" / "share" / "ci" / "ci.db"
+
+
+def test_xdg_data_home_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_db_path() == tmp_path / "data" / "ci" / "ci.db"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CI_DB_PATH", str(tmp_path / "x.db"))
+    monkeypatch.setenv("CI_JOB_TIMEOUT", "30")
+    monkeypatch.setenv("CI_MAX_PARALLEL_JOBS", "2")
+    settings = Settings()
+    assert settings.db_path == tmp_path / "x.db"
+    assert settings.job_timeout == 30
+    assert settings.max_parallel_jobs == 2
+
+
+def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CI_JOB_TIMEOUT", "CI_RECONCILE_INTERVAL", "CI_JOB_IMAGE", "CI_MAX_LOG_MB"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.job_timeout == 1800
+    assert settings.reconcile_interval == 2.0
+    assert settings.job_image == "python:3.12-slim"
+    assert settings.max_log_mb == 20
+    assert settings.job_network == "none"
+
+
+def test_bad_value_is_rejected_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI_JOB_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="job_timeout"):
+        Settings()
