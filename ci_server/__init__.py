@@ -1,1 +1,6 @@
-"""The HTTP API: FastAPI app, routers, upload validation and SSE log streaming."""
+"""The HTTP API: submit projects, list and follow jobs. Build it with `create_app(settings)`."""
+
+from ci_server.app import create_app
+from ci_server.settings import ServerSettings
+
+__all__ = ["ServerSettings", "create_app"]

@@ -1,0 +1,57 @@
+"""`ci-server`: run the HTTP API under uvicorn.
+
+Settings other than where to listen come from the environment (`CI_DB_PATH`, upload limits),
+so every worker process builds the same app from `ci_server.app:app`.
+"""
+
+from __future__ import annotations
+
+import click
+import uvicorn
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="CI_SERVER_HOST",
+    help="Interface to listen on (0.0.0.0 for all).",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    envvar="CI_SERVER_PORT",
+    help="TCP port to listen on.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="CI_SERVER_WORKERS",
+    help="Server processes; all share the database.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="Uvicorn and application log level.",
+)
+def main(host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve the CI API (submit, jobs, log streams) on HOST:PORT.
+
+    The database is CI_DB_PATH (default ~/.local/share/ci/ci.db), shared with ci-controller
+    and ci-admin.
+    """
+    uvicorn.run(
+        "ci_server.app:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,110 @@
+"""How errors become HTTP responses: one table, one handler, always `{"detail": "..."}`.
+
+Every layer below raises the `ci_common.errors` family; this module is the only place that
+knows their status codes. Request validation errors get the same body shape (a sentence, not
+pydantic's list) so `curl` users and the `ci` client read every error the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ci_common.api import ErrorBody
+from ci_common.errors import (
+    AuthenticationError,
+    CIError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    StorageError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class UploadTooLargeError(InvalidInputError):
+    """The upload, or what it unpacks to, is over a configured limit (413)."""
+
+
+class UnusableUploadError(InvalidInputError):
+    """A well-formed zip that cannot be run as a project (unsafe paths, no requirements; 422)."""
+
+
+_STATUS_BY_ERROR: tuple[tuple[type[CIError], int], ...] = (
+    (AuthenticationError, 401),
+    (NotFoundError, 404),
+    (UploadTooLargeError, 413),
+    (UnusableUploadError, 422),
+    (InvalidInputError, 400),
+    (ConflictError, 409),
+    (StorageError, 503),
+)
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {
+        "model": ErrorBody,
+        "description": "missing, malformed, unknown, revoked or expired "
+        "API key, or an inactive user",
+    },
+    404: {"model": ErrorBody, "description": "no such job, or not the caller's"},
+    422: {"model": ErrorBody, "description": "a parameter is invalid; `detail` names it"},
+}
+"""The error responses every authenticated endpoint documents."""
+
+UPLOAD_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "not a zip, empty or corrupt"},
+    413: {"model": ErrorBody, "description": "archive, unpacked size or entry count too large"},
+    422: {
+        "model": ErrorBody,
+        "description": "unsafe entries (absolute path, `..`, symlink, device) or no "
+        "requirements.txt / pyproject.toml at the root; or no `file` field",
+    },
+}
+
+
+def status_for(error: CIError) -> int:
+    for error_type, status in _STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status
+    return 500
+
+
+async def handle_ci_error(request: Request, exc: Exception) -> JSONResponse:
+    """Map any `CIError` to its status with the error's message as `detail`."""
+    assert isinstance(exc, CIError)
+    status = status_for(exc)
+    if status >= 500:
+        logger.error("%s %s failed: %s", request.method, request.url.path, exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 with one readable sentence per problem, e.g. `query limit: must be ≤ 500`."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [_describe(error) for error in cast(Sequence[Mapping[str, object]], exc.errors())]
+    return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+
+
+def _describe(error: Mapping[str, object]) -> str:
+    raw_loc = error.get("loc", ())
+    loc = [str(part) for part in cast(Sequence[object], raw_loc)] if raw_loc else []
+    message = str(error.get("msg", "invalid"))
+    where = " ".join(loc) if loc else "request"
+    if loc[-1:] == ["file"] and loc[:1] == ["body"]:
+        return (
+            f"{where}: {message}; send the zip as the multipart form field `file` "
+            "(curl -F file=@project.zip)"
+        )
+    return f"{where}: {message}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CIError, handle_ci_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)

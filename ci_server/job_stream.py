@@ -1,0 +1,118 @@
+"""The SSE stream of one job for one client: replay, live chunks, status changes, `complete`.
+
+Where a stream starts is the caller's choice (`after_seq`): 0 replays everything, the job's
+current `last_log_seq` is forward-only, a `Last-Event-ID` resumes exactly after that chunk.
+Chunks come from two places — the follower's own catch-up read of the database and the
+shared `LogHub` — and may overlap; `last_sent` makes every seq go out at most once and in
+order. Before `complete`, any chunk still missing up to the job's final `last_log_seq` is read,
+so a stream never ends short of the stored log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from sse_starlette import ServerSentEvent
+
+from ci_common.api import CompleteEvent, JobIdEvent, StatusEvent
+from ci_common.models import Job, JobStatus
+from ci_common.repository import JobRepository
+from ci_server.log_hub import ChunkBatch, Follower, JobChanged, LogHub, Resync, encode_chunk
+
+REPLAY_PAGE = 1000
+
+
+def job_id_message(job: Job) -> bytes:
+    return ServerSentEvent(data=JobIdEvent(job_id=job.id).model_dump_json()).encode()
+
+
+def status_message(status: JobStatus) -> bytes:
+    return ServerSentEvent(data=StatusEvent(status=status).model_dump_json()).encode()
+
+
+def complete_message(job: Job) -> bytes:
+    event = CompleteEvent(
+        status=job.status,
+        conclusion=job.conclusion,
+        success=job.success,
+        exit_code=job.exit_code,
+        error=job.error,
+    )
+    return ServerSentEvent(data=event.model_dump_json()).encode()
+
+
+class JobStream:
+    """The encoded SSE messages for one follower of one job: iterate `messages()`."""
+
+    def __init__(
+        self, *, repo: JobRepository, hub: LogHub, job: Job, after_seq: int, announce: bool
+    ) -> None:
+        self._repo = repo
+        self._hub = hub
+        self._job = job
+        self._last_sent = after_seq
+        self._announce = announce
+
+    async def messages(self) -> AsyncGenerator[bytes]:
+        """A generator (not just an iterator) so the response can `aclose()` it at once when
+        the client goes, which unsubscribes from the hub."""
+        if self._announce:
+            yield job_id_message(self._job)
+        if self._job.is_terminal:
+            async for message in self._finish(self._job):
+                yield message
+            return
+        async with self._hub.follow(self._job) as follower:
+            async for message in self._follow(follower):
+                yield message
+
+    async def _follow(self, follower: Follower) -> AsyncIterator[bytes]:
+        status = self._job.status
+        if self._last_sent < follower.start_seq:
+            async for message in self._replay(up_to=follower.start_seq):
+                yield message
+        if follower.status is not status and follower.status is JobStatus.RUNNING:
+            status = follower.status
+            yield status_message(status)
+        while True:
+            update = await follower.next()
+            if isinstance(update, ChunkBatch):
+                if update.last_seq > self._last_sent:
+                    data = update.after(self._last_sent)
+                    self._last_sent = update.last_seq
+                    yield data
+                continue
+            if isinstance(update, Resync):
+                async for message in self._replay(up_to=None):
+                    yield message
+                job = await self._repo.get_job(self._job.id)
+            else:
+                assert isinstance(update, JobChanged)
+                job = update.job
+            if job.status is JobStatus.RUNNING and status is JobStatus.QUEUED:
+                status = job.status
+                yield status_message(status)
+            if job.is_terminal:
+                async for message in self._finish(job):
+                    yield message
+                return
+
+    async def _finish(self, job: Job) -> AsyncIterator[bytes]:
+        """Whatever is still unsent of the final log, then `complete`."""
+        if self._last_sent < job.last_log_seq:
+            async for message in self._replay(up_to=None):
+                yield message
+        yield complete_message(job)
+
+    async def _replay(self, *, up_to: int | None) -> AsyncIterator[bytes]:
+        """Stored chunks after `_last_sent` (up to `up_to` if given), a page at a time."""
+        while up_to is None or self._last_sent < up_to:
+            chunks = await self._repo.read_logs(
+                self._job.id, after_seq=self._last_sent, limit=REPLAY_PAGE
+            )
+            if up_to is not None:
+                chunks = [chunk for chunk in chunks if chunk.seq <= up_to]
+            if not chunks:
+                return
+            self._last_sent = chunks[-1].seq
+            yield b"".join(encode_chunk(chunk) for chunk in chunks)

@@ -1,0 +1,221 @@
+"""One watcher per server process that turns database changes into events for followers.
+
+Many clients may follow the same job. Asking the database on their behalf one by one would
+cost a query per follower per tick, so a single task does the asking for all of them:
+
+- every `poll_interval` it reads `change_counter()` (SQLite's `data_version`, one cheap
+  pragma); only when that moved, or when `full_check_interval` has passed, does it read the
+  followed jobs (one `get_jobs` query) and, for each job whose `last_log_seq` grew, the new
+  chunks (one `read_logs` per job, not per follower);
+- it encodes each chunk as an SSE message once and puts the same bytes on every follower's
+  queue, then a `JobChanged` when the status moved;
+- the full check exists because `data_version` does not move for this process's own writes
+  (a cancel); `poke()` asks for a check at once after such a write.
+
+The hub delivers every chunk with `seq > Follower.start_seq`; a follower that wants older
+chunks reads them itself once, on subscribing. A follower whose queue overflows (a client
+that stopped reading) gets a `Resync` instead of more chunks and catches up from the
+database, so a slow client costs memory bounded by `queue_limit`, not by the log's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+
+from sse_starlette import ServerSentEvent
+
+from ci_common.api import LogEvent
+from ci_common.models import Job, JobId, JobStatus, LogChunk
+from ci_common.repository import JobRepository
+
+logger = logging.getLogger(__name__)
+
+
+def encode_chunk(chunk: LogChunk) -> bytes:
+    """A chunk as one SSE message: `id: <seq>` and the `LogEvent` JSON as `data:`."""
+    event = LogEvent(seq=chunk.seq, data=chunk.data)
+    return ServerSentEvent(data=event.model_dump_json(), id=str(chunk.seq)).encode()
+
+
+@dataclass(frozen=True)
+class ChunkBatch:
+    """New chunks of one job, in order, with their SSE encoding."""
+
+    seqs: tuple[int, ...]
+    encoded: tuple[bytes, ...]
+    joined: bytes
+
+    @classmethod
+    def of(cls, chunks: Sequence[LogChunk]) -> ChunkBatch:
+        encoded = tuple(encode_chunk(chunk) for chunk in chunks)
+        return cls(seqs=tuple(c.seq for c in chunks), encoded=encoded, joined=b"".join(encoded))
+
+    def after(self, seq: int) -> bytes:
+        """The encoded chunks with a sequence number above `seq`."""
+        if not self.seqs or self.seqs[0] > seq:
+            return self.joined
+        return b"".join(data for s, data in zip(self.seqs, self.encoded, strict=True) if s > seq)
+
+    @property
+    def last_seq(self) -> int:
+        return self.seqs[-1]
+
+
+@dataclass(frozen=True)
+class JobChanged:
+    """The followed job's status moved; `job` is the row as read."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class Resync:
+    """The follower fell behind and lost queued updates: re-read from the database."""
+
+
+HubUpdate = ChunkBatch | JobChanged | Resync
+
+
+@dataclass(eq=False)
+class Follower:
+    """One subscriber's inbox. `start_seq`/`status` are the hub's view when it subscribed."""
+
+    job_id: JobId
+    start_seq: int
+    status: JobStatus
+    queue: asyncio.Queue[HubUpdate]
+
+    async def next(self) -> HubUpdate:
+        return await self.queue.get()
+
+    def deliver(self, update: HubUpdate) -> None:
+        try:
+            self.queue.put_nowait(update)
+        except asyncio.QueueFull:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(Resync())
+
+
+@dataclass(eq=False)
+class _FollowedJob:
+    cursor: int
+    status: JobStatus
+    followers: set[Follower] = field(default_factory=set[Follower])
+
+    def broadcast(self, update: HubUpdate) -> None:
+        for follower in self.followers:
+            follower.deliver(update)
+
+
+class LogHub:
+    """Watches the followed jobs of this process; start with `async with hub:`."""
+
+    def __init__(
+        self,
+        repo: JobRepository,
+        *,
+        poll_interval: float = 0.05,
+        full_check_interval: float = 1.0,
+        queue_limit: int = 256,
+    ) -> None:
+        self._repo = repo
+        self._poll_interval = poll_interval
+        self._full_check_interval = full_check_interval
+        self._queue_limit = queue_limit
+        self._jobs: dict[JobId, _FollowedJob] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LogHub:
+        self._task = asyncio.create_task(self._run(), name="log-hub")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def followed_jobs(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def followers(self) -> int:
+        return sum(len(job.followers) for job in self._jobs.values())
+
+    def poke(self) -> None:
+        """This process wrote something followers may care about: check now."""
+        self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def follow(self, job: Job) -> AsyncGenerator[Follower]:
+        """Subscribe to `job` (as just read) for as long as the block runs."""
+        followed = self._jobs.get(job.id)
+        if followed is None:
+            followed = _FollowedJob(cursor=job.last_log_seq, status=job.status)
+            self._jobs[job.id] = followed
+            # The snapshot may be older than the hub's last look at the database.
+            self.poke()
+        follower = Follower(
+            job_id=job.id,
+            start_seq=followed.cursor,
+            status=followed.status,
+            queue=asyncio.Queue(self._queue_limit),
+        )
+        followed.followers.add(follower)
+        try:
+            yield follower
+        finally:
+            followed.followers.discard(follower)
+            if not followed.followers and self._jobs.get(job.id) is followed:
+                del self._jobs[job.id]
+
+    async def _run(self) -> None:
+        last_counter: int | None = None
+        last_full = time.monotonic()
+        while True:
+            timeout = self._poll_interval if self._jobs else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            poked = self._wake.is_set()
+            self._wake.clear()
+            if not self._jobs:
+                continue
+            try:
+                counter = await self._repo.change_counter()
+                now = time.monotonic()
+                if poked or counter != last_counter or now - last_full >= self._full_check_interval:
+                    last_counter, last_full = counter, now
+                    await self._refresh()
+            except Exception:
+                # The loop must outlive a locked or briefly unreadable database.
+                logger.exception("log hub: checking followed jobs failed; retrying")
+
+    async def _refresh(self) -> None:
+        for job in await self._repo.get_jobs(list(self._jobs)):
+            followed = self._jobs.get(job.id)
+            if followed is None:
+                continue
+            changed = job.status is not followed.status
+            followed.status = job.status
+            if changed and not job.is_terminal:
+                # It started running before it printed anything.
+                followed.broadcast(JobChanged(job))
+            if job.last_log_seq > followed.cursor:
+                chunks = await self._repo.read_logs(job.id, after_seq=followed.cursor)
+                if chunks:
+                    followed.cursor = chunks[-1].seq
+                    followed.broadcast(ChunkBatch.of(chunks))
+            if changed and job.is_terminal:
+                followed.broadcast(JobChanged(job))
+            if job.is_terminal and self._jobs.get(job.id) is followed:
+                # Followers finish from their queues; a later subscriber starts afresh.
+                del self._jobs[job.id]

@@ -1,0 +1,119 @@
+"""`/jobs`: the caller's jobs, one job, its log (as text or a live stream), cancelling it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from sse_starlette import EventSourceResponse
+
+from ci_common.api import ErrorBody, JobView
+from ci_common.errors import InvalidInputError
+from ci_common.models import Job, JobStatus
+from ci_common.repository import JobRepository
+from ci_server.dependencies import CurrentUser, HubDep, OwnedJob, RepoDep, SettingsDep
+from ci_server.errors import ERROR_RESPONSES
+from ci_server.routes.sse import SSE_RESPONSE, job_event_response
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+
+LOG_PAGE = 1000
+
+
+@router.get("", summary="List your jobs, newest first")
+async def list_jobs(
+    user: CurrentUser,
+    repo: RepoDep,
+    status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="at most this many jobs")] = 50,
+) -> list[JobView]:
+    jobs = await repo.list_jobs(user_id=user.id, status=status, limit=limit)
+    return [JobView.from_job(job) for job in jobs]
+
+
+@router.get("/{job_id}", summary="One of your jobs")
+async def get_job(job: OwnedJob) -> JobView:
+    return JobView.from_job(job)
+
+
+@router.get(
+    "/{job_id}/stream",
+    summary="Follow a job's log and status as Server-Sent Events",
+    response_class=EventSourceResponse,
+    responses={
+        **SSE_RESPONSE,
+        400: {"model": ErrorBody, "description": "`Last-Event-ID` is not a sequence number"},
+    },
+)
+async def stream_job(
+    job: OwnedJob,
+    repo: RepoDep,
+    hub: HubDep,
+    settings: SettingsDep,
+    from_beginning: Annotated[
+        bool, Query(description="replay the whole log first (default: only new output)")
+    ] = False,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="resume exactly after this log `seq` (wins over from_beginning)",
+        ),
+    ] = None,
+) -> EventSourceResponse:
+    if last_event_id is not None:
+        after_seq = _parse_last_event_id(last_event_id)
+    elif from_beginning:
+        after_seq = 0
+    else:
+        after_seq = job.last_log_seq
+    return job_event_response(repo=repo, hub=hub, settings=settings, job=job, after_seq=after_seq)
+
+
+@router.get(
+    "/{job_id}/logs",
+    summary="The job's log so far, as plain text",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def get_logs(job: OwnedJob, repo: RepoDep) -> StreamingResponse:
+    return StreamingResponse(_log_text(repo, job), media_type="text/plain; charset=utf-8")
+
+
+@router.post("/{job_id}/cancel", summary="Request cancellation (idempotent)")
+async def cancel_job(job: OwnedJob, user: CurrentUser, repo: RepoDep, hub: HubDep) -> JobView:
+    """A queued job is cancelled at once; a running one is stopped by the controller; a
+    completed one is returned unchanged."""
+    cancelled = await repo.request_cancel(job.id)
+    hub.poke()
+    if not job.is_terminal:
+        logger.info("job %s: cancel requested by user %s", job.id, user.id)
+    return JobView.from_job(cancelled)
+
+
+def _parse_last_event_id(value: str) -> int:
+    try:
+        seq = int(value.strip())
+    except ValueError:
+        seq = -1
+    if seq < 0:
+        raise InvalidInputError(
+            f"Last-Event-ID {value!r} is not a log sequence number; send the `id:` of the "
+            "last log message you received, or leave the header out"
+        )
+    return seq
+
+
+async def _log_text(repo: JobRepository, job: Job) -> AsyncGenerator[bytes]:
+    after = 0
+    while True:
+        chunks = await repo.read_logs(job.id, after_seq=after, limit=LOG_PAGE)
+        if not chunks:
+            return
+        after = chunks[-1].seq
+        yield "".join(chunk.data for chunk in chunks).encode()

@@ -1,0 +1,47 @@
+"""Building the SSE response of a job stream, and describing it in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from sse_starlette import EventSourceResponse
+
+from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
+from ci_common.models import Job
+from ci_common.repository import JobRepository
+from ci_server.job_stream import JobStream
+from ci_server.log_hub import LogHub
+from ci_server.settings import ServerSettings
+
+_EVENT_SCHEMAS = {
+    model.__name__: model.model_json_schema()
+    for model in (JobIdEvent, LogEvent, StatusEvent, CompleteEvent)
+}
+
+SSE_RESPONSE: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": (
+            "A `text/event-stream`. Each message's `data:` is one JSON object whose `type` is "
+            "`job_id` (first message of /submit-stream only), `log` (`seq`, `data`: a chunk of "
+            "output; the message's `id:` is `seq`), `status` (the job started running) or "
+            "`complete` (`status`, `conclusion`, `success`, `exit_code`, `error`), after which "
+            "the stream ends. Comment lines (`: ping`) keep an idle connection alive. Event "
+            "schemas: " + ", ".join(_EVENT_SCHEMAS)
+        ),
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def job_event_response(
+    *,
+    repo: JobRepository,
+    hub: LogHub,
+    settings: ServerSettings,
+    job: Job,
+    after_seq: int,
+    announce: bool = False,
+    status_code: int = 200,
+) -> EventSourceResponse:
+    stream = JobStream(repo=repo, hub=hub, job=job, after_seq=after_seq, announce=announce)
+    return EventSourceResponse(
+        stream.messages(), status_code=status_code, ping=settings.sse_ping_interval
+    )

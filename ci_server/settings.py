@@ -1,0 +1,44 @@
+"""The server's settings: the shared `Settings` plus knobs only the HTTP API reads.
+
+They live here rather than in `ci_common` because no other process cares about them; the
+environment names follow the same `CI_` convention.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ci_common.settings import Settings
+
+MIB = 1024 * 1024
+
+
+class ServerSettings(Settings):
+    """`Settings` plus how the server streams logs."""
+
+    sse_ping_interval: float = Field(
+        default=15.0, gt=0, description="seconds between keep-alive comments on an idle SSE stream"
+    )
+    log_poll_interval: float = Field(
+        default=0.05,
+        gt=0,
+        description="seconds between cheap checks of the database for new log chunks",
+    )
+    log_full_check_interval: float = Field(
+        default=1.0, gt=0, description="seconds between full re-reads of followed jobs (safety net)"
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServerSettings:
+        """Widen shared settings; fields the caller set win, the server's come from the env."""
+        if isinstance(settings, ServerSettings):
+            return settings
+        return cls(**settings.model_dump())
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MIB)
+
+    @property
+    def max_unpacked_bytes(self) -> int:
+        return int(self.max_unpacked_mb * MIB)

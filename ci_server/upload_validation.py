@@ -1,0 +1,182 @@
+"""Checking an uploaded project archive before any job exists.
+
+The order matters: cheap checks on the central directory first (entry count, declared sizes,
+paths, file types, the project marker), then one streaming pass that decompresses every entry.
+That pass is what keeps us from trusting the directory blindly: `zipfile` stops each entry at
+its declared size and verifies its CRC, so an entry that lies about its size fails as corrupt,
+and the running total is checked against the limit as bytes come out, never after.
+
+The zip root is the project root. A single top-level directory wrapping everything is not
+unwrapped: the controller runs `python -m pytest` exactly where the marker file is, so the
+error tells the user to zip the directory's contents instead.
+
+This is blocking code (decompression); the server runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ci_common.errors import InvalidInputError
+from ci_server.errors import UnusableUploadError, UploadTooLargeError
+
+PROJECT_MARKERS = ("requirements.txt", "pyproject.toml")
+_READ_SIZE = 64 * 1024
+_MIB = 1024 * 1024
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+_ENCRYPTED_FLAG = 0x1
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one archive may hold."""
+
+    max_archive_bytes: int
+    max_unpacked_bytes: int
+    max_entries: int
+
+
+def check_archive_size(size: int, limits: UploadLimits) -> None:
+    """Reject an empty or oversized upload before looking inside it."""
+    if size == 0:
+        raise InvalidInputError(
+            "the upload is empty: send a zip of your project root (`ci submit` makes one)"
+        )
+    if size > limits.max_archive_bytes:
+        raise UploadTooLargeError(
+            f"the archive is {_mib(size)}, over the {_mib(limits.max_archive_bytes)} limit; "
+            "leave out virtualenvs, build outputs and data files (or ask an admin to raise "
+            "CI_MAX_UPLOAD_MB)"
+        )
+
+
+def validate_archive(file: BinaryIO, *, size: int, limits: UploadLimits) -> None:
+    """Raise an `InvalidInputError` subclass naming the first problem, or return if usable."""
+    check_archive_size(size, limits)
+    file.seek(0)
+    try:
+        with zipfile.ZipFile(file) as archive:
+            entries = archive.infolist()
+            _check_directory(entries, limits)
+            _check_project_marker(entries)
+            _check_contents(archive, entries, limits)
+    except (zipfile.BadZipFile, ValueError, OSError, struct.error) as exc:
+        raise InvalidInputError(
+            f"the upload is not a valid zip archive ({exc}); send a zip of your project "
+            "root, e.g. `cd project && zip -r ../project.zip .`"
+        ) from exc
+    finally:
+        file.seek(0)
+
+
+def _check_directory(entries: list[zipfile.ZipInfo], limits: UploadLimits) -> None:
+    if len(entries) > limits.max_entries:
+        raise UploadTooLargeError(
+            f"the archive has {len(entries)} entries, over the limit of {limits.max_entries}; "
+            "leave out virtualenvs, node_modules and build outputs"
+        )
+    declared = 0
+    seen: set[str] = set()
+    for entry in entries:
+        _check_entry(entry)
+        if entry.filename in seen:
+            raise UnusableUploadError(
+                f"the archive holds {entry.filename!r} twice; make a fresh zip of the project"
+            )
+        seen.add(entry.filename)
+        declared += entry.file_size
+        if declared > limits.max_unpacked_bytes:
+            raise UploadTooLargeError(
+                f"the archive unpacks to more than {_mib(limits.max_unpacked_bytes)} "
+                "(a zip bomb, or a project with large data files); leave out data files "
+                "(or ask an admin to raise CI_MAX_UNPACKED_MB)"
+            )
+
+
+def _check_entry(entry: zipfile.ZipInfo) -> None:
+    name = entry.filename
+    if name.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(name):
+        raise UnusableUploadError(
+            f"the archive entry {name!r} has an absolute path; zip paths relative to the "
+            "project root"
+        )
+    if ".." in re.split(r"[/\\]", name):
+        raise UnusableUploadError(
+            f"the archive entry {name!r} climbs out of the project with `..`; zip paths "
+            "relative to the project root"
+        )
+    if entry.flag_bits & _ENCRYPTED_FLAG:
+        raise UnusableUploadError(
+            f"the archive entry {name!r} is encrypted; upload an archive without a password"
+        )
+    mode = entry.external_attr >> 16
+    kind = stat.S_IFMT(mode)
+    if kind == stat.S_IFLNK:
+        raise UnusableUploadError(
+            f"the archive entry {name!r} is a symlink; symlinks are not accepted, replace it "
+            "with the file it points to (zip without -y)"
+        )
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise UnusableUploadError(
+            f"the archive entry {name!r} is a special file (device, fifo or socket); only "
+            "regular files and directories are accepted"
+        )
+
+
+def _check_project_marker(entries: list[zipfile.ZipInfo]) -> None:
+    names = {entry.filename for entry in entries}
+    if any(marker in names for marker in PROJECT_MARKERS):
+        return
+    nested = sorted(
+        entry.filename
+        for entry in entries
+        if entry.filename.rsplit("/", 1)[-1] in PROJECT_MARKERS and entry.filename.count("/") == 1
+    )
+    hint = (
+        f" (found {nested[0]}: zip the contents of {nested[0].split('/')[0]}/, not the "
+        "directory itself)"
+        if nested
+        else ""
+    )
+    raise UnusableUploadError(
+        "no requirements.txt or pyproject.toml at the root of the archive; the zip root must "
+        f"be the project root{hint}"
+    )
+
+
+def _check_contents(
+    archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: UploadLimits
+) -> None:
+    total = 0
+    for entry in entries:
+        if entry.is_dir():
+            continue
+        try:
+            with archive.open(entry) as member:
+                while block := member.read(_READ_SIZE):
+                    total += len(block)
+                    if total > limits.max_unpacked_bytes:
+                        raise UploadTooLargeError(
+                            f"the archive unpacks to more than {_mib(limits.max_unpacked_bytes)}"
+                            " (a zip bomb, or large data files); leave out data files"
+                        )
+        except (zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise InvalidInputError(
+                f"the archive entry {entry.filename!r} cannot be unpacked ({exc}); make a "
+                "fresh zip with the standard deflate or store method"
+            ) from exc
+        except zipfile.BadZipFile as exc:
+            raise InvalidInputError(
+                f"the archive entry {entry.filename!r} is corrupt or lies about its size "
+                f"({exc}); make a fresh zip of the project"
+            ) from exc
+
+
+def _mib(size: int) -> str:
+    return f"{size / _MIB:.1f} MiB"
