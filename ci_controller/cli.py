@@ -1,0 +1,97 @@
+"""`ci-controller`: the one process that runs jobs, for one database.
+
+Start-up order matters: the singleton lock first (a second controller must fail before it
+touches anything), then the database, then the engine. SIGTERM and SIGINT stop dispatching and
+exit 0, leaving running containers for the next start to adopt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from ci_common.errors import CIError
+from ci_common.settings import Settings
+from ci_controller.controller import Controller
+from ci_controller.docker_runtime import DockerRuntime
+from ci_controller.singleton import ControllerLock
+from ci_persistence import open_repository
+
+logger = logging.getLogger("ci_controller")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db-path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The SQLite database (default: $CI_DB_PATH or ~/.local/share/ci/ci.db).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    envvar="CI_LOG_LEVEL",
+    show_default=True,
+)
+def cli(db_path: Path | None, log_level: str) -> None:
+    """Run queued jobs in Docker containers and keep the database in step with the engine.
+
+    Settings come from CI_* environment variables: CI_JOB_IMAGE, CI_JOB_TIMEOUT,
+    CI_JOB_NETWORK, CI_JOB_MEMORY, CI_JOB_CPUS, CI_MAX_PARALLEL_JOBS, CI_RECONCILE_INTERVAL,
+    CI_MAX_LOG_MB.
+    """
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.model_validate({})
+    except ValueError as exc:
+        raise click.ClickException(f"invalid CI_* setting: {exc}") from exc
+    if db_path is not None:
+        settings = settings.model_copy(update={"db_path": db_path})
+    try:
+        lock = ControllerLock.acquire(settings.db_path)
+    except CIError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        asyncio.run(serve(settings))
+    except CIError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        lock.release()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the controller until SIGTERM or SIGINT."""
+    repo = await open_repository(settings.db_path)
+    try:
+        installation_id = await repo.installation_id()
+        runtime = await asyncio.to_thread(DockerRuntime.connect, installation_id=installation_id)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        logger.info(
+            "controller started: database %s, installation %s, image %s, up to %d jobs at once",
+            settings.db_path,
+            installation_id,
+            settings.job_image,
+            settings.max_parallel_jobs,
+        )
+        try:
+            await Controller(settings, runtime, repo).run(stop)
+        finally:
+            runtime.close()
+        logger.info("controller stopped; running containers are adopted at the next start")
+    finally:
+        await repo.close()
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,244 @@
+"""The reconciler: the database says what should happen, the engine says what is, and the
+controller closes the gap.
+
+Two triggers drive it. A watcher polls `repo.change_counter()` (SQLite's `data_version`, which
+moves whenever another process commits) every 20 ms; a change wakes a quick pass that starts
+queued jobs and forwards cancel requests, so a submitted job reaches its container within
+tens of milliseconds rather than at the next tick. A full reconcile every
+`CI_RECONCILE_INTERVAL` seconds (and once at start-up) also compares the jobs with the
+containers of this installation:
+
+- a running job without a worker here is adopted: its container (found by label) is followed
+  from the stored log cursor, or finalized from its exit code if it ended while no controller
+  was watching; a job whose container was never created is dispatched again; a job whose
+  container vanished ends as `error`;
+- a container of this installation that belongs to no job being worked on is removed;
+- queued jobs are started up to `CI_MAX_PARALLEL_JOBS`, in `scheduling.dispatch_order`.
+
+Dispatch marks the job running first (compare-and-set, so a job cancelled meanwhile is never
+started) and only then creates its container, labelled with the job id: whatever instant the
+controller dies at, the next one finds either a queued job, or a running job with or without
+a labelled container, and each of those has one obvious way forward.
+
+Stopping (`stop` set, on SIGTERM) stops dispatching and lets go of the workers without
+touching their containers: the next controller adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+
+from ci_common.models import Job, JobConclusion, JobId, JobStatus
+from ci_common.repository import JobRepository
+from ci_common.settings import Settings
+from ci_controller.background import Background
+from ci_controller.dependencies import DependencyImageCache
+from ci_controller.job_log import JobLog
+from ci_controller.job_worker import JobWorker, WorkerEnvironment
+from ci_controller.runtime import ROLE_DEPENDENCY_BUILD, ROLE_JOB, ContainerInfo, ContainerRuntime
+from ci_controller.scheduling import dispatch_order
+
+logger = logging.getLogger(__name__)
+
+CHANGE_POLL_SECONDS = 0.02
+SHUTDOWN_GRACE_SECONDS = 5.0
+VANISHED = (
+    "the job's container vanished while no controller was watching it (removed outside the "
+    "CI service?); submit the job again"
+)
+
+
+class Controller:
+    """Runs the jobs of one database on one container runtime. Wire once per process."""
+
+    def __init__(self, settings: Settings, runtime: ContainerRuntime, repo: JobRepository) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self._repo = repo
+        self._background = Background()
+        self._dependencies = DependencyImageCache(
+            runtime=runtime, settings=settings, background=self._background
+        )
+        self._env = WorkerEnvironment(
+            repo=repo,
+            runtime=runtime,
+            settings=settings,
+            dependencies=self._dependencies,
+            background=self._background,
+        )
+        self._workers: dict[JobId, JobWorker] = {}
+        self._tasks: dict[JobId, asyncio.Task[object]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def running_jobs(self) -> set[JobId]:
+        """The jobs this controller is working on right now."""
+        return set(self._workers)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile until `stop` is set, then let go of the workers (containers stay)."""
+        loop = asyncio.get_running_loop()
+        watcher = asyncio.create_task(self._watch_changes(), name="watch database")
+        stopper = asyncio.create_task(self._wake_on(stop), name="watch stop")
+        try:
+            await self._safely(self.reconcile)
+            next_full = loop.time() + self._settings.reconcile_interval
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_full - loop.time()))
+                if stop.is_set():
+                    break
+                self._wake.clear()
+                if loop.time() >= next_full:
+                    await self._safely(self.reconcile)
+                    next_full = loop.time() + self._settings.reconcile_interval
+                else:
+                    await self._safely(self.react)
+        finally:
+            watcher.cancel()
+            stopper.cancel()
+            await self.shutdown()
+
+    async def react(self) -> None:
+        """The quick pass after a change: forward cancel requests, start queued jobs."""
+        jobs = await self._repo.list_active_jobs()
+        self._forward_cancels(jobs)
+        await self._dispatch(jobs)
+
+    async def reconcile(self) -> None:
+        """The full pass: adopt, finalize, clean up, then dispatch."""
+        jobs = await self._repo.list_active_jobs()
+        containers = await self._runtime.list_containers()
+        await self._recover(jobs, containers)
+        self._forward_cancels(jobs)
+        await self._remove_orphans(containers)
+        await self._dispatch(jobs)
+
+    async def shutdown(self) -> None:
+        """Stop dispatching and let go of every worker without touching its container."""
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        await self._background.drain(grace=SHUTDOWN_GRACE_SECONDS)
+
+    async def wait_idle(self) -> None:
+        """Wait until no job is being worked on (tests and benchmarks)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+        await self._background.drain(grace=SHUTDOWN_GRACE_SECONDS)
+
+    async def _recover(self, jobs: list[Job], containers: list[ContainerInfo]) -> None:
+        by_job = {c.job_id: c for c in containers if c.role == ROLE_JOB and c.job_id}
+        for job in jobs:
+            if job.status is not JobStatus.RUNNING or job.id in self._workers:
+                continue
+            container = by_job.get(job.id)
+            if container is not None:
+                if job.container_id != container.id:
+                    await self._repo.set_container(job.id, container.id)
+                self._start_worker(job, container)
+            elif job.container_id is None:
+                logger.info("job %s: has no container yet; dispatching it again", job.id)
+                self._start_worker(job, None)
+            else:
+                await self._fail_vanished(job)
+
+    async def _fail_vanished(self, job: Job) -> None:
+        logger.warning("job %s: container %s vanished", job.id, (job.container_id or "")[:12])
+        log = await JobLog.resume(
+            repo=self._repo, job=job, max_bytes=int(self._settings.max_log_mb * 1024 * 1024)
+        )
+        await log.note(f"error: {VANISHED}")
+        await self._repo.complete_job(job.id, conclusion=JobConclusion.ERROR, error=VANISHED)
+        await self._repo.delete_archive(job.id)
+
+    def _forward_cancels(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            worker = self._workers.get(job.id)
+            if worker is not None and job.cancel_requested:
+                worker.request_cancel()
+
+    async def _remove_orphans(self, containers: list[ContainerInfo]) -> None:
+        for container in containers:
+            if container.role == ROLE_JOB and container.job_id in self._workers:
+                continue
+            if container.role == ROLE_DEPENDENCY_BUILD and self._dependencies.building:
+                continue
+            logger.info(
+                "removing container %s (job %s): no job of this installation needs it",
+                container.id[:12],
+                container.job_id,
+            )
+            self._background.spawn(
+                self._runtime.remove(container.id), what=f"remove orphan {container.id[:12]}"
+            )
+
+    async def _dispatch(self, jobs: list[Job]) -> None:
+        for job in dispatch_order(jobs):
+            if self._stopping or len(self._workers) >= self._settings.max_parallel_jobs:
+                return
+            if job.id in self._workers:
+                continue
+            if not await self._repo.mark_running(job.id, container_id=None):
+                continue  # cancelled (or taken) since we listed it
+            started = job.model_copy(
+                update={"status": JobStatus.RUNNING, "started_at": datetime.now(UTC)}
+            )
+            logger.info("job %s: dispatching", job.id)
+            self._start_worker(started, None)
+
+    def _start_worker(self, job: Job, container: ContainerInfo | None) -> None:
+        worker = JobWorker(job=job, env=self._env)
+        task: asyncio.Task[object] = asyncio.create_task(
+            worker.run(container=container), name=f"job {job.id}"
+        )
+        self._workers[job.id] = worker
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda done: self._worker_done(job.id, done))
+        if job.cancel_requested:
+            worker.request_cancel()
+
+    def _worker_done(self, job_id: JobId, task: asyncio.Task[object]) -> None:
+        self._workers.pop(job_id, None)
+        self._tasks.pop(job_id, None)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error(
+                "job %s: worker failed (%s); the next reconcile picks it up again",
+                job_id,
+                error,
+                exc_info=error,
+            )
+        self._wake.set()  # a slot is free
+
+    async def _watch_changes(self) -> None:
+        last = await self._repo.change_counter()
+        while True:
+            await asyncio.sleep(CHANGE_POLL_SECONDS)
+            try:
+                current = await self._repo.change_counter()
+            except Exception:
+                logger.exception("cannot read the database's change counter")
+                continue
+            if current != last:
+                last = current
+                self._wake.set()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def _safely(self, action: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await action()
+        except Exception:
+            logger.exception(
+                "reconcile pass failed; retrying within %g s", self._settings.reconcile_interval
+            )

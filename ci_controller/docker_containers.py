@@ -1,0 +1,326 @@
+"""The container half of the Docker runtime: job containers, their output and their end.
+
+Every SDK call blocks, so each runs in a thread (`asyncio.to_thread` for short ones, a daemon
+thread for the ones that last as long as a job: see `threads`). Two API clients: one with a
+timeout for ordinary calls, one without for streams and waits, which may stay quiet for as long
+as a test does.
+
+Job containers: `sh -c 'exec "$@" 2>&1'` runs pytest with stderr folded into stdout (one
+stream keeps Docker's timestamps in order, which the log cursor relies on), `init` so SIGTERM
+reaches pytest, uid 1000, no capabilities, no new privileges, the job's network, memory, CPU
+and pid limits, and a json-file log (the driver `logs` can read back) capped at twice the
+stored-log limit so a runaway job cannot fill the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import cast
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import LogConfig
+
+from ci_common.models import JobId
+from ci_controller.engine_api import EngineApi, Json, LogStream, engine_api
+from ci_controller.log_cursor import LogPosition, PositionTracker, parse_timestamp
+from ci_controller.runtime import (
+    LABEL_INSTALLATION,
+    LABEL_JOB_ID,
+    LABEL_ROLE,
+    ROLE_JOB,
+    ContainerGoneError,
+    ContainerInfo,
+    ContainerState,
+    ExitStatus,
+    ImageMissingError,
+    JobContainerSpec,
+    LogFrame,
+    RuntimeFault,
+)
+from ci_controller.threads import in_daemon_thread
+
+logger = logging.getLogger(__name__)
+
+API_TIMEOUT = 60
+JOB_USER = "1000:1000"
+JOB_WORKDIR = "/workspace"
+BUILD_IMAGE_HINT = (
+    "build one with scripts/build-job-image and set CI_JOB_IMAGE=ci-python:3.11 "
+    "(or point CI_JOB_IMAGE at any image with python and pip)"
+)
+
+
+def connect_engine() -> tuple[EngineApi, EngineApi]:
+    """Two API clients for the engine `DOCKER_HOST` names (or the local socket)."""
+    try:
+        calls = docker.from_env(version="auto", timeout=API_TIMEOUT).api
+        # No read timeout for streams and waits. The SDK annotates `timeout` as int but hands
+        # it to requests, where None means "wait as long as it takes".
+        streams = docker.from_env(version="auto", timeout=cast(int, None)).api
+    except DockerException as exc:
+        raise RuntimeFault(
+            f"cannot reach the Docker engine ({exc}); start it with scripts/install-docker "
+            "or set DOCKER_HOST"
+        ) from exc
+    return engine_api(calls), engine_api(streams)
+
+
+class DockerContainers:
+    """Containers (and the job image) of one installation on one engine."""
+
+    def __init__(self, *, installation_id: str, calls: EngineApi, streams: EngineApi) -> None:
+        self.installation_id = installation_id
+        self._api = calls
+        self._streams = streams
+
+    def close(self) -> None:
+        self._api.close()
+        self._streams.close()
+
+    # Images.
+
+    async def ensure_image(self, image: str) -> str:
+        return await asyncio.to_thread(self._ensure_image, image)
+
+    def _ensure_image(self, image: str) -> str:
+        try:
+            return _image_id(self._api.inspect_image(image))
+        except ImageNotFound:
+            pass
+        except DockerException as exc:
+            raise RuntimeFault(f"cannot inspect the job image {image}: {exc}") from exc
+        logger.info("job image %s is missing; trying to pull it", image)
+        try:
+            self._api.pull(image)
+            return _image_id(self._api.inspect_image(image))
+        except DockerException as exc:
+            raise ImageMissingError(
+                f"the job image {image} is not on the Docker engine and cannot be pulled "
+                f"({explain(exc)}); {BUILD_IMAGE_HINT}"
+            ) from exc
+
+    # Containers.
+
+    def labels(self, *, role: str, job_id: JobId | None = None) -> dict[str, str]:
+        labels = {LABEL_INSTALLATION: self.installation_id, LABEL_ROLE: role}
+        if job_id is not None:
+            labels[LABEL_JOB_ID] = job_id
+        return labels
+
+    async def create_job_container(self, spec: JobContainerSpec) -> str:
+        return await asyncio.to_thread(self._create_job_container, spec)
+
+    def _create_job_container(self, spec: JobContainerSpec) -> str:
+        log_cap = max(2 * spec.max_log_bytes, 10 * 1024 * 1024)
+        host_config = self._api.create_host_config(
+            network_mode=spec.network,
+            mem_limit=spec.memory,
+            nano_cpus=int(spec.cpus * 1e9),
+            pids_limit=spec.pids,
+            init=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            log_config=LogConfig(type="json-file", config={"max-size": str(log_cap)}),  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
+        )
+        try:
+            created = self._api.create_container(
+                spec.image,
+                command=["sh", "-c", 'exec "$@" 2>&1', "sh", *spec.command],
+                user=JOB_USER,
+                working_dir=JOB_WORKDIR,
+                environment=dict(spec.environment),
+                labels=self.labels(role=ROLE_JOB, job_id=spec.job_id),
+                host_config=host_config,
+            )
+        except DockerException as exc:
+            raise RuntimeFault(
+                f"could not create the job container from {spec.image}: {explain(exc)}"
+            ) from exc
+        container_id = str(created["Id"])
+        try:
+            self._api.put_archive(container_id, "/", spec.project_tar)
+        except DockerException as exc:
+            self._remove(container_id)
+            raise RuntimeFault(
+                f"could not copy the project into the container: {explain(exc)}"
+            ) from exc
+        return container_id
+
+    async def start(self, container_id: str) -> None:
+        await asyncio.to_thread(self._start, container_id)
+
+    def _start(self, container_id: str) -> None:
+        try:
+            self._api.start(container_id)
+        except NotFound as exc:
+            raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
+        except DockerException as exc:
+            raise RuntimeFault(f"could not start the job container: {explain(exc)}") from exc
+
+    async def follow_logs(
+        self, container_id: str, *, after: LogPosition | None
+    ) -> AsyncIterator[LogFrame]:
+        """Follow until the container has stopped. A stream that ends while the container
+        still runs (a dropped connection) is reopened from the last frame yielded."""
+        position = after
+        while True:
+            async for frame in self._follow_once(container_id, after=position, follow=True):
+                position = frame.position
+                yield frame
+            info = await self.inspect(container_id)
+            if info is None or info.state is not ContainerState.RUNNING:
+                break
+            logger.warning("log stream of %s ended early; reopening it", container_id[:12])
+
+    async def _follow_once(
+        self, container_id: str, *, after: LogPosition | None, follow: bool
+    ) -> AsyncIterator[LogFrame]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[LogFrame | BaseException | None] = asyncio.Queue()
+        opened: list[LogStream] = []
+        closing = False
+
+        def put(item: LogFrame | BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def pump() -> None:
+            tracker = PositionTracker(after)
+            try:
+                stream = self._streams.logs(
+                    container_id,
+                    stream=True,
+                    follow=follow,
+                    timestamps=True,
+                    since=after.since_seconds if after and after.since_seconds > 0 else None,
+                )
+                opened.append(stream)
+                for raw in stream:
+                    frame = _parse_frame(raw, tracker)
+                    if frame is not None:
+                        put(frame)
+                put(None)
+            except NotFound:
+                put(None)
+            except BaseException as exc:
+                put(None if closing else exc)
+
+        pumping = asyncio.ensure_future(in_daemon_thread(f"logs-{container_id[:12]}", pump))
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise RuntimeFault(f"lost the container's output stream: {item}") from item
+                yield item
+        finally:
+            closing = True
+            for stream in opened:
+                with contextlib.suppress(Exception):
+                    stream.close()
+            pumping.cancel()
+
+    async def wait(self, container_id: str) -> ExitStatus:
+        def wait_and_inspect() -> ExitStatus:
+            try:
+                result = self._streams.wait(container_id)
+                state = cast(Json, self._api.inspect_container(container_id)["State"])
+            except NotFound as exc:
+                raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
+            except DockerException as exc:
+                raise RuntimeFault(f"lost track of the job container: {explain(exc)}") from exc
+            return ExitStatus(
+                exit_code=int(cast(int, result["StatusCode"])),
+                oom_killed=bool(state.get("OOMKilled")),
+            )
+
+        return await in_daemon_thread(f"wait-{container_id[:12]}", wait_and_inspect)
+
+    async def stop(self, container_id: str, *, grace: float) -> None:
+        def stop() -> None:
+            try:
+                self._streams.stop(container_id, timeout=max(0, round(grace)))
+            except NotFound:
+                pass
+            except DockerException as exc:
+                raise RuntimeFault(f"could not stop the job container: {explain(exc)}") from exc
+
+        await in_daemon_thread(f"stop-{container_id[:12]}", stop)
+
+    async def remove(self, container_id: str) -> None:
+        await asyncio.to_thread(self._remove, container_id)
+
+    def _remove(self, container_id: str) -> None:
+        try:
+            self._api.remove_container(container_id, force=True, v=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code == 409:  # removal already in progress
+                return
+            raise RuntimeFault(f"could not remove container {container_id[:12]}: {exc}") from exc
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        def inspect() -> ContainerInfo | None:
+            try:
+                found = self._api.inspect_container(container_id)
+            except NotFound:
+                return None
+            config = cast(Json, found["Config"])
+            state = cast(Json, found["State"])
+            return _container_info(
+                str(found["Id"]), cast(Mapping[str, str], config.get("Labels") or {}), state
+            )
+
+        return await asyncio.to_thread(inspect)
+
+    async def list_containers(self) -> list[ContainerInfo]:
+        def list_them() -> list[ContainerInfo]:
+            found = self._api.containers(
+                all=True, filters={"label": f"{LABEL_INSTALLATION}={self.installation_id}"}
+            )
+            return [
+                _container_info(
+                    str(item["Id"]),
+                    cast(Mapping[str, str], item.get("Labels") or {}),
+                    {"Status": item.get("State")},
+                )
+                for item in found
+            ]
+
+        return await asyncio.to_thread(list_them)
+
+
+def _parse_frame(raw: bytes, tracker: PositionTracker) -> LogFrame | None:
+    stamp, _, data = raw.partition(b" ")
+    try:
+        timestamp_ns = parse_timestamp(stamp.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        logger.warning("log frame without a timestamp: %r", raw[:80])
+        return None
+    position = tracker.accept(timestamp_ns)
+    return None if position is None else LogFrame(position=position, data=data)
+
+
+def _container_info(container_id: str, labels: Mapping[str, str], state: Json) -> ContainerInfo:
+    status = str(state.get("Status") or "")
+    folded = {"created": ContainerState.CREATED, "running": ContainerState.RUNNING}
+    job_id = labels.get(LABEL_JOB_ID)
+    return ContainerInfo(
+        id=container_id,
+        job_id=JobId(job_id) if job_id else None,
+        role=labels.get(LABEL_ROLE, ""),
+        state=folded.get(status, ContainerState.EXITED),
+    )
+
+
+def _image_id(found: Json) -> str:
+    return str(found["Id"])
+
+
+def explain(exc: DockerException) -> str:
+    if isinstance(exc, APIError) and exc.explanation:
+        return str(exc.explanation)
+    return str(exc)

@@ -1,0 +1,86 @@
+"""The typed slice of the Docker SDK's `APIClient` this package uses.
+
+The SDK ships without type information; this protocol states what we rely on (JSON objects
+as read-only mappings), so the rest of the package is checked strictly and the SDK's
+looseness stays in this one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol, cast
+
+import docker
+
+Json = Mapping[str, object]
+
+
+class LogStream(Protocol):
+    """The SDK's `CancellableStream` of log frames: iterate, or close from another thread."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class EngineApi(Protocol):
+    def close(self) -> None: ...
+
+    def inspect_image(self, image: str) -> Json: ...
+
+    def pull(self, repository: str) -> object: ...
+
+    def tag(self, image: str, repository: str, tag: str) -> bool: ...
+
+    def images(self, *, filters: Mapping[str, Sequence[str]]) -> list[Json]: ...
+
+    def remove_image(self, image: str) -> None: ...
+
+    def commit(
+        self, container: str, *, repository: str, tag: str, changes: Sequence[str]
+    ) -> Json: ...
+
+    def create_volume(self, name: str) -> Json: ...
+
+    def create_host_config(self, **options: object) -> Json: ...
+
+    def create_container(
+        self,
+        image: str,
+        *,
+        command: Sequence[str],
+        user: str,
+        labels: Mapping[str, str],
+        host_config: Json,
+        working_dir: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> Json: ...
+
+    def put_archive(self, container: str, path: str, data: bytes) -> bool: ...
+
+    def start(self, container: str) -> None: ...
+
+    def logs(
+        self,
+        container: str,
+        *,
+        stream: bool,
+        follow: bool,
+        timestamps: bool,
+        since: int | None,
+    ) -> LogStream: ...
+
+    def wait(self, container: str) -> Json: ...
+
+    def inspect_container(self, container: str) -> Json: ...
+
+    def stop(self, container: str, *, timeout: int) -> None: ...
+
+    def remove_container(self, container: str, *, force: bool, v: bool) -> None: ...
+
+    def containers(self, *, all: bool, filters: Mapping[str, str]) -> list[Json]: ...
+
+
+def engine_api(client: docker.APIClient) -> EngineApi:
+    """The SDK client seen through `EngineApi`."""
+    return cast(EngineApi, client)

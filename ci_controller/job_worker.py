@@ -1,0 +1,296 @@
+"""One job from `running` to `completed`: prepare, start, follow, stop if asked, finalize.
+
+Each running job has one worker (one asyncio task), so everything about a job happens in
+order. A worker either dispatches a job the controller has just marked running (build the
+project tar, find or build its dependency image, create the container with the project in it,
+record the container id, start it) or adopts one whose container already exists (after a
+controller restart), and from then on both paths are the same: follow the output into the job
+log from the stored cursor while waiting for the container to exit, a cancel request, or the
+wall-time deadline (counted from `started_at`, so a restart does not extend it).
+
+The end is always the same sequence: stop the container if it must stop, wait for it, drain
+its output completely, store the closing note, and only then `complete_job`. Removing the
+container and deleting the stored upload happen afterwards in the background, never delaying
+the moment a user sees the result.
+
+Failures are values: anything the runtime or the upload gets wrong ends the job as `error`
+with a message saying what to do (in the job's `error` and as the log's last line), so no job
+stays running because of one bad step. Only cancellation of the worker itself (the
+controller shutting down) leaves the job running, for the next controller to adopt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TypeVar
+
+from ci_common.models import Job, JobConclusion
+from ci_common.repository import JobRepository
+from ci_common.settings import Settings
+from ci_controller.background import Background
+from ci_controller.dependencies import DependencyImageCache
+from ci_controller.job_log import JobLog
+from ci_controller.log_cursor import LogPosition
+from ci_controller.project import ProjectArchiveError, load_project
+from ci_controller.runtime import (
+    ContainerGoneError,
+    ContainerInfo,
+    ContainerRuntime,
+    ContainerState,
+    ExitStatus,
+    JobContainerSpec,
+    RuntimeFault,
+)
+
+logger = logging.getLogger(__name__)
+
+JOB_COMMAND = ("python", "-m", "pytest")
+JOB_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+CANCEL_GRACE_SECONDS = 2.0
+TIMEOUT_GRACE_SECONDS = 5.0
+DRAIN_TIMEOUT_SECONDS = 30.0
+_LARGE_ARCHIVE_BYTES = 256 * 1024
+
+T = TypeVar("T")
+
+
+class StopReason(Enum):
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed out"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended, as `complete_job` records it, plus a last line for its log."""
+
+    conclusion: JobConclusion
+    exit_code: int | None = None
+    error: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerEnvironment:
+    """What every worker shares, wired once by the controller."""
+
+    repo: JobRepository
+    runtime: ContainerRuntime
+    settings: Settings
+    dependencies: DependencyImageCache
+    background: Background
+
+
+class JobWorker:
+    """Runs one job to completion; `request_cancel()` may be called at any time."""
+
+    def __init__(self, *, job: Job, env: WorkerEnvironment) -> None:
+        self.job = job
+        self._env = env
+        self._cancel = asyncio.Event()
+        self.container_id: str | None = job.container_id
+
+    def request_cancel(self) -> None:
+        if not self._cancel.is_set():
+            logger.info("job %s: cancel requested", self.job.id)
+        self._cancel.set()
+
+    async def run(self, *, container: ContainerInfo | None = None) -> Outcome:
+        """Dispatch the job (no container yet) or adopt `container`, and see it to its end."""
+        env = self._env
+        log = await JobLog.resume(
+            repo=env.repo, job=self.job, max_bytes=int(env.settings.max_log_mb * 1024 * 1024)
+        )
+        try:
+            outcome = await self._supervise(container, log)
+        except (RuntimeFault, ProjectArchiveError) as exc:
+            outcome = Outcome(JobConclusion.ERROR, error=str(exc))
+        except Exception as exc:
+            logger.exception("job %s: unexpected failure", self.job.id)
+            outcome = Outcome(
+                JobConclusion.ERROR,
+                error=f"the controller failed while running this job ({exc}); "
+                "see the controller's log and submit the job again",
+            )
+        await self._finish(outcome, log)
+        return outcome
+
+    async def _supervise(self, container: ContainerInfo | None, log: JobLog) -> Outcome:
+        deadline = self._deadline()
+        if container is None:
+            prepared = await self._until_stopped(self._prepare(log), deadline)
+            if isinstance(prepared, StopReason):
+                return self._stopped(prepared)
+            container_id = prepared
+            await self._start(container_id)
+        else:
+            container_id = self.container_id = container.id
+            logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
+            if container.state is ContainerState.CREATED:
+                await self._start(container_id)
+        return await self._watch(container_id, log, deadline)
+
+    def _deadline(self) -> float:
+        started = self.job.started_at or datetime.now(UTC)
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        return asyncio.get_running_loop().time() + self._env.settings.job_timeout - elapsed
+
+    async def _prepare(self, log: JobLog) -> str:
+        env, job = self._env, self.job
+        archive = await env.repo.get_archive(job.id)
+        if archive is None:
+            raise RuntimeFault("the uploaded project is no longer stored; submit the job again")
+        if len(archive) > _LARGE_ARCHIVE_BYTES:
+            project = await asyncio.to_thread(load_project, archive)
+        else:
+            project = load_project(archive)
+        base_id = await env.runtime.ensure_image(env.settings.job_image)
+        image = await env.dependencies.image_for(
+            job_id=job.id, project=project, base_id=base_id, log=log
+        )
+        container_id = await env.runtime.create_job_container(
+            JobContainerSpec(
+                job_id=job.id,
+                image=image,
+                project_tar=project.tar,
+                command=JOB_COMMAND,
+                network=env.settings.job_network,
+                memory=env.settings.job_memory,
+                cpus=env.settings.job_cpus,
+                pids=env.settings.job_pids,
+                max_log_bytes=int(env.settings.max_log_mb * 1024 * 1024),
+                environment=JOB_ENVIRONMENT,
+            )
+        )
+        self.container_id = container_id
+        await env.repo.set_container(job.id, container_id)
+        return container_id
+
+    async def _start(self, container_id: str) -> None:
+        await self._env.runtime.start(container_id)
+        waited = (datetime.now(UTC) - self.job.created_at).total_seconds() * 1000
+        logger.info(
+            "job %s: container %s started (%.0f ms after submission)",
+            self.job.id,
+            container_id[:12],
+            waited,
+        )
+
+    async def _watch(self, container_id: str, log: JobLog, deadline: float) -> Outcome:
+        runtime = self._env.runtime
+        follower = asyncio.create_task(self._follow(container_id, log))
+        waiter = asyncio.create_task(runtime.wait(container_id))
+        try:
+            stop = await self._race(waiter, deadline)
+            if stop is not None:
+                grace = (
+                    CANCEL_GRACE_SECONDS
+                    if stop is StopReason.CANCELLED
+                    else (TIMEOUT_GRACE_SECONDS)
+                )
+                await runtime.stop(container_id, grace=grace)
+            status = await waiter
+            await self._drain(follower, log)
+        except ContainerGoneError as exc:
+            raise RuntimeFault(
+                "the job's container vanished while it ran (removed outside the CI service?); "
+                "submit the job again"
+            ) from exc
+        finally:
+            follower.cancel()
+            waiter.cancel()
+        return self._stopped(stop) if stop is not None else self._exited(status)
+
+    async def _follow(self, container_id: str, log: JobLog) -> None:
+        after = LogPosition.decode(self.job.log_cursor)
+        async for frame in self._env.runtime.follow_logs(container_id, after=after):
+            await log.add_frame(frame)
+
+    async def _drain(self, follower: asyncio.Task[None], log: JobLog) -> None:
+        """Let the follower store everything the container wrote before it stopped."""
+        try:
+            await asyncio.wait_for(asyncio.shield(follower), DRAIN_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning("job %s: output still streaming after exit; giving up", self.job.id)
+            await log.note("the end of the output could not be read from the container")
+        except RuntimeFault as exc:
+            logger.warning("job %s: %s", self.job.id, exc)
+            await log.note(f"part of the output could not be read: {exc}")
+
+    async def _until_stopped(
+        self, work: Coroutine[object, object, T], deadline: float
+    ) -> T | StopReason:
+        task = asyncio.create_task(work)
+        try:
+            stop = await self._race(task, deadline)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return task.result() if stop is None else stop
+
+    async def _race(self, task: asyncio.Future[T], deadline: float) -> StopReason | None:
+        """Wait for `task`, a cancel request or the deadline; None when `task` finished."""
+        cancelled = asyncio.create_task(self._cancel.wait())
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        try:
+            done, _ = await asyncio.wait(
+                {task, cancelled}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            cancelled.cancel()
+        if task in done:
+            return None
+        return StopReason.CANCELLED if cancelled in done else StopReason.TIMED_OUT
+
+    def _stopped(self, reason: StopReason) -> Outcome:
+        if reason is StopReason.CANCELLED:
+            return Outcome(JobConclusion.CANCELLED, note="cancelled on request")
+        timeout = self._env.settings.job_timeout
+        return Outcome(
+            JobConclusion.TIMED_OUT,
+            note=f"timed out after {timeout:g} s (CI_JOB_TIMEOUT); the container was stopped",
+        )
+
+    def _exited(self, status: ExitStatus) -> Outcome:
+        if status.exit_code == 0:
+            return Outcome(JobConclusion.SUCCESS, exit_code=0)
+        note = None
+        if status.oom_killed:
+            note = (
+                f"the tests ran out of memory (CI_JOB_MEMORY={self._env.settings.job_memory}) "
+                "and were killed"
+            )
+        return Outcome(JobConclusion.FAILURE, exit_code=status.exit_code, note=note)
+
+    async def _finish(self, outcome: Outcome, log: JobLog) -> None:
+        env, job = self._env, self.job
+        note = outcome.note or (f"error: {outcome.error}" if outcome.error else None)
+        try:
+            if note:
+                await log.note(note)
+            await log.close()
+        except Exception:
+            logger.exception("job %s: could not store the end of its log", job.id)
+        completed = await env.repo.complete_job(
+            job.id, conclusion=outcome.conclusion, exit_code=outcome.exit_code, error=outcome.error
+        )
+        logger.info(
+            "job %s: %s (exit code %s)%s",
+            job.id,
+            outcome.conclusion.value,
+            outcome.exit_code,
+            "" if completed else "; it was completed already",
+        )
+        env.background.spawn(self._clean_up(), what=f"clean up job {job.id}")
+
+    async def _clean_up(self) -> None:
+        if self.container_id is not None:
+            await self._env.runtime.remove(self.container_id)
+        await self._env.repo.delete_archive(self.job.id)

@@ -1,0 +1,166 @@
+"""The container runtime interface the reconciler talks to, and the values it exchanges.
+
+The controller never sees the Docker SDK: it asks a `ContainerRuntime` to make sure an image
+exists, to build a dependency image, to create, start, follow, wait for, stop and remove a job's
+container, and to list the containers this installation owns. `DockerRuntime` implements it on
+the Docker engine; the unit tests implement it in memory, so every decision of the reconciler
+is tested without a daemon.
+
+Ownership: a runtime is built for one installation (the id stored in the database). Every
+container and image it creates carries the label `ci.installation=<id>`, and `list_containers`
+and `collect_dependency_images` only ever see objects with that label, so two installations
+sharing one engine never touch each other's work.
+
+Errors are converted where they enter: the runtime raises `RuntimeFault` subclasses whose
+messages say what to do, never SDK exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from ci_common.errors import CIError
+from ci_common.models import JobId
+from ci_controller.log_cursor import LogPosition
+
+LABEL_INSTALLATION = "ci.installation"
+LABEL_JOB_ID = "ci.job_id"
+LABEL_ROLE = "ci.role"
+LABEL_DEPENDENCY_KEY = "ci.dependency_key"
+ROLE_JOB = "job"
+ROLE_DEPENDENCY_BUILD = "dependency-build"
+ROLE_DEPENDENCIES = "dependencies"
+
+OutputSink = Callable[[str], Awaitable[None]]
+"""Where a dependency build sends its output as it comes (the job's log)."""
+
+
+class RuntimeFault(CIError):
+    """The runtime could not do what was asked; the message says what to do."""
+
+
+class ImageMissingError(RuntimeFault):
+    """The job image is not on the engine and cannot be pulled."""
+
+
+class ContainerGoneError(RuntimeFault):
+    """The container does not exist (any more)."""
+
+
+class DependencyInstallError(RuntimeFault):
+    """`pip install` of the project's requirements failed; its output is in the job log."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class ContainerState(StrEnum):
+    """Docker's container states, folded to what the reconciler acts on."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """One of this installation's containers as the runtime sees it."""
+
+    id: str
+    job_id: JobId | None
+    role: str
+    state: ContainerState
+
+
+@dataclass(frozen=True)
+class JobContainerSpec:
+    """Everything needed to create one job's container."""
+
+    job_id: JobId
+    image: str
+    project_tar: bytes
+    command: tuple[str, ...]
+    network: str
+    memory: str
+    cpus: float
+    pids: int
+    max_log_bytes: int
+    environment: Mapping[str, str] = field(default_factory=lambda: dict[str, str]())
+
+
+@dataclass(frozen=True)
+class LogFrame:
+    """One piece of container output with its position in the container's log."""
+
+    position: LogPosition
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a container ended: its exit code and whether the kernel killed it for memory."""
+
+    exit_code: int
+    oom_killed: bool = False
+
+
+class ContainerRuntime(Protocol):
+    """What the controller needs from a container engine. All methods are safe to call from
+    the event loop: implementations keep blocking work off it."""
+
+    async def ensure_image(self, image: str) -> str:
+        """The id of `image`, pulling it if it is missing; `ImageMissingError` otherwise."""
+        ...
+
+    async def find_dependency_image(self, key: str) -> str | None:
+        """The cached dependency image for `key` (marking it used), or None."""
+        ...
+
+    async def build_dependency_image(
+        self, *, base_image: str, key: str, requirements: bytes, output: OutputSink
+    ) -> str:
+        """Install `requirements` on top of `base_image` and keep the result as the image for
+        `key`; returns its reference. `DependencyInstallError` when pip fails."""
+        ...
+
+    async def collect_dependency_images(self, *, keep: int) -> list[str]:
+        """Remove this installation's least recently used dependency images beyond `keep`;
+        returns what was removed. Images in use by a container are kept."""
+        ...
+
+    async def create_job_container(self, spec: JobContainerSpec) -> str:
+        """Create (not start) the job's container with the project in it; returns its id."""
+        ...
+
+    async def start(self, container_id: str) -> None: ...
+
+    def follow_logs(
+        self, container_id: str, *, after: LogPosition | None
+    ) -> AsyncIterator[LogFrame]:
+        """The container's output strictly after `after`, following it until the container
+        stops; the iterator ends once everything it wrote has been yielded."""
+        ...
+
+    async def wait(self, container_id: str) -> ExitStatus:
+        """Block until the container has exited."""
+        ...
+
+    async def stop(self, container_id: str, *, grace: float) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds. No error if it is already gone."""
+        ...
+
+    async def remove(self, container_id: str) -> None:
+        """Remove the container (forcibly). No error if it is already gone."""
+        ...
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        """The container, or None when it does not exist."""
+        ...
+
+    async def list_containers(self) -> list[ContainerInfo]:
+        """Every container labelled with this installation, in any state."""
+        ...
