@@ -1,0 +1,349 @@
+"""`CIClient`: the CI server's HTTP API as Python methods (what the `ci` command is built on).
+
+    with CIClient(server_url="http://localhost:8000", api_key="ci_...") as client:
+        job_id = client.submit_async(pack_project(Path(".")).data)
+        for event in client.stream(job_id, from_beginning=True):
+            ...
+
+Synchronous on purpose: a command-line tool does one thing at a time, and a blocking client is
+the easiest to use from scripts. The transport is injectable (`httpx.MockTransport` in unit
+tests, any `httpx.BaseTransport` elsewhere). httpx errors and HTTP error responses become the
+`ci_client.errors` family right here, where they enter. Streams reconnect on their own after a
+dropped connection (`ReconnectPolicy`), resuming exactly after the last log chunk seen.
+
+The wire models (`ci_common.api`) are pydantic; they are imported inside the methods that need
+them, so submitting with `--async` does not pay for building them at start-up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar, cast
+
+import httpx
+
+from ci_client.errors import (
+    AuthRejected,
+    ClientError,
+    JobNotFound,
+    RequestRejected,
+    ServerError,
+    ServerUnreachable,
+    StreamLost,
+    UploadRejected,
+)
+
+if TYPE_CHECKING:
+    from ci_client.stream import Event, StreamCursor
+    from ci_common.api import JobView
+
+_T = TypeVar("_T")
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, write=120.0)
+STREAM_TIMEOUT = httpx.Timeout(60.0, connect=5.0, write=120.0)
+"""Reads wait longer than the server's keep-alive period, so only a dead stream times out."""
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """Exponential backoff for reconnecting a dropped stream: `initial_delay`, doubling up to
+    `max_delay`, at most `max_attempts` failures in a row (the defaults ride out a server
+    restart of about a minute). Any new event received resets the count."""
+
+    initial_delay: float = 0.2
+    max_delay: float = 5.0
+    max_attempts: int = 15
+
+    def delay(self, attempt: int) -> float:
+        """The pause before reconnect number `attempt` (1-based)."""
+        return min(self.max_delay, self.initial_delay * 2 ** max(0, attempt - 1))
+
+
+class CIClient:
+    """One server, one API key. Close it (or use `with`) to free the connection pool."""
+
+    def __init__(
+        self,
+        *,
+        server_url: str,
+        api_key: str,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        reconnect: ReconnectPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.reconnect = reconnect or ReconnectPolicy()
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.server_url,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "ci-client"},
+            transport=transport,
+            timeout=timeout,
+        )
+
+    def __enter__(self) -> CIClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plain requests -------------------------------------------------------------------
+
+    def health(self) -> bool:
+        """Whether the server answers `GET /health` with 200."""
+        return self._request("GET", "/health").status_code == 200
+
+    def submit_async(self, archive: bytes) -> str:
+        """Upload a project zip as a new job; return its id at once (`POST /submit-async`)."""
+        response = self._request("POST", "/submit-async", files=_upload(archive), upload=True)
+        body = _json_object(response)
+        job_id = body.get("job_id")
+        if not isinstance(job_id, str):
+            raise ServerError("the server accepted the upload but sent no job id")
+        return job_id
+
+    def get_job(self, job_id: str) -> JobView:
+        """One of the caller's jobs (`GET /jobs/{id}`)."""
+        from ci_common.api import JobView
+
+        response = self._request("GET", f"/jobs/{job_id}", job_id=job_id)
+        return _validate(JobView, response)
+
+    def list_jobs(self, *, status: str | None = None, limit: int | None = None) -> list[JobView]:
+        """The caller's jobs, newest first (`GET /jobs`)."""
+        from ci_common.api import JobView
+
+        params: dict[str, str | int] = {}
+        if status is not None:
+            params["status"] = status
+        if limit is not None:
+            params["limit"] = limit
+        response = self._request("GET", "/jobs", params=params)
+        return _validate(list[JobView], response)
+
+    def logs(self, job_id: str) -> str:
+        """The job's whole log so far (`GET /jobs/{id}/logs`)."""
+        return self._request("GET", f"/jobs/{job_id}/logs", job_id=job_id).text
+
+    def cancel(self, job_id: str) -> JobView:
+        """Ask for the job to be cancelled (idempotent); the job as it is now."""
+        self._request("POST", f"/jobs/{job_id}/cancel", job_id=job_id)
+        return self.get_job(job_id)
+
+    # -- streams --------------------------------------------------------------------------
+
+    def submit_stream(self, archive: bytes) -> Iterator[Event]:
+        """Upload a project and follow the new job from its start (`POST /submit-stream`).
+        The first event is a `JobIdEvent`; the last a `CompleteEvent`."""
+        from ci_client.stream import StreamCursor
+
+        request = self._http.build_request(
+            "POST", "/submit-stream", files=_upload(archive), timeout=STREAM_TIMEOUT
+        )
+        return self._follow(request, StreamCursor(job_id=None, replay=True), upload=True)
+
+    def stream(self, job_id: str, *, from_beginning: bool = False) -> Iterator[Event]:
+        """Follow a job (`GET /jobs/{id}/stream`) until its `CompleteEvent`: from now on, or
+        replaying its whole log first."""
+        from ci_client.stream import StreamCursor
+
+        cursor = StreamCursor(job_id=job_id, replay=from_beginning)
+        request = self._stream_request(cursor, job_id)
+        return self._follow(request, cursor, upload=False)
+
+    def _stream_request(self, cursor: StreamCursor, job_id: str) -> httpx.Request:
+        return self._http.build_request(
+            "GET",
+            f"/jobs/{job_id}/stream",
+            params=cursor.resume_params(),
+            headers=cursor.resume_headers(),
+            timeout=STREAM_TIMEOUT,
+        )
+
+    def _follow(
+        self, request: httpx.Request, cursor: StreamCursor, *, upload: bool
+    ) -> Iterator[Event]:
+        """Yield the stream's events, reconnecting after drops until `complete` arrives."""
+        import httpx_sse
+
+        from ci_client.stream import iter_events
+        from ci_common.api import CompleteEvent
+
+        failures = 0
+        while True:
+            try:
+                with self._open_stream(request, job_id=cursor.job_id, upload=upload) as response:
+                    for event in iter_events(httpx_sse.EventSource(response)):
+                        if cursor.accept(event):
+                            failures = 0  # progress, not a mere reconnect, resets the budget
+                            yield event
+                        if isinstance(event, CompleteEvent):
+                            return
+                problem = "the stream ended before the job completed"
+            except httpx.ConnectError as exc:
+                if cursor.job_id is None:
+                    raise self._unreachable(exc) from exc
+                problem = _describe(exc)
+            except httpx.TransportError as exc:
+                problem = _describe(exc)
+            except ServerError as exc:
+                if exc.status_code is None or cursor.job_id is None:
+                    raise
+                problem = exc.message
+            if cursor.job_id is None:
+                raise ServerUnreachable(
+                    f"lost the connection to {self.server_url} while submitting ({problem}); the "
+                    "job may or may not have been created: `ci list` shows your jobs"
+                )
+            failures += 1
+            if failures > self.reconnect.max_attempts:
+                raise StreamLost(
+                    f"lost the stream of job {cursor.job_id} ({problem}) and could not reconnect "
+                    f"to {self.server_url} after {self.reconnect.max_attempts} attempts; the job "
+                    f"goes on: `ci wait {cursor.job_id}` reattaches",
+                    job_id=cursor.job_id,
+                )
+            self._sleep(self.reconnect.delay(failures))
+            request = self._stream_request(cursor, cursor.job_id)
+            upload = False
+
+    @contextmanager
+    def _open_stream(
+        self, request: httpx.Request, *, job_id: str | None, upload: bool
+    ) -> Generator[httpx.Response]:
+        """Send a streamed request, turn an error status into a client error, always close."""
+        response = self._http.send(request, stream=True)
+        try:
+            if response.is_error:
+                response.read()
+                check_response(response, job_id=job_id, upload=upload)
+            yield response
+        finally:
+            response.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        job_id: str | None = None,
+        upload: bool = False,
+        params: dict[str, str | int] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, params=params, files=files)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        check_response(response, job_id=job_id, upload=upload)
+        return response
+
+    def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
+        return ServerUnreachable(
+            f"cannot reach the CI server at {self.server_url} ({_describe(exc)}); check the URL "
+            "(--server, CI_SERVER_URL or `ci config set server_url URL`) and that the server "
+            "is running"
+        )
+
+
+def check_response(response: httpx.Response, *, job_id: str | None, upload: bool) -> None:
+    """Raise the client error that an HTTP error response stands for."""
+    if not response.is_error:
+        return
+    status = response.status_code
+    detail = error_detail(response)
+    if status == 401:
+        raise AuthRejected(
+            f"the server rejected the API key: {detail}. Check the key you gave (--api-key, "
+            "CI_API_KEY or `ci config show`), or ask an admin for a new one"
+        )
+    if status == 404 and job_id is not None:
+        raise JobNotFound(
+            f"job {job_id} not found (it is not one of your jobs); `ci list` shows your jobs",
+            job_id=job_id,
+        )
+    if 400 <= status < 500:
+        if upload:
+            raise UploadRejected(
+                f"the server rejected the upload (HTTP {status}): {detail}", status_code=status
+            )
+        raise RequestRejected(
+            f"the server rejected the request (HTTP {status}): {detail}", status_code=status
+        )
+    raise ServerError(
+        f"the server failed (HTTP {status}): {detail}; try again, and if it persists ask the "
+        "admin to look at the server's log",
+        status_code=status,
+    )
+
+
+def error_detail(response: httpx.Response) -> str:
+    """The `detail` of an error body (FastAPI's validation lists joined), else the text."""
+    try:
+        body: object = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        detail = cast("dict[str, object]", body).get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list):
+            return "; ".join(_validation_message(item) for item in cast("list[object]", detail))
+    return response.text.strip()[:500]
+
+
+def _validation_message(item: object) -> str:
+    if isinstance(item, dict):
+        fields = cast("dict[str, object]", item)
+        location = fields.get("loc")
+        where = (
+            ".".join(str(part) for part in cast("list[object]", location))
+            if isinstance(location, list)
+            else ""
+        )
+        message = str(fields.get("msg", ""))
+        return f"{where}: {message}" if where else message
+    return str(item)
+
+
+def _upload(archive: bytes) -> dict[str, tuple[str, bytes, str]]:
+    return {"file": ("project.zip", archive, "application/zip")}
+
+
+def _json_object(response: httpx.Response) -> dict[str, object]:
+    try:
+        body: object = response.json()
+    except ValueError as exc:
+        raise ServerError("the server sent a response that is not JSON") from exc
+    if not isinstance(body, dict):
+        raise ServerError("the server sent a JSON response that is not an object")
+    return cast("dict[str, object]", body)
+
+
+def _validate(model: type[_T], response: httpx.Response) -> _T:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(model).validate_json(response.content)
+    except ValidationError as exc:
+        raise ServerError(
+            f"the server sent a response this client cannot read ({exc.error_count()} "
+            "problems); client and server versions may differ"
+        ) from exc
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
+
+
+__all__ = ["CIClient", "ClientError", "ReconnectPolicy", "check_response"]

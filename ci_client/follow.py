@@ -1,0 +1,100 @@
+"""Following a job on the terminal, shared by `ci submit test` and `ci wait`.
+
+The job's output goes to stdout as it arrives; everything about the job (its id, status
+changes, how it ended) goes to stderr, so `ci submit test > out.txt` captures exactly the test
+output. The job id is printed as soon as the server confirms it, so a user can always reattach.
+Ctrl-C only detaches: the job goes on on the server, and the message says how to come back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from ci_client.exit_codes import INTERRUPTED, Outcome, outcome_for_job
+from ci_client.output import LogWriter
+from ci_client.render import format_seconds
+from ci_client.stream import Event
+from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
+
+Say = Callable[[str, str | None], None]
+"""Print a status line to stderr, in a colour (or None) that is dropped when unwanted."""
+
+
+def follow_job(
+    events: Iterator[Event],
+    *,
+    job_id: str | None,
+    out: LogWriter,
+    say: Say,
+    lookup_error: Callable[[str], str | None],
+) -> int:
+    """Consume a job's stream to the end; return the exit code `ci` should end with.
+
+    `lookup_error` fetches the job's `error` message when the `complete` event lacks it, so a
+    job that could not run always tells the user why."""
+    started = time.monotonic()
+    try:
+        for event in events:
+            match event:
+                case JobIdEvent(job_id=new_id):
+                    job_id = new_id
+                    say(f"Job submitted: {job_id}  (Ctrl-C detaches; it goes on)", None)
+                case StatusEvent(status=status):
+                    say(f"Job {job_id} is {status.value}", "cyan")
+                case LogEvent(data=data):
+                    out.write(data)
+                case CompleteEvent():
+                    out.finish()
+                    if event.conclusion == "error" and not event.error and job_id:
+                        event = event.model_copy(update={"error": lookup_error(job_id)})
+                    return _report_end(
+                        event, job_id=job_id or "?", elapsed=time.monotonic() - started, say=say
+                    )
+    except KeyboardInterrupt:
+        out.finish()
+        if job_id is None:
+            say(
+                "Interrupted before the server confirmed the job; `ci list` shows whether it "
+                "was created.",
+                "yellow",
+            )
+        else:
+            say(
+                f"Detached. Job {job_id} goes on on the server; `ci wait {job_id}` reattaches, "
+                f"`ci cancel {job_id}` stops it.",
+                "yellow",
+            )
+        return INTERRUPTED
+    raise AssertionError("CIClient streams end with a CompleteEvent or an error")
+
+
+def _report_end(event: CompleteEvent, *, job_id: str, elapsed: float, say: Say) -> int:
+    outcome: Outcome = outcome_for_job(
+        job_id=job_id,
+        conclusion=event.conclusion.value if event.conclusion else None,
+        exit_code=event.exit_code,
+        error=event.error,
+    )
+    took = format_seconds(elapsed)
+    if outcome.message is not None:
+        say(outcome.message, "red")
+    elif event.success:
+        say(f"Job {job_id} passed (followed for {took})", "green")
+    else:
+        say(
+            f"Job {job_id} {_failure_words(event.exit_code)} (pytest exit code "
+            f"{event.exit_code}; followed for {took})",
+            "red",
+        )
+    return outcome.exit_code
+
+
+def _failure_words(exit_code: int | None) -> str:
+    return {
+        1: "failed: some tests failed",
+        2: "failed: pytest was interrupted",
+        3: "failed: pytest hit an internal error",
+        4: "failed: pytest was used wrongly (options or configuration)",
+        5: "failed: no tests were collected",
+    }.get(exit_code or 1, "failed")

@@ -1,0 +1,119 @@
+"""Reading a job's SSE stream: parsing messages into `ci_common.api` events, and the cursor
+that lets a dropped stream resume with no event missing or doubled.
+
+The server numbers log chunks per job (`id: <seq>`), so resuming is a matter of remembering the
+last `seq` seen and reconnecting with `Last-Event-ID: <seq>`. Before any log chunk was seen
+there is nothing to resume after: a stream that shows the whole job (`ci submit test`,
+`ci wait --all`) reconnects with `from_beginning=true`, which is exact because nothing was shown
+yet; a forward-only attach reconnects forward-only again (it never promised earlier output).
+The cursor also drops anything at or below the last `seq` and repeated status messages, so even
+a server that replays a little too much cannot make a line appear twice.
+
+This module imports pydantic models; `ci_client.client` imports it only when a stream is opened,
+which keeps `ci submit test --async` and `ci --help` fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import cast
+
+import httpx_sse
+from pydantic import TypeAdapter, ValidationError
+
+from ci_client.errors import ServerError
+from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
+from ci_common.models import JobStatus
+
+Event = JobIdEvent | LogEvent | StatusEvent | CompleteEvent
+"""Every message a job stream can carry (the `ci_common.api.StreamEvent` union)."""
+
+_ADAPTERS: dict[str, TypeAdapter[Event]] = {
+    "job_id": TypeAdapter(JobIdEvent),
+    "log": TypeAdapter(LogEvent),
+    "status": TypeAdapter(StatusEvent),
+    "complete": TypeAdapter(CompleteEvent),
+}
+
+
+def parse_event(data: str) -> Event | None:
+    """The event in one SSE `data:` field; None for an empty message or a `type` this client
+    does not know (a newer server may add some; ignoring them keeps old clients working)."""
+    if not data.strip():
+        return None
+    try:
+        raw: object = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ServerError(
+            f"the server sent a stream message that is not JSON: {data[:200]!r}"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise ServerError(f"the server sent a stream message that is not an object: {data[:200]!r}")
+    kind = cast("dict[str, object]", raw).get("type")
+    adapter = _ADAPTERS.get(kind) if isinstance(kind, str) else None
+    if adapter is None:
+        return None
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as exc:
+        raise ServerError(
+            f"the server sent a {kind} message this client cannot read ({exc.error_count()} "
+            "problems); client and server versions may differ"
+        ) from exc
+
+
+def iter_events(source: httpx_sse.EventSource) -> Iterator[Event]:
+    """The events of an open SSE response, in order; keep-alive comments are skipped."""
+    try:
+        for message in source.iter_sse():
+            event = parse_event(message.data)
+            if event is not None:
+                yield event
+    except httpx_sse.SSEError as exc:
+        raise ServerError(f"the server's stream is not server-sent events: {exc}") from exc
+
+
+class StreamCursor:
+    """Where a reader is in one job's stream, and how to ask for the rest after a drop."""
+
+    def __init__(self, *, job_id: str | None, replay: bool) -> None:
+        self.job_id = job_id
+        self.replay = replay
+        self.last_seq: int | None = None
+        self._last_status: JobStatus | None = None
+        self._announced = False
+
+    def accept(self, event: Event) -> bool:
+        """Record `event`; False if it was already delivered (drop it)."""
+        match event:
+            case JobIdEvent(job_id=job_id):
+                self.job_id = job_id
+                if self._announced:
+                    return False
+                self._announced = True
+                return True
+            case LogEvent(seq=seq):
+                if self.last_seq is not None and seq <= self.last_seq:
+                    return False
+                self.last_seq = seq
+                return True
+            case StatusEvent(status=status):
+                if status == self._last_status:
+                    return False
+                self._last_status = status
+                return True
+            case CompleteEvent():
+                return True
+
+    def resume_params(self) -> dict[str, str]:
+        """Query parameters of the reconnecting `GET /jobs/{id}/stream`."""
+        if self.last_seq is None and self.replay:
+            return {"from_beginning": "true"}
+        return {}
+
+    def resume_headers(self) -> dict[str, str]:
+        """Headers of the reconnecting request: `Last-Event-ID` once a chunk was seen."""
+        if self.last_seq is None:
+            return {}
+        return {"Last-Event-ID": str(self.last_seq)}

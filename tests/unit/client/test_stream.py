@@ -1,0 +1,62 @@
+"""SSE message parsing and the resume cursor."""
+
+from __future__ import annotations
+
+import pytest
+
+from ci_client.errors import ServerError
+from ci_client.stream import StreamCursor, parse_event
+from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
+from ci_common.models import JobConclusion, JobStatus
+
+
+def test_parses_each_event_type() -> None:
+    assert parse_event('{"type": "job_id", "job_id": "j"}') == JobIdEvent(job_id="j")
+    assert parse_event('{"type": "log", "seq": 3, "data": "x\\n"}') == LogEvent(seq=3, data="x\n")
+    assert parse_event('{"type": "status", "status": "running"}') == StatusEvent(
+        status=JobStatus.RUNNING
+    )
+    complete = parse_event(
+        '{"type": "complete", "status": "completed", "conclusion": "failure", "success": false,'
+        ' "exit_code": 1}'
+    )
+    assert complete == CompleteEvent(
+        status=JobStatus.COMPLETED, conclusion=JobConclusion.FAILURE, success=False, exit_code=1
+    )
+
+
+def test_empty_and_unknown_messages_are_ignored() -> None:
+    assert parse_event("") is None
+    assert parse_event('{"type": "summary", "passed": 1}') is None
+
+
+@pytest.mark.parametrize("data", ["not json", "[1, 2]", '{"type": "log", "seq": "x"}'])
+def test_garbage_is_a_server_error(data: str) -> None:
+    with pytest.raises(ServerError):
+        parse_event(data)
+
+
+def test_cursor_drops_repeated_and_old_chunks() -> None:
+    cursor = StreamCursor(job_id="j", replay=True)
+    assert cursor.accept(LogEvent(seq=1, data="a"))
+    assert cursor.accept(LogEvent(seq=2, data="b"))
+    assert not cursor.accept(LogEvent(seq=2, data="b"))
+    assert not cursor.accept(LogEvent(seq=1, data="a"))
+    assert cursor.accept(LogEvent(seq=5, data="c"))
+    assert cursor.resume_headers() == {"Last-Event-ID": "5"}
+    assert cursor.resume_params() == {}
+
+
+def test_cursor_drops_repeated_status_and_job_id() -> None:
+    cursor = StreamCursor(job_id=None, replay=True)
+    assert cursor.accept(JobIdEvent(job_id="j"))
+    assert cursor.job_id == "j"
+    assert not cursor.accept(JobIdEvent(job_id="j"))
+    assert cursor.accept(StatusEvent(status=JobStatus.RUNNING))
+    assert not cursor.accept(StatusEvent(status=JobStatus.RUNNING))
+
+
+def test_resume_before_any_chunk_depends_on_replay() -> None:
+    assert StreamCursor(job_id="j", replay=True).resume_params() == {"from_beginning": "true"}
+    assert StreamCursor(job_id="j", replay=False).resume_params() == {}
+    assert StreamCursor(job_id="j", replay=True).resume_headers() == {}
