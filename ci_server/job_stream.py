@@ -17,7 +17,14 @@ from sse_starlette import ServerSentEvent
 from ci_common.api import CompleteEvent, JobIdEvent, StatusEvent
 from ci_common.models import Job, JobStatus
 from ci_common.repository import JobRepository
-from ci_server.log_hub import ChunkBatch, Follower, JobChanged, LogHub, Resync, encode_chunk
+from ci_server.log_hub import (
+    ChunkBatch,
+    Follower,
+    JobStarted,
+    LogHub,
+    Resync,
+    encode_chunk,
+)
 
 REPLAY_PAGE = 1000
 
@@ -68,12 +75,13 @@ class JobStream:
 
     async def _follow(self, follower: Follower) -> AsyncIterator[bytes]:
         status = self._job.status
+        if status is JobStatus.QUEUED and follower.status is JobStatus.RUNNING:
+            # The hub saw it start after our snapshot was read.
+            status = JobStatus.RUNNING
+            yield status_message(status)
         if self._last_sent < follower.start_seq:
             async for message in self._replay(up_to=follower.start_seq):
                 yield message
-        if follower.status is not status and follower.status is JobStatus.RUNNING:
-            status = follower.status
-            yield status_message(status)
         while True:
             update = await follower.next()
             if isinstance(update, ChunkBatch):
@@ -82,20 +90,25 @@ class JobStream:
                     self._last_sent = update.last_seq
                     yield data
                 continue
+            if isinstance(update, JobStarted):
+                if status is JobStatus.QUEUED:
+                    status = JobStatus.RUNNING
+                    yield status_message(status)
+                continue
             if isinstance(update, Resync):
                 async for message in self._replay(up_to=None):
                     yield message
                 job = await self._repo.get_job(self._job.id)
+                if status is JobStatus.QUEUED and job.started_at is not None:
+                    status = JobStatus.RUNNING
+                    yield status_message(status)
+                if not job.is_terminal:
+                    continue
             else:
-                assert isinstance(update, JobChanged)
                 job = update.job
-            if job.status is JobStatus.RUNNING and status is JobStatus.QUEUED:
-                status = job.status
-                yield status_message(status)
-            if job.is_terminal:
-                async for message in self._finish(job):
-                    yield message
-                return
+            async for message in self._finish(job):
+                yield message
+            return
 
     async def _finish(self, job: Job) -> AsyncIterator[bytes]:
         """Whatever is still unsent of the final log, then `complete`."""

@@ -8,7 +8,7 @@ cost a query per follower per tick, so a single task does the asking for all of 
   followed jobs (one `get_jobs` query) and, for each job whose `last_log_seq` grew, the new
   chunks (one `read_logs` per job, not per follower);
 - it encodes each chunk as an SSE message once and puts the same bytes on every follower's
-  queue, then a `JobChanged` when the status moved;
+  queue, with `JobStarted` before and `JobFinished` after the chunks when the status moved;
 - the full check exists because `data_version` does not move for this process's own writes
   (a cancel); `poke()` asks for a check at once after such a write.
 
@@ -67,8 +67,13 @@ class ChunkBatch:
 
 
 @dataclass(frozen=True)
-class JobChanged:
-    """The followed job's status moved; `job` is the row as read."""
+class JobStarted:
+    """The followed job left the queue (sent before the first chunks it printed)."""
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """The followed job completed (sent after its last chunks); `job` is the final row."""
 
     job: Job
 
@@ -78,7 +83,7 @@ class Resync:
     """The follower fell behind and lost queued updates: re-read from the database."""
 
 
-HubUpdate = ChunkBatch | JobChanged | Resync
+HubUpdate = ChunkBatch | JobStarted | JobFinished | Resync
 
 
 @dataclass(eq=False)
@@ -151,6 +156,11 @@ class LogHub:
     def followers(self) -> int:
         return sum(len(job.followers) for job in self._jobs.values())
 
+    def delivered_seq(self, job_id: JobId) -> int | None:
+        """The last chunk handed to `job_id`'s followers, or None if nobody follows it."""
+        followed = self._jobs.get(job_id)
+        return None if followed is None else followed.cursor
+
     def poke(self) -> None:
         """This process wrote something followers may care about: check now."""
         self._wake.set()
@@ -204,18 +214,19 @@ class LogHub:
             followed = self._jobs.get(job.id)
             if followed is None:
                 continue
-            changed = job.status is not followed.status
+            started = followed.status is JobStatus.QUEUED and job.started_at is not None
+            finished = job.is_terminal and followed.status is not JobStatus.COMPLETED
             followed.status = job.status
-            if changed and not job.is_terminal:
-                # It started running before it printed anything.
-                followed.broadcast(JobChanged(job))
+            if started:
+                # Even if it finished within one tick: it ran before it printed anything.
+                followed.broadcast(JobStarted())
             if job.last_log_seq > followed.cursor:
                 chunks = await self._repo.read_logs(job.id, after_seq=followed.cursor)
                 if chunks:
                     followed.cursor = chunks[-1].seq
                     followed.broadcast(ChunkBatch.of(chunks))
-            if changed and job.is_terminal:
-                followed.broadcast(JobChanged(job))
+            if finished:
+                followed.broadcast(JobFinished(job))
             if job.is_terminal and self._jobs.get(job.id) is followed:
                 # Followers finish from their queues; a later subscriber starts afresh.
                 del self._jobs[job.id]

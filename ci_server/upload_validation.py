@@ -179,4 +179,4 @@ def _check_contents(
 
 
 def _mib(size: int) -> str:
-    return f"{size / _MIB:.1f} MiB"
+    return f"{size / _MIB:.2f}".rstrip("0").rstrip(".") + " MiB"

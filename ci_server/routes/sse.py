@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
 from ci_common.models import Job
@@ -31,6 +31,17 @@ SSE_RESPONSE: dict[int | str, dict[str, object]] = {
 }
 
 
+class KeepAlive(ServerSentEvent):
+    """`: ping` as a bare comment line, without the blank line that ends a message.
+
+    A comment followed by a blank line makes some clients (httpx-sse among them) dispatch an
+    empty event carrying the last event id; a lone comment line is ignored by all of them.
+    """
+
+    def encode(self) -> bytes:
+        return b": ping\r\n"
+
+
 def job_event_response(
     *,
     repo: JobRepository,
@@ -43,5 +54,8 @@ def job_event_response(
 ) -> EventSourceResponse:
     stream = JobStream(repo=repo, hub=hub, job=job, after_seq=after_seq, announce=announce)
     return EventSourceResponse(
-        stream.messages(), status_code=status_code, ping=settings.sse_ping_interval
+        stream.messages(),
+        status_code=status_code,
+        ping=settings.sse_ping_interval,
+        ping_message_factory=KeepAlive,
     )

@@ -1,0 +1,239 @@
+"""The JSON and text endpoints: submit-async, list, get, logs, cancel, and isolation."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ci_common.models import JobConclusion, JobId, JobStatus
+from ci_persistence import SqliteRepository
+
+from .conftest import Account, project_zip, zip_upload
+
+JOB_VIEW_FIELDS = {
+    "id",
+    "status",
+    "conclusion",
+    "success",
+    "exit_code",
+    "error",
+    "cancel_requested",
+    "created_at",
+    "started_at",
+    "finished_at",
+}
+
+
+async def submit(api: httpx.AsyncClient, account: Account) -> str:
+    response = await api.post(
+        "/submit-async", headers=account.headers, files=zip_upload(project_zip())
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+async def test_submit_async_stores_a_queued_job_with_its_archive(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    archive = project_zip()
+    response = await api.post("/submit-async", headers=alice.headers, files=zip_upload(archive))
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    job = await repo.get_job(JobId(body["job_id"]))
+    assert job.user_id == alice.user.id
+    assert job.status is JobStatus.QUEUED
+    assert await repo.get_archive(job.id) == archive
+
+
+async def test_pyproject_is_enough(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("pyproject.toml", "[project]\nname = 'x'\n")
+        archive.writestr("src/", "")
+        archive.writestr("tests/test_x.py", "def test_x(): pass\n")
+    response = await api.post(
+        "/submit-async", headers=alice.headers, files=zip_upload(buffer.getvalue())
+    )
+    assert response.status_code == 202, response.text
+
+
+async def test_get_job_returns_the_documented_fields(
+    api: httpx.AsyncClient, alice: Account
+) -> None:
+    job_id = await submit(api, alice)
+    response = await api.get(f"/jobs/{job_id}", headers=alice.headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == JOB_VIEW_FIELDS
+    assert body["id"] == job_id
+    assert body["status"] == "queued"
+    assert body["conclusion"] is None and body["success"] is None
+
+
+async def test_get_job_accepts_an_upper_case_id(api: httpx.AsyncClient, alice: Account) -> None:
+    job_id = await submit(api, alice)
+    response = await api.get(f"/jobs/{job_id.upper()}", headers=alice.headers)
+    assert response.status_code == 200
+    assert response.json()["id"] == job_id
+
+
+async def test_list_is_newest_first_and_only_the_callers(
+    api: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    first = await submit(api, alice)
+    second = await submit(api, alice)
+    await submit(api, bob)
+
+    response = await api.get("/jobs", headers=alice.headers)
+    assert response.status_code == 200
+    assert [job["id"] for job in response.json()] == [second, first]
+
+
+async def test_list_filters_by_status_and_limits(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    ids = [await submit(api, alice) for _ in range(3)]
+    await repo.mark_running(JobId(ids[0]), container_id=None)
+
+    running = await api.get("/jobs", params={"status": "running"}, headers=alice.headers)
+    assert [job["id"] for job in running.json()] == [ids[0]]
+    limited = await api.get("/jobs", params={"limit": 2}, headers=alice.headers)
+    assert [job["id"] for job in limited.json()] == [ids[2], ids[1]]
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"limit": 0}, "query limit: Input should be greater than or equal to 1"),
+        ({"limit": 501}, "query limit: Input should be less than or equal to 500"),
+        ({"limit": "many"}, "query limit: Input should be a valid integer"),
+        ({"status": "done"}, "query status: Input should be 'queued', 'running' or 'completed'"),
+    ],
+)
+async def test_bad_list_parameters_are_422_with_a_readable_detail(
+    api: httpx.AsyncClient, alice: Account, params: dict[str, str | int], fragment: str
+) -> None:
+    response = await api.get("/jobs", params=params, headers=alice.headers)
+    assert response.status_code == 422
+    assert fragment in response.json()["detail"]
+
+
+async def test_logs_are_the_concatenated_chunks_as_text(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    job_id = JobId(await submit(api, alice))
+    empty = await api.get(f"/jobs/{job_id}/logs", headers=alice.headers)
+    assert empty.status_code == 200
+    assert empty.text == ""
+    for line in ["collecting ... ", "1 item\n", "test_ok.py . ✓\n"]:
+        await repo.append_log(job_id, line, cursor=None)
+
+    response = await api.get(f"/jobs/{job_id}/logs", headers=alice.headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == "collecting ... 1 item\ntest_ok.py . ✓\n"
+
+
+async def test_cancel_a_queued_job_completes_it_at_once(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    job_id = await submit(api, alice)
+    response = await api.post(f"/jobs/{job_id}/cancel", headers=alice.headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["conclusion"], body["success"]) == (
+        "completed",
+        "cancelled",
+        False,
+    )
+    assert body["cancel_requested"] is True
+
+    again = await api.post(f"/jobs/{job_id}/cancel", headers=alice.headers)
+    assert again.status_code == 200
+    assert again.json() == body
+
+
+async def test_cancel_a_running_job_flags_it_for_the_controller(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    job_id = JobId(await submit(api, alice))
+    await repo.mark_running(job_id, container_id="c1")
+    response = await api.post(f"/jobs/{job_id}/cancel", headers=alice.headers)
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["cancel_requested"]) == ("running", True)
+    assert (await repo.get_job(job_id)).cancel_requested
+
+
+async def test_cancel_a_completed_job_changes_nothing(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    job_id = JobId(await submit(api, alice))
+    await repo.mark_running(job_id, container_id=None)
+    await repo.complete_job(job_id, conclusion=JobConclusion.FAILURE, exit_code=1)
+    response = await api.post(f"/jobs/{job_id}/cancel", headers=alice.headers)
+    assert response.status_code == 200
+    assert (response.json()["conclusion"], response.json()["cancel_requested"]) == (
+        "failure",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [("GET", ""), ("GET", "/logs"), ("GET", "/stream"), ("POST", "/cancel")],
+)
+async def test_another_users_job_is_404_everywhere(
+    api: httpx.AsyncClient,
+    repo: SqliteRepository,
+    alice: Account,
+    bob: Account,
+    method: str,
+    suffix: str,
+) -> None:
+    job_id = JobId(await submit(api, alice))
+    await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
+
+    response = await api.request(method, f"/jobs/{job_id}{suffix}", headers=bob.headers)
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"job {job_id} not found; `ci list` shows your jobs"}
+    assert (await repo.get_job(job_id)).cancel_requested is False
+    assert (await api.get("/jobs", headers=bob.headers)).json() == []
+
+
+@pytest.mark.parametrize(
+    "job_id", ["nope", "12345678", "00000000-0000-4000-8000-000000000000", "%20"]
+)
+@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("GET", "/logs"), ("POST", "/cancel")])
+async def test_unknown_or_malformed_ids_are_404(
+    api: httpx.AsyncClient, alice: Account, job_id: str, method: str, suffix: str
+) -> None:
+    response = await api.request(method, f"/jobs/{job_id}{suffix}", headers=alice.headers)
+    assert response.status_code == 404
+    assert "not found" in response.json()["detail"]
+
+
+async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient) -> None:
+    schema = (await api.get("/openapi.json")).json()
+    assert set(schema["paths"]) == {
+        "/submit",
+        "/submit-stream",
+        "/submit-async",
+        "/jobs",
+        "/jobs/{job_id}",
+        "/jobs/{job_id}/stream",
+        "/jobs/{job_id}/logs",
+        "/jobs/{job_id}/cancel",
+        "/health",
+    }
+    job_view = schema["components"]["schemas"]["JobView"]["properties"]
+    assert set(job_view) == JOB_VIEW_FIELDS
+    assert all(field.get("description") for field in job_view.values())
+    assert "ApiKey" in schema["components"]["securitySchemes"]
+    assert (await api.get("/docs")).status_code == 200
