@@ -1,0 +1,209 @@
+"""An in-memory `ContainerRuntime`: containers are records a test drives by hand.
+
+A container writes output with `emit` and ends with `exit`; `follow_logs`, `wait` and `stop`
+behave as Docker's do (follow until the container stops, resume strictly after a position).
+Every call is recorded in `calls`, so tests can assert what the controller asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from ci_common.models import JobId
+from ci_controller.log_cursor import LogPosition
+from ci_controller.runtime import (
+    ROLE_DEPENDENCIES,
+    ROLE_JOB,
+    ContainerGoneError,
+    ContainerInfo,
+    ContainerState,
+    DependencyInstallError,
+    ExitStatus,
+    ImageMissingError,
+    JobContainerSpec,
+    LogFrame,
+    OutputSink,
+)
+
+_clock = itertools.count(1_700_000_000_000_000_000, 1000)
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    job_id: JobId | None
+    role: str
+    image: str
+    spec: JobContainerSpec | None = None
+    state: ContainerState = ContainerState.CREATED
+    frames: list[LogFrame] = field(default_factory=lambda: list[LogFrame]())
+    exit_code: int | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def emit(self, data: bytes, *, same_timestamp: bool = False) -> LogFrame:
+        """Write one frame; `same_timestamp` reuses the previous frame's timestamp."""
+        if same_timestamp and self.frames:
+            last = self.frames[-1].position
+            position = LogPosition(timestamp_ns=last.timestamp_ns, count=last.count + 1)
+        else:
+            position = LogPosition(timestamp_ns=next(_clock), count=1)
+        frame = LogFrame(position=position, data=data)
+        self.frames.append(frame)
+        self._poke()
+        return frame
+
+    def exit(self, code: int) -> None:
+        self.state = ContainerState.EXITED
+        self.exit_code = code
+        self._poke()
+
+    def _poke(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def info(self) -> ContainerInfo:
+        return ContainerInfo(id=self.id, job_id=self.job_id, role=self.role, state=self.state)
+
+
+class FakeRuntime:
+    """Implements `ContainerRuntime` in memory."""
+
+    def __init__(self, *, images: set[str] | None = None) -> None:
+        self.images = images if images is not None else {"ci-python:3.11"}
+        self.dependency_images: dict[str, str] = {}
+        self.builds: list[str] = []
+        self.build_output = b"Collecting things\n"
+        self.build_exit_code = 0
+        self.build_gate: asyncio.Event | None = None
+        self.containers: dict[str, FakeContainer] = {}
+        self.removed: list[str] = []
+        self.stopped: list[str] = []
+        self.collected: list[int] = []
+        self.on_start: Callable[[FakeContainer], None] = lambda container: None
+        self.started = asyncio.Event()
+        self._ids = itertools.count(1)
+
+    # Test helpers.
+
+    def container_of(self, job_id: str) -> FakeContainer:
+        matches = [c for c in self.containers.values() if c.job_id == job_id]
+        assert matches, f"no container for job {job_id}"
+        return matches[-1]
+
+    def add_container(
+        self, *, job_id: str | None, state: ContainerState, role: str = ROLE_JOB
+    ) -> FakeContainer:
+        container = FakeContainer(
+            id=f"c{next(self._ids):011d}",
+            job_id=JobId(job_id) if job_id else None,
+            role=role,
+            image="ci-python:3.11",
+            state=state,
+        )
+        self.containers[container.id] = container
+        return container
+
+    def live(self) -> list[FakeContainer]:
+        return list(self.containers.values())
+
+    # The interface.
+
+    async def ensure_image(self, image: str) -> str:
+        if image not in self.images:
+            raise ImageMissingError(f"the job image {image} is missing; run build-job-image")
+        return f"sha256:{image}"
+
+    async def find_dependency_image(self, key: str) -> str | None:
+        return self.dependency_images.get(key)
+
+    async def build_dependency_image(
+        self, *, base_image: str, key: str, requirements: bytes, output: OutputSink
+    ) -> str:
+        self.builds.append(key)
+        if self.build_gate is not None:
+            await self.build_gate.wait()
+        await output(self.build_output.decode())
+        if self.build_exit_code != 0:
+            raise DependencyInstallError(
+                "pip install failed; fix requirements.txt", exit_code=self.build_exit_code
+            )
+        reference = f"ci-deps:{key}"
+        self.dependency_images[key] = reference
+        return reference
+
+    async def collect_dependency_images(self, *, keep: int) -> list[str]:
+        self.collected.append(keep)
+        return []
+
+    async def create_job_container(self, spec: JobContainerSpec) -> str:
+        if spec.image not in self.images and spec.image not in self.dependency_images.values():
+            raise ImageMissingError(f"no image {spec.image}")
+        container = self.add_container(job_id=spec.job_id, state=ContainerState.CREATED)
+        container.spec = spec
+        container.image = spec.image
+        return container.id
+
+    async def start(self, container_id: str) -> None:
+        container = self._get(container_id)
+        container.state = ContainerState.RUNNING
+        container._poke()
+        self.started.set()
+        self.on_start(container)
+
+    async def follow_logs(
+        self, container_id: str, *, after: LogPosition | None
+    ) -> AsyncIterator[LogFrame]:
+        sent = 0
+        while True:
+            container = self.containers.get(container_id)
+            if container is None:
+                return
+            changed = container.changed
+            for frame in container.frames[sent:]:
+                sent += 1
+                if after is None or frame.position > after:
+                    yield frame
+            if container.state is ContainerState.EXITED and sent == len(container.frames):
+                return
+            await changed.wait()
+
+    async def wait(self, container_id: str) -> ExitStatus:
+        while True:
+            container = self.containers.get(container_id)
+            if container is None:
+                raise ContainerGoneError(f"container {container_id} vanished")
+            if container.state is ContainerState.EXITED:
+                assert container.exit_code is not None
+                return ExitStatus(exit_code=container.exit_code)
+            await container.changed.wait()
+
+    async def stop(self, container_id: str, *, grace: float) -> None:
+        self.stopped.append(container_id)
+        container = self.containers.get(container_id)
+        if container is not None and container.state is not ContainerState.EXITED:
+            container.exit(143)
+
+    async def remove(self, container_id: str) -> None:
+        container = self.containers.pop(container_id, None)
+        if container is not None:
+            self.removed.append(container_id)
+            container._poke()
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        container = self.containers.get(container_id)
+        return None if container is None else container.info()
+
+    async def list_containers(self) -> list[ContainerInfo]:
+        return [c.info() for c in self.containers.values()]
+
+    def _get(self, container_id: str) -> FakeContainer:
+        container = self.containers.get(container_id)
+        if container is None:
+            raise ContainerGoneError(f"container {container_id} vanished")
+        return container
+
+
+__all__ = ["ROLE_DEPENDENCIES", "FakeContainer", "FakeRuntime"]

@@ -1,0 +1,222 @@
+"""The controller's pure parts: log positions, the upload conversion, scheduling, the lock and
+the batching log writer."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import World, project_zip
+
+from ci_common.models import Job, JobId, JobStatus, UserId
+from ci_controller.job_log import FLUSH_AT_BYTES, JobLog
+from ci_controller.log_cursor import LogPosition, PositionTracker, parse_timestamp
+from ci_controller.project import ProjectArchiveError, load_project
+from ci_controller.runtime import LogFrame
+from ci_controller.scheduling import dispatch_order
+from ci_controller.singleton import ControllerAlreadyRunningError, ControllerLock
+
+# Log positions.
+
+
+def test_docker_timestamps_parse_to_nanoseconds_whatever_the_fraction_length() -> None:
+    base = parse_timestamp("2026-11-23T05:25:48Z")
+    assert parse_timestamp("2026-11-23T05:25:48.284294436Z") == base + 284_294_436
+    assert parse_timestamp("2026-11-23T05:25:48.5Z") == base + 500_000_000
+    assert parse_timestamp("2026-11-23T07:25:48.5+02:00") == base + 500_000_000
+    with pytest.raises(ValueError, match="malformed"):
+        parse_timestamp("2026-11-23T05:25:48.x5Z")
+
+
+def test_a_position_survives_its_text_form() -> None:
+    position = LogPosition(timestamp_ns=1_700_000_000_123_456_789, count=3)
+    assert LogPosition.decode(position.encode()) == position
+    assert LogPosition.decode(None) is None
+    assert position.since_seconds == 1_700_000_000
+
+
+def test_the_tracker_drops_frames_up_to_the_position_and_numbers_the_rest() -> None:
+    tracker = PositionTracker(LogPosition(timestamp_ns=20, count=2))
+    accepted = [tracker.accept(stamp) for stamp in (10, 20, 20, 20, 30, 30)]
+    assert accepted == [
+        None,
+        None,
+        None,
+        LogPosition(20, 3),
+        LogPosition(30, 1),
+        LogPosition(30, 2),
+    ]
+
+
+def test_without_a_position_every_frame_is_new() -> None:
+    tracker = PositionTracker(None)
+    assert [tracker.accept(s) for s in (5, 5, 6)] == [
+        LogPosition(5, 1),
+        LogPosition(5, 2),
+        LogPosition(6, 1),
+    ]
+
+
+# The upload.
+
+
+def test_the_project_tar_holds_workspace_owned_by_the_job_user_with_parents() -> None:
+    project = load_project(project_zip({"pkg/sub/test_a.py": "x", "run.sh": "echo"}))
+    with tarfile.open(fileobj=io.BytesIO(project.tar)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert set(members) == {
+        "workspace",
+        "workspace/pkg",
+        "workspace/pkg/sub",
+        "workspace/pkg/sub/test_a.py",
+        "workspace/run.sh",
+    }
+    assert {(m.uid, m.gid) for m in members.values()} == {(1000, 1000)}
+    assert project.requirements is None
+
+
+def test_requirements_are_normalised_before_hashing() -> None:
+    one = load_project(project_zip({"requirements.txt": "# deps\nattrs==23.1\n\n  pytest  # x\n"}))
+    two = load_project(project_zip({"requirements.txt": "attrs==23.1\npytest\n"}))
+    assert one.requirements == b"attrs==23.1\npytest\n"
+    assert one.dependency_key("sha256:a") == two.dependency_key("sha256:a")
+    assert one.dependency_key("sha256:a") != one.dependency_key("sha256:b")
+
+
+def test_pyproject_dependencies_are_used_without_a_requirements_file() -> None:
+    pyproject = '[project]\nname = "x"\ndependencies = ["attrs", "idna>=3"]\n'
+    project = load_project(project_zip({"pyproject.toml": pyproject}))
+    assert project.requirements == b"attrs\nidna>=3\n"
+
+
+def test_an_empty_requirements_file_needs_no_dependency_image() -> None:
+    project = load_project(project_zip({"requirements.txt": "# nothing\n"}))
+    assert project.dependency_key("sha256:a") is None
+
+
+def test_unsafe_or_corrupt_uploads_are_refused_with_what_to_do() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../escape.py", "x")
+    with pytest.raises(ProjectArchiveError, match="relative paths"):
+        load_project(buffer.getvalue())
+    with pytest.raises(ProjectArchiveError, match="submit it again"):
+        load_project(b"not a zip")
+
+
+# Scheduling.
+
+
+def _job(number: int, user: int, status: JobStatus = JobStatus.QUEUED) -> Job:
+    return Job(
+        id=JobId(f"job-{number}"),
+        user_id=UserId(user),
+        status=status,
+        conclusion=None,
+        exit_code=None,
+        error=None,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=number),
+        started_at=None,
+        finished_at=None,
+        cancel_requested=False,
+        container_id=None,
+        log_cursor=None,
+        log_bytes=0,
+        last_log_seq=0,
+        archive_bytes=0,
+    )
+
+
+def test_one_user_is_first_in_first_out() -> None:
+    jobs = [_job(3, 1), _job(1, 1), _job(2, 1)]
+    assert [j.id for j in dispatch_order(jobs)] == ["job-1", "job-2", "job-3"]
+
+
+def test_users_take_turns_and_running_jobs_count_against_their_owner() -> None:
+    jobs = [
+        _job(0, 1, JobStatus.RUNNING),
+        _job(1, 1),
+        _job(2, 1),
+        _job(3, 2),
+        _job(4, 2),
+        _job(5, 3),
+    ]
+    assert [j.id for j in dispatch_order(jobs)] == [
+        "job-3",
+        "job-5",
+        "job-1",
+        "job-4",
+        "job-2",
+    ]
+
+
+# The singleton lock.
+
+
+def test_a_second_lock_on_the_same_database_names_the_holder(tmp_path: Path) -> None:
+    db = tmp_path / "ci.db"
+    held = ControllerLock.acquire(db)
+    script = (
+        "import sys; from pathlib import Path; from ci_controller.singleton import ControllerLock;"
+        f"ControllerLock.acquire(Path({str(db)!r}))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert other.returncode != 0
+    assert f"pid {os.getpid()}" in other.stderr
+    held.release()
+    again = ControllerLock.acquire(db)  # released: free at once
+    with pytest.raises(ControllerAlreadyRunningError, match="already running"):
+        ControllerLock.acquire(db)
+    again.release()
+
+
+# The log writer.
+
+
+def _frame(stamp: int, data: bytes) -> LogFrame:
+    return LogFrame(position=LogPosition(timestamp_ns=stamp, count=1), data=data)
+
+
+async def test_the_log_is_stored_in_batches_with_the_cursor_of_the_last_frame(
+    world: World,
+) -> None:
+    job = await world.submit()
+    log = JobLog(repo=world.repo, job_id=job.id, max_bytes=10**6)
+    await log.add_frame(_frame(1, b"a\n"))
+    await log.add_frame(_frame(2, b"b\n"))
+    assert await world.repo.read_logs(job.id) == []  # not yet: batched
+    await log.close()
+
+    [chunk] = await world.repo.read_logs(job.id)
+    assert chunk.data == "a\nb\n"
+    assert (await world.job(job)).log_cursor == LogPosition(2, 1).encode()
+
+
+async def test_a_batch_is_flushed_at_once_when_large(world: World) -> None:
+    job = await world.submit()
+    log = JobLog(repo=world.repo, job_id=job.id, max_bytes=10**7)
+    await log.add_frame(_frame(1, b"x" * FLUSH_AT_BYTES))
+    assert len(await world.repo.read_logs(job.id)) == 1
+    await log.close()
+
+
+async def test_a_batch_is_flushed_within_a_fraction_of_a_second(world: World) -> None:
+    job = await world.submit()
+    log = JobLog(repo=world.repo, job_id=job.id, max_bytes=10**6)
+    await log.add_frame(_frame(1, b"a\n"))
+    for _ in range(50):
+        if await world.repo.read_logs(job.id):
+            break
+        await asyncio.sleep(0.01)
+    assert [c.data for c in await world.repo.read_logs(job.id)] == ["a\n"]
+    await log.close()

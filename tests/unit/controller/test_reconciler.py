@@ -1,0 +1,432 @@
+"""The reconciler against the in-memory runtime: every transition and every divergence."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+from conftest import World
+from fake_runtime import FakeContainer
+
+from ci_common.models import JobConclusion, JobStatus
+from ci_controller.log_cursor import LogPosition
+from ci_controller.runtime import ROLE_DEPENDENCY_BUILD, ContainerState, JobContainerSpec
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def passes(container: FakeContainer) -> None:
+    container.emit(b"collected 1 item\n")
+    container.emit(b"1 passed\n")
+    container.exit(0)
+
+
+async def test_a_passing_job_succeeds_with_its_output_and_leaves_nothing_behind(
+    world: World,
+) -> None:
+    world.runtime.on_start = passes
+    job = await world.submit()
+    controller = world.controller()
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert (done.status, done.conclusion, done.exit_code) == (
+        JobStatus.COMPLETED,
+        JobConclusion.SUCCESS,
+        0,
+    )
+    assert await world.log_text(job) == "collected 1 item\n1 passed\n"
+    assert world.runtime.live() == []
+    assert await world.repo.get_archive(job.id) is None
+
+
+async def test_a_failing_job_records_pytests_exit_code(world: World) -> None:
+    def fails(container: FakeContainer) -> None:
+        container.emit(b"1 failed\n")
+        container.exit(1)
+
+    world.runtime.on_start = fails
+    job = await world.submit()
+    controller = world.controller()
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert (done.conclusion, done.exit_code, done.success) == (JobConclusion.FAILURE, 1, False)
+
+
+async def test_the_container_gets_the_project_and_the_configured_limits(world: World) -> None:
+    specs: list[JobContainerSpec] = []
+
+    def record(container: FakeContainer) -> None:
+        assert container.spec is not None
+        specs.append(container.spec)
+        passes(container)
+
+    world.runtime.on_start = record
+    job = await world.submit({"test_a.py": "def test_a(): pass\n"})
+    controller = world.controller(job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64)
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    [spec] = specs
+    assert (spec.job_id, spec.image, spec.command) == (
+        job.id,
+        "ci-python:3.11",
+        ("python", "-m", "pytest"),
+    )
+    assert (spec.network, spec.memory, spec.cpus, spec.pids) == ("none", "1g", 0.5, 64)
+    with tarfile.open(fileobj=io.BytesIO(spec.project_tar)) as tar:
+        members = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
+    assert members == {"workspace": (1000, 1000), "workspace/test_a.py": (1000, 1000)}
+
+
+async def test_a_cancel_of_a_queued_job_means_it_never_starts(world: World) -> None:
+    job = await world.submit()
+    await world.server.request_cancel(job.id)
+    controller = world.controller()
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    assert world.runtime.containers == {}
+    assert world.runtime.removed == []
+    assert (await world.job(job)).conclusion is JobConclusion.CANCELLED
+
+
+async def test_a_cancel_of_a_running_job_stops_its_container(world: World) -> None:
+    world.runtime.on_start = lambda container: container.emit(b"running\n")
+    job = await world.submit()
+    controller = world.controller()
+    await controller.reconcile()
+    await world.runtime.started.wait()
+
+    await world.server.request_cancel(job.id)
+    await controller.react()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert (done.conclusion, done.exit_code) == (JobConclusion.CANCELLED, None)
+    assert len(world.runtime.stopped) == 1
+    log = await world.log_text(job)
+    assert log.startswith("running\n")
+    assert log.endswith("[ci] cancelled on request\n")
+
+
+async def test_a_job_past_its_timeout_is_stopped_and_timed_out(world: World) -> None:
+    job = await world.submit()
+    controller = world.controller(job_timeout=0.2)
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.TIMED_OUT
+    assert world.runtime.stopped
+    assert "timed out after 0.2 s (CI_JOB_TIMEOUT)" in await world.log_text(job)
+
+
+async def test_a_missing_job_image_ends_the_job_as_error_saying_how_to_build_one(
+    world: World,
+) -> None:
+    world.runtime.images.clear()
+    job = await world.submit()
+    controller = world.controller()
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.ERROR
+    assert done.error is not None and "build-job-image" in done.error
+    assert "build-job-image" in await world.log_text(job)
+
+
+async def test_a_project_without_requirements_runs_on_the_job_image(world: World) -> None:
+    world.runtime.on_start = passes
+    await world.submit()
+    controller = world.controller()
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    assert world.runtime.builds == []
+
+
+async def test_dependencies_are_built_once_and_reused(world: World) -> None:
+    world.runtime.on_start = passes
+    files = {"requirements.txt": "attrs\n# a comment\n", "test_a.py": "def test_a(): pass\n"}
+    first = await world.submit(files)
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+    second = await world.submit({**files, "requirements.txt": "attrs  \n"})
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    assert len(world.runtime.builds) == 1
+    assert (await world.job(first)).conclusion is JobConclusion.SUCCESS
+    assert (await world.job(second)).conclusion is JobConclusion.SUCCESS
+    first_log = await world.log_text(first)
+    assert "[ci] installing 1 requirement(s)" in first_log
+    assert "Collecting things" in first_log
+    assert "installing" not in await world.log_text(second)
+    assert world.runtime.collected == [world.settings.max_dependency_images]
+
+
+async def test_a_failing_pip_install_ends_the_job_as_error_with_pips_output(
+    world: World,
+) -> None:
+    world.runtime.build_output = b"ERROR: No matching distribution found for nope\n"
+    world.runtime.build_exit_code = 1
+    job = await world.submit({"requirements.txt": "nope\n", "test_a.py": ""})
+    controller = world.controller()
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.ERROR
+    assert done.error is not None and "requirements.txt" in done.error
+    log = await world.log_text(job)
+    assert "No matching distribution found for nope" in log
+    assert log.rstrip().endswith(done.error)
+    assert world.runtime.containers == {}
+
+
+async def test_a_cancel_during_the_dependency_build_ends_the_job_cancelled(world: World) -> None:
+    world.runtime.build_gate = asyncio.Event()
+    job = await world.submit({"requirements.txt": "attrs\n", "test_a.py": ""})
+    controller = world.controller()
+    await controller.reconcile()
+    await eventually(lambda: _true(bool(world.runtime.builds)))
+
+    await world.server.request_cancel(job.id)
+    await controller.react()
+    await controller.wait_idle()
+
+    assert (await world.job(job)).conclusion is JobConclusion.CANCELLED
+    assert world.runtime.containers == {}
+
+
+async def test_no_more_than_max_parallel_jobs_run_at_once(world: World) -> None:
+    jobs = [await world.submit() for _ in range(3)]
+    controller = world.controller(max_parallel_jobs=2)
+
+    await controller.reconcile()
+    await eventually(lambda: _true(len(world.runtime.containers) == 2))
+    await controller.reconcile()
+    assert len(world.runtime.containers) == 2
+    assert (await world.job(jobs[2])).status is JobStatus.QUEUED
+
+    world.runtime.container_of(jobs[0].id).exit(0)
+    await eventually(lambda: _is_completed(world, jobs[0].id))
+    await controller.reconcile()
+    await eventually(lambda: _true(any(c.job_id == jobs[2].id for c in world.runtime.live())))
+    for job in jobs[1:]:
+        world.runtime.container_of(job.id).exit(0)
+    await controller.wait_idle()
+    assert [(await world.job(j)).conclusion for j in jobs] == [JobConclusion.SUCCESS] * 3
+
+
+async def test_the_log_cap_stores_one_note_and_the_job_goes_on(world: World) -> None:
+    def chatty(container: FakeContainer) -> None:
+        for _ in range(40):
+            container.emit(b"x" * 1023 + b"\n")
+        container.exit(0)
+
+    world.runtime.on_start = chatty
+    job = await world.submit()
+    controller = world.controller(max_log_mb=10 / 1024)  # 10 KiB
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.SUCCESS
+    log = await world.log_text(job)
+    assert log.count("x" * 1023) == 10
+    assert log.count("log truncated") == 1
+
+
+async def test_a_running_job_is_adopted_and_its_log_continues_without_repeats(
+    world: World,
+) -> None:
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
+    first = container.emit(b"line 1\n")
+    second = container.emit(b"line 2\n", same_timestamp=True)
+    await world.server.set_container(job.id, container.id)
+    await world.server.append_log(job.id, "line 1\n", cursor=first.position.encode())
+    assert first.position < second.position
+
+    controller = world.controller()
+    await controller.reconcile()
+    container.emit(b"line 3\n")
+    container.exit(0)
+    await controller.wait_idle()
+
+    assert await world.log_text(job) == "line 1\nline 2\nline 3\n"
+    assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
+
+
+async def test_a_container_that_exited_while_no_controller_ran_is_finalized(
+    world: World,
+) -> None:
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
+    await world.server.set_container(job.id, container.id)
+    container.emit(b"1 failed\n")
+    container.exit(1)
+
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert (done.conclusion, done.exit_code) == (JobConclusion.FAILURE, 1)
+    assert await world.log_text(job) == "1 failed\n"
+    assert world.runtime.live() == []
+
+
+async def test_a_running_job_whose_container_vanished_ends_as_error(world: World) -> None:
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id="c-gone")
+
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.ERROR
+    assert done.error is not None and "vanished" in done.error
+    assert "vanished" in await world.log_text(job)
+
+
+async def test_a_running_job_that_never_got_a_container_is_dispatched_again(
+    world: World,
+) -> None:
+    world.runtime.on_start = passes
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
+
+
+async def test_a_created_but_unstarted_container_is_found_by_label_and_started(
+    world: World,
+) -> None:
+    world.runtime.on_start = passes
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.CREATED)
+
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.SUCCESS
+    assert container.id in world.runtime.removed
+
+
+async def test_containers_without_a_live_job_are_removed(world: World) -> None:
+    job = await world.submit()
+    await world.server.complete_job(job.id, conclusion=JobConclusion.SUCCESS, exit_code=0)
+    leftover = world.runtime.add_container(job_id=job.id, state=ContainerState.EXITED)
+    stranger = world.runtime.add_container(job_id="no-such-job", state=ContainerState.RUNNING)
+    build = world.runtime.add_container(
+        job_id=None, state=ContainerState.RUNNING, role=ROLE_DEPENDENCY_BUILD
+    )
+
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    assert set(world.runtime.removed) == {leftover.id, stranger.id, build.id}
+
+
+async def test_the_loop_dispatches_a_new_job_without_waiting_for_the_tick(world: World) -> None:
+    world.runtime.on_start = passes
+    controller = world.controller(reconcile_interval=60)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(controller.run(stop))
+    await asyncio.sleep(0.05)  # let it finish its start-up reconcile
+
+    submitted = time.monotonic()
+    job = await world.submit()
+    await asyncio.wait_for(world.runtime.started.wait(), timeout=2)
+    latency = time.monotonic() - submitted
+    await eventually(lambda: _is_completed(world, job.id))
+    stop.set()
+    await loop
+
+    assert latency < 0.5
+
+
+async def test_stopping_leaves_running_containers_for_the_next_controller(world: World) -> None:
+    job = await world.submit()
+    controller = world.controller()
+    stop = asyncio.Event()
+    loop = asyncio.create_task(controller.run(stop))
+    await asyncio.wait_for(world.runtime.started.wait(), timeout=2)
+    world.runtime.container_of(job.id).emit(b"before\n")
+    await eventually(lambda: _has_log(world, job.id))
+
+    stop.set()
+    await loop
+    container = world.runtime.container_of(job.id)
+    assert container.state is ContainerState.RUNNING
+    assert (await world.job(job)).status is JobStatus.RUNNING
+
+    container.emit(b"after\n")
+    container.exit(0)
+    successor = world.controller()
+    await successor.reconcile()
+    await successor.wait_idle()
+    assert await world.log_text(job) == "before\nafter\n"
+    assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _is_completed(world: World, job_id: str) -> bool:
+    from ci_common.models import JobId
+
+    return (await world.repo.get_job(JobId(job_id))).status is JobStatus.COMPLETED
+
+
+async def _has_log(world: World, job_id: str) -> bool:
+    from ci_common.models import JobId
+
+    return (await world.repo.get_job(JobId(job_id))).last_log_seq > 0
+
+
+def test_positions_order_by_timestamp_then_count() -> None:
+    assert LogPosition(5, 2) < LogPosition(6, 1)
+    assert LogPosition(5, 1) < LogPosition(5, 2)
+
+
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
