@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from ci_client.client import CIClient, ReconnectPolicy
+    from ci_client.client import CIClient, Reconnecting, ReconnectPolicy
     from ci_client.stream import Event
 
 JOB_STATUSES = ("queued", "running", "completed")
@@ -91,7 +91,16 @@ class CLIState:
             api_key=config.require_api_key(),
             transport=self.transport,
             reconnect=self.reconnect,
+            on_reconnect=_report_reconnect,
         )
+
+
+def _report_reconnect(event: Reconnecting) -> None:
+    say(
+        f"Lost the stream of job {event.job_id} ({event.problem}); reconnecting in "
+        f"{event.delay:.1f}s (attempt {event.attempt}/{event.max_attempts})…",
+        "yellow",
+    )
 
 
 pass_state = click.make_pass_decorator(CLIState, ensure=True)
@@ -255,7 +264,7 @@ def _follow(client: CIClient, events: Iterator[Event], *, job_id: str | None) ->
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the full jobs as a JSON array.")
 @click.option("--status", type=click.Choice(JOB_STATUSES), help="Only jobs in this status.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
 @connection_options
 @pass_state
 def list_jobs(state: CLIState, as_json: bool, status: str | None, limit: int) -> None:

@@ -62,6 +62,17 @@ class ReconnectPolicy:
         return min(self.max_delay, self.initial_delay * 2 ** max(0, attempt - 1))
 
 
+@dataclass(frozen=True)
+class Reconnecting:
+    """A stream dropped and is about to be reconnected (for `on_reconnect` callbacks)."""
+
+    job_id: str
+    problem: str
+    delay: float
+    attempt: int
+    max_attempts: int
+
+
 class CIClient:
     """One server, one API key. Close it (or use `with`) to free the connection pool."""
 
@@ -74,10 +85,12 @@ class CIClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         reconnect: ReconnectPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_reconnect: Callable[[Reconnecting], None] | None = None,
     ) -> None:
         self.server_url = server_url.rstrip("/")
         self.reconnect = reconnect or ReconnectPolicy()
         self._sleep = sleep
+        self._on_reconnect = on_reconnect
         self._http = httpx.Client(
             base_url=self.server_url,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "ci-client"},
@@ -134,8 +147,10 @@ class CIClient:
 
     def cancel(self, job_id: str) -> JobView:
         """Ask for the job to be cancelled (idempotent); the job as it is now."""
-        self._request("POST", f"/jobs/{job_id}/cancel", job_id=job_id)
-        return self.get_job(job_id)
+        from ci_common.api import JobView
+
+        response = self._request("POST", f"/jobs/{job_id}/cancel", job_id=job_id)
+        return _validate(JobView, response)
 
     # -- streams --------------------------------------------------------------------------
 
@@ -210,7 +225,18 @@ class CIClient:
                     f"goes on: `ci wait {cursor.job_id}` reattaches",
                     job_id=cursor.job_id,
                 )
-            self._sleep(self.reconnect.delay(failures))
+            delay = self.reconnect.delay(failures)
+            if self._on_reconnect is not None:
+                self._on_reconnect(
+                    Reconnecting(
+                        job_id=cursor.job_id,
+                        problem=problem,
+                        delay=delay,
+                        attempt=failures,
+                        max_attempts=self.reconnect.max_attempts,
+                    )
+                )
+            self._sleep(delay)
             request = self._stream_request(cursor, cursor.job_id)
             upload = False
 
@@ -346,4 +372,4 @@ def _describe(exc: httpx.TransportError) -> str:
     return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 
 
-__all__ = ["CIClient", "ClientError", "ReconnectPolicy", "check_response"]
+__all__ = ["CIClient", "ClientError", "ReconnectPolicy", "Reconnecting", "check_response"]

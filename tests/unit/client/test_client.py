@@ -278,18 +278,11 @@ def test_drop_before_the_job_id_cannot_resume(server, client: CIClient, sse: Sse
     assert len(server.requests) == 1
 
 
-def test_cancel_returns_the_job_as_it_is_now(server, client: CIClient) -> None:
-    server.on(
-        "POST",
-        f"/jobs/{JOB}/cancel",
-        httpx.Response(202, json=job_json(status="running", conclusion=None)),
-    )
-    server.on(
-        "GET",
-        f"/jobs/{JOB}",
-        httpx.Response(200, json=job_json(conclusion="cancelled", success=False, exit_code=None)),
-    )
+def test_cancel_returns_the_job_as_the_server_reports_it(server, client: CIClient) -> None:
+    cancelled = job_json(conclusion="cancelled", success=False, exit_code=None)
+    server.on("POST", f"/jobs/{JOB}/cancel", httpx.Response(200, json=cancelled))
     assert client.cancel(JOB).conclusion is JobConclusion.CANCELLED
+    assert [request.method for request in server.requests] == ["POST"]
 
 
 def test_logs_returns_the_text(server, client: CIClient) -> None:
