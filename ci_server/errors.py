@@ -46,25 +46,35 @@ _STATUS_BY_ERROR: tuple[tuple[type[CIError], int], ...] = (
     (StorageError, 503),
 )
 
+
+def error_response(description: str) -> dict[str, object]:
+    """An OpenAPI response documenting an `ErrorBody`, always as JSON.
+
+    The schema is inlined rather than given as `model`, because FastAPI documents a `model`
+    under the route's own media type, which for the text and SSE endpoints is not JSON.
+    """
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+    }
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    401: {
-        "model": ErrorBody,
-        "description": "missing, malformed, unknown, revoked or expired "
-        "API key, or an inactive user",
-    },
-    404: {"model": ErrorBody, "description": "no such job, or not the caller's"},
-    422: {"model": ErrorBody, "description": "a parameter is invalid; `detail` names it"},
+    401: error_response(
+        "missing, malformed, unknown, revoked or expired API key, or an inactive user"
+    ),
+    404: error_response("no such job, or not the caller's"),
+    422: error_response("a parameter is invalid; `detail` names it"),
 }
 """The error responses every authenticated endpoint documents."""
 
 UPLOAD_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorBody, "description": "not a zip, empty or corrupt"},
-    413: {"model": ErrorBody, "description": "archive, unpacked size or entry count too large"},
-    422: {
-        "model": ErrorBody,
-        "description": "unsafe entries (absolute path, `..`, symlink, device) or no "
-        "requirements.txt / pyproject.toml at the root; or no `file` field",
-    },
+    400: error_response("not a zip, empty or corrupt"),
+    413: error_response("archive, unpacked size or entry count over the limit"),
+    422: error_response(
+        "unsafe entries (absolute path, `..`, symlink, device), no requirements.txt or "
+        "pyproject.toml at the root, or no `file` field"
+    ),
 }
 
 

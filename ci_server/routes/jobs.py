@@ -10,12 +10,12 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sse_starlette import EventSourceResponse
 
-from ci_common.api import ErrorBody, JobView
+from ci_common.api import JobView
 from ci_common.errors import InvalidInputError
 from ci_common.models import Job, JobStatus
 from ci_common.repository import JobRepository
 from ci_server.dependencies import CurrentUser, HubDep, OwnedJob, RepoDep, SettingsDep
-from ci_server.errors import ERROR_RESPONSES
+from ci_server.errors import ERROR_RESPONSES, error_response
 from ci_server.routes.sse import SSE_RESPONSE, job_event_response
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ async def get_job(job: OwnedJob) -> JobView:
     response_class=EventSourceResponse,
     responses={
         **SSE_RESPONSE,
-        400: {"model": ErrorBody, "description": "`Last-Event-ID` is not a sequence number"},
+        400: error_response("`Last-Event-ID` is not a sequence number"),
     },
 )
 async def stream_job(
