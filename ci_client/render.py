@@ -7,6 +7,7 @@ tens of milliseconds at start-up and every other command would pay for it.
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
@@ -79,15 +80,15 @@ def print_job_table(jobs: list[JobView], *, stream: TextIO, colour: bool) -> Non
             format_time(job.created_at),
             job_duration(job),
         )
-    console = Console(
-        file=stream,
-        no_color=not colour,
-        force_terminal=colour,
-        highlight=False,
-        soft_wrap=True,
-        width=200 if not colour else None,
-    )
-    console.print(table)
+    if colour:
+        Console(file=stream, force_terminal=True, highlight=False).print(table)
+        return
+    # Plain text for pipes and files: no styles, no padding at line ends (scripts split on
+    # whitespace, and trailing blanks are noise in a diff).
+    buffer = io.StringIO()
+    Console(file=buffer, no_color=True, highlight=False, width=200).print(table)
+    stream.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
+    stream.flush()
 
 
 def job_card(job: JobView) -> list[str]:
