@@ -1,3 +1,5 @@
+# pyright: basic
+# (schemathesis and hypothesis decorators are only partly typed)
 """Property-based run of the whole API from its own OpenAPI schema (schemathesis).
 
 Every operation gets a bounded number of generated requests, sent with a valid API key to a
