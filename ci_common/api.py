@@ -52,47 +52,47 @@ class JobView(_Wire):
 class SubmitAccepted(_Wire):
     """The 202 body of `POST /submit-async`."""
 
-    job_id: str
-    status: JobStatus
+    job_id: str = Field(description="the new job's UUID4")
+    status: JobStatus = Field(description="always `queued` for a new job")
 
 
 class ErrorBody(_Wire):
     """Every 4xx body: what was wrong and what to do."""
 
-    detail: str
+    detail: str = Field(description="what was wrong with the request and what to do about it")
 
 
 class JobIdEvent(_Wire):
     """First message of `POST /submit-stream`."""
 
-    type: Literal["job_id"] = "job_id"
-    job_id: str
+    type: Literal["job_id"] = Field(default="job_id", description="message kind")
+    job_id: str = Field(description="the UUID4 of the job just submitted")
 
 
 class LogEvent(_Wire):
     """A chunk of output; its SSE `id:` is `seq`, so `Last-Event-ID` resumes after it."""
 
-    type: Literal["log"] = "log"
-    seq: int
-    data: str
+    type: Literal["log"] = Field(default="log", description="message kind")
+    seq: int = Field(description="the chunk's per-job sequence number (also the SSE `id:`)")
+    data: str = Field(description="a chunk of the job's output, as text")
 
 
 class StatusEvent(_Wire):
     """The job changed status (queued → running)."""
 
-    type: Literal["status"] = "status"
-    status: JobStatus
+    type: Literal["status"] = Field(default="status", description="message kind")
+    status: JobStatus = Field(description="the job's new status")
 
 
 class CompleteEvent(_Wire):
     """The last message of every stream."""
 
-    type: Literal["complete"] = "complete"
-    status: JobStatus
-    conclusion: JobConclusion | None
-    success: bool | None
-    exit_code: int | None
-    error: str | None = None
+    type: Literal["complete"] = Field(default="complete", description="message kind")
+    status: JobStatus = Field(description="always `completed`")
+    conclusion: JobConclusion | None = Field(description="how the job ended")
+    success: bool | None = Field(description="conclusion == success")
+    exit_code: int | None = Field(description="pytest's exit code; null if pytest never ran")
+    error: str | None = Field(default=None, description="why the job could not run")
 
 
 StreamEvent = Annotated[
