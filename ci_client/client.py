@@ -23,8 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar, cast
 
-import httpx
-
 from ci_client.errors import (
     AuthRejected,
     ClientError,
@@ -35,6 +33,7 @@ from ci_client.errors import (
     StreamLost,
     UploadRejected,
 )
+from ci_client.httpx_lean import httpx
 
 if TYPE_CHECKING:
     from ci_client.stream import Event, StreamCursor

@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import random
+import signal
 import zipfile
 from pathlib import Path
 
@@ -244,3 +245,20 @@ async def test_an_oversized_upload_is_refused_by_the_server_with_65(
     result = await cli.run("submit", "test", str(project), "--async")
     assert result.exit_code == 65
     assert "1 MiB limit" in result.stderr
+
+
+async def test_ctrl_c_detaches_with_130_and_the_job_goes_on(
+    cli: Cli, repo: SqliteRepository, alice: Account
+) -> None:
+    job_id = await new_job(repo, alice)
+    await repo.mark_running(job_id, container_id=None)
+    process = await cli.start("wait", job_id, "--all")
+    await repo.append_log(job_id, "first\n", cursor=None)
+    assert await read_line(process.stdout) == "first\n"
+    process.send_signal(signal.SIGINT)
+    async with asyncio.timeout(TIMEOUT):
+        _, stderr = await process.communicate()
+    assert process.returncode == 130
+    assert f"`ci wait {job_id}` reattaches" in stderr.decode()
+    job = await repo.get_job(job_id)
+    assert (job.status, job.cancel_requested) == (JobStatus.RUNNING, False)

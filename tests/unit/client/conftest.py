@@ -113,7 +113,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def cli_state(server: FakeServer) -> CLIState:
+def cli_state(server: FakeServer, home: Path) -> CLIState:
+    """The CLI's context, wired to the fake server, in a clean HOME and environment."""
     return CLIState(api_key=API_KEY, transport=server.transport, reconnect=FAST_RECONNECT)
 
 

@@ -335,3 +335,34 @@ def test_start_up_imports_nothing_heavy() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.splitlines() == ["ci 0.1.0", "[]"]
+
+
+def test_submit_async_imports_no_pydantic_or_rich() -> None:
+    probe = (
+        "import sys\n"
+        "from ci_client.httpx_lean import httpx\n"
+        "from ci_client.cli import CLIState, cli\n"
+        "def accept(request):\n"
+        "    return httpx.Response(202, json={'job_id': 'j', 'status': 'queued'})\n"
+        "state = CLIState(api_key='ci_x', transport=httpx.MockTransport(accept))\n"
+        "try:\n"
+        f"    cli.main(['submit', 'test', '--async', {str(SAMPLE)!r}], obj=state)\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pydantic', 'rich', 'pygments', 'ci_common', 'ci_server', 'fastapi', 'docker'})\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["Job submitted: j", "[]"]
+
+
+def test_force_color_keeps_the_tests_colours_in_a_pipe(
+    server, cli_state: CLIState, sse: SseFactory
+) -> None:
+    server.on("POST", "/submit-stream", sse(*finished(JobConclusion.SUCCESS, 0)))
+    result = run(cli_state, "submit", "test", str(SAMPLE), env={"FORCE_COLOR": "1"})
+    assert result.exit_code == 0
+    assert result.stdout.startswith("\x1b[32mtest_a PASSED\x1b[0m\n")
