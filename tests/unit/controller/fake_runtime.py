@@ -52,15 +52,15 @@ class FakeContainer:
             position = LogPosition(timestamp_ns=next(_clock), count=1)
         frame = LogFrame(position=position, data=data)
         self.frames.append(frame)
-        self._poke()
+        self.poke()
         return frame
 
     def exit(self, code: int) -> None:
         self.state = ContainerState.EXITED
         self.exit_code = code
-        self._poke()
+        self.poke()
 
-    def _poke(self) -> None:
+    def poke(self) -> None:
         self.changed.set()
         self.changed = asyncio.Event()
 
@@ -82,7 +82,7 @@ class FakeRuntime:
         self.removed: list[str] = []
         self.stopped: list[str] = []
         self.collected: list[int] = []
-        self.on_start: Callable[[FakeContainer], None] = lambda container: None
+        self.on_start: Callable[[FakeContainer], object] = lambda container: None
         self.started = asyncio.Event()
         self._ids = itertools.count(1)
 
@@ -149,7 +149,7 @@ class FakeRuntime:
     async def start(self, container_id: str) -> None:
         container = self._get(container_id)
         container.state = ContainerState.RUNNING
-        container._poke()
+        container.poke()
         self.started.set()
         self.on_start(container)
 
@@ -190,7 +190,7 @@ class FakeRuntime:
         container = self.containers.pop(container_id, None)
         if container is not None:
             self.removed.append(container_id)
-            container._poke()
+            container.poke()
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         container = self.containers.get(container_id)

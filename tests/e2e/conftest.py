@@ -1,0 +1,75 @@
+"""E2E fixtures: a real CI service per test (see `harness`), after a session-wide check that
+Docker and the job image are there. Nothing is skipped: without them every e2e test fails
+with a message saying to run scripts/install-docker and scripts/build-job-image."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Generator, Iterator, Mapping
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import CIService, check_docker_and_image
+
+MakeService = Callable[..., CIService]
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    problem = check_docker_and_image()
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture
+def make_service(docker_ready: None, tmp_path: Path) -> Iterator[MakeService]:
+    """Start a service: `make_service(controller_env={...}, controller=True, server=True)`.
+
+    Every service made is closed at the end of the test, whatever happened.
+    """
+    made: list[CIService] = []
+
+    def make(
+        *,
+        env: Mapping[str, str] | None = None,
+        server: bool = True,
+        controller: bool = True,
+    ) -> CIService:
+        service = CIService.create(tmp_path / f"ci-{len(made)}", env=env)
+        made.append(service)
+        # Both start at once; their start-up times overlap.
+        started = service.start_controller(wait=False) if controller else None
+        if server:
+            service.start_server()
+        if started is not None:
+            started.wait_for_output("controller started")
+        return service
+
+    yield make
+    for service in made:
+        service.close()
+
+
+@pytest.fixture
+def service(make_service: MakeService) -> CIService:
+    """A running service with default settings (server and one controller)."""
+    return make_service()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On failure, attach the output of the processes the test started."""
+    report = yield
+    if report.when == "call" and report.failed:
+        tmp = cast(dict[str, object], getattr(item, "funcargs", {})).get("tmp_path")
+        if isinstance(tmp, Path):
+            for log in sorted(tmp.glob("ci-*/*.log")):
+                text = log.read_text(errors="replace")[-6000:]
+                report.sections.append((f"{log.parent.name}/{log.name}", text))
+    return report

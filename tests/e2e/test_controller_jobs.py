@@ -1,0 +1,116 @@
+"""Jobs through the real server, controller and Docker: what a user sees for each outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import MakeService
+from harness import EXAMPLES, CIService, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_passing_project_succeeds_and_streams_pytests_output(service: CIService) -> None:
+    messages = list(service.submit_stream(EXAMPLES / "passing"))
+
+    assert messages[0]["type"] == "job_id"
+    job_id = str(messages[0]["job_id"])
+    complete = messages[-1]
+    assert (complete["conclusion"], complete["success"], complete["exit_code"]) == (
+        "success",
+        True,
+        0,
+    )
+    streamed = "".join(str(m["data"]) for m in messages if m["type"] == "log")
+    assert "2 passed" in streamed
+    assert streamed == service.logs(job_id)
+    service.wait_for_job(job_id)
+    assert service.query("SELECT COUNT(*) FROM job_archives") == [(0,)]
+
+
+def test_a_failing_project_fails_with_pytests_exit_code(service: CIService) -> None:
+    job_id = service.submit(EXAMPLES / "failing")
+
+    job = service.wait_for_job(job_id)
+
+    assert (job["conclusion"], job["success"], job["exit_code"]) == ("failure", False, 1)
+    log = service.logs(job_id)
+    assert "arithmetic is broken" in log
+    assert "1 failed, 1 passed" in log
+
+
+def test_tests_run_as_an_unprivileged_user_without_network(
+    service: CIService, tmp_path: Path
+) -> None:
+    project = tmp_path / "probe"
+    project.mkdir()
+    (project / "requirements.txt").write_text("")
+    (project / "test_probe.py").write_text(
+        "import os, socket, pathlib\n"
+        "def test_probe():\n"
+        "    assert os.getuid() == 1000\n"
+        "    pathlib.Path('written.txt').write_text('ok')\n"
+        "    try:\n"
+        "        socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
+        "    except OSError:\n"
+        "        return\n"
+        "    raise AssertionError('the test container reached the network')\n"
+    )
+
+    job = service.wait_for_job(service.submit(project))
+
+    assert job["conclusion"] == "success", service.logs(str(job["id"]))
+
+
+def test_a_failing_pip_install_ends_the_job_as_error_with_pips_output(
+    service: CIService,
+) -> None:
+    job_id = service.submit(EXAMPLES / "bad-requirements")
+
+    job = service.wait_for_job(job_id, within=180)
+
+    assert job["conclusion"] == "error"
+    assert job["exit_code"] is None
+    assert "requirements.txt" in str(job["error"])
+    log = service.logs(job_id)
+    assert "ci-e2e-this-package-does-not-exist-7f3a" in log
+    assert "No matching distribution" in log or "Could not find a version" in log
+    assert str(job["error"]) in log
+
+
+def test_a_job_past_its_timeout_is_stopped_as_timed_out(make_service: MakeService) -> None:
+    service = make_service(env={"CI_JOB_TIMEOUT": "3"})
+    job_id = service.submit(EXAMPLES / "sleeping")
+
+    job = service.wait_for_job(job_id, within=30)
+
+    assert job["conclusion"] == "timed_out"
+    log = service.logs(job_id)
+    assert "sleeping now" in log
+    assert "timed out after 3 s (CI_JOB_TIMEOUT)" in log
+
+
+def test_a_missing_job_image_ends_the_job_as_error_saying_how_to_build_one(
+    make_service: MakeService,
+) -> None:
+    service = make_service(env={"CI_JOB_IMAGE": "ci-e2e-no-such-image:never"})
+    job_id = service.submit(EXAMPLES / "passing")
+
+    job = service.wait_for_job(job_id, within=60)
+
+    assert job["conclusion"] == "error"
+    assert "scripts/build-job-image" in str(job["error"])
+    assert "scripts/build-job-image" in service.logs(job_id)
+
+
+def test_no_container_is_left_after_many_jobs(make_service: MakeService) -> None:
+    service = make_service(env={"CI_MAX_PARALLEL_JOBS": "2"})
+    projects = [EXAMPLES / "passing", EXAMPLES / "failing"] * 4
+    job_ids = [service.submit(project) for project in projects]
+
+    conclusions = [service.wait_for_job(job_id)["conclusion"] for job_id in job_ids]
+
+    assert conclusions == ["success", "failure"] * 4
+    wait_until(lambda: service.containers() == [], within=20, what="containers to be removed")
+    assert service.query("SELECT COUNT(*) FROM job_archives") == [(0,)]
