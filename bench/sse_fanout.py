@@ -90,7 +90,7 @@ async def _follow_many(plan: FollowerPlan, ready: Synchronized[int]) -> list[lis
 
 
 def follower_process(
-    plan: FollowerPlan, ready: Synchronized[int], results: Queue[list[list[float]]]
+    *, plan: FollowerPlan, ready: Synchronized[int], results: Queue[list[list[float]]]
 ) -> None:
     results.put(asyncio.run(_follow_many(plan, ready)))
 
@@ -213,7 +213,10 @@ def main() -> int:
             for index in range(args.client_processes):
                 count = share + (1 if index < extra else 0)
                 plan = FollowerPlan("127.0.0.1", port, job_id, key, count)
-                process = context.Process(target=follower_process, args=(plan, ready, results))
+                process = context.Process(
+                    target=follower_process,
+                    kwargs={"plan": plan, "ready": ready, "results": results},
+                )
                 process.start()
                 clients.append(process)
             wait_until(

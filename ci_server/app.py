@@ -1,81 +1,11 @@
-"""The FastAPI application: `create_app(settings)` wires everything; `app` is for uvicorn.
+"""The app uvicorn serves: `python -m uvicorn ci_server.app:app --port 8000`.
 
-The server is stateless: everything it answers comes from the database, so any number of
-processes can serve the same jobs and streams. Each process opens its database connection and
-starts its `LogHub` in the lifespan, never at import, so `ci_server.app:app` can be imported
-(by uvicorn workers, by tests) without touching the disk.
+Built from the environment (`CI_DB_PATH`, limits) at import; the database is opened only when
+the app starts (its lifespan), so importing this module touches no files.
 """
 
-from __future__ import annotations
-
-import logging
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
-
-from fastapi import FastAPI
-
-from ci_common.settings import Settings
-from ci_persistence import open_repository
-from ci_server.dependencies import ServerRuntime
-from ci_server.errors import install_error_handlers
-from ci_server.log_hub import LogHub
-from ci_server.routes import health, jobs, submit
+from ci_server.application import create_app
 from ci_server.settings import ServerSettings
-from ci_server.upload_limit import MULTIPART_OVERHEAD_BYTES, RequestSizeLimit
-
-logger = logging.getLogger(__name__)
-
-DESCRIPTION = """\
-Submit a zipped Python project; the service runs `python -m pytest` in a fresh container and
-streams the output back. Every endpoint but `/health` needs `Authorization: Bearer <api key>`
-(keys come from `ci-admin key create`). Errors are `{"detail": "..."}` saying what to fix.
-"""
-
-
-def create_app(settings: Settings) -> FastAPI:
-    """An app serving the database `settings.db_path`, opened when the app starts."""
-    server_settings = ServerSettings.from_settings(settings)
-    runtime = ServerRuntime(settings=server_settings)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
-        repo = await open_repository(server_settings.db_path)
-        hub = LogHub(
-            repo,
-            poll_interval=server_settings.log_poll_interval,
-            full_check_interval=server_settings.log_full_check_interval,
-        )
-        try:
-            async with hub:
-                runtime.repo, runtime.hub = repo, hub
-                logger.info("serving the CI database at %s", server_settings.db_path)
-                yield
-        finally:
-            runtime.repo, runtime.hub = None, None
-            await repo.close()
-
-    app = FastAPI(
-        title="CI service",
-        version="0.1.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
-    app.state.runtime = runtime
-    install_error_handlers(app)
-    app.include_router(submit.router)
-    app.include_router(jobs.router)
-    app.include_router(health.router)
-    app.add_middleware(
-        RequestSizeLimit,
-        max_bytes=server_settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
-        detail=(
-            f"the upload is over the {server_settings.max_upload_mb:g} MiB limit; leave out "
-            "virtualenvs, build outputs and data files (or ask an admin to raise "
-            "CI_MAX_UPLOAD_MB)"
-        ),
-    )
-    return app
-
 
 # Every field has a default, read from CI_* env vars; pyright cannot see the positional
 # `Field(default, ...)` defaults of the shared Settings.

@@ -6,8 +6,30 @@ so every worker process builds the same app from `ci_server.app:app`.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import click
 import uvicorn
+
+from ci_common.errors import CIError
+from ci_persistence import open_repository
+from ci_server.settings import ServerSettings
+
+
+def load_settings() -> ServerSettings:
+    """Settings from the environment (`CI_*`); a bad value is a usage error, not a trace."""
+    try:
+        return ServerSettings()  # pyright: ignore[reportCallIssue] -- all fields have defaults
+    except ValueError as exc:
+        raise click.UsageError(f"invalid CI_* setting: {exc}") from exc
+
+
+async def _check_database(path: Path) -> None:
+    """Open (and migrate) the database once, so a bad CI_DB_PATH fails here, in one line,
+    rather than in every worker's startup."""
+    repo = await open_repository(path)
+    await repo.close()
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,6 +69,12 @@ def main(host: str, port: int, workers: int, log_level: str) -> None:
     The database is CI_DB_PATH (default ~/.local/share/ci/ci.db), shared with ci-controller
     and ci-admin.
     """
+    settings = load_settings()
+    try:
+        asyncio.run(_check_database(settings.db_path))
+    except CIError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"ci-server: database {settings.db_path}, listening on http://{host}:{port}")
     uvicorn.run(
         "ci_server.app:app",
         host=host,

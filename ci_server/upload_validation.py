@@ -65,7 +65,7 @@ def validate_archive(file: BinaryIO, *, size: int, limits: UploadLimits) -> None
             entries = archive.infolist()
             _check_directory(entries, limits)
             _check_project_marker(entries)
-            _check_contents(archive, entries, limits)
+            _check_contents(archive, entries=entries, limits=limits)
     except (zipfile.BadZipFile, ValueError, OSError, struct.error) as exc:
         raise InvalidInputError(
             f"the upload is not a valid zip archive ({exc}); send a zip of your project "
@@ -151,7 +151,7 @@ def _check_project_marker(entries: list[zipfile.ZipInfo]) -> None:
 
 
 def _check_contents(
-    archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: UploadLimits
+    archive: zipfile.ZipFile, *, entries: list[zipfile.ZipInfo], limits: UploadLimits
 ) -> None:
     total = 0
     for entry in entries:

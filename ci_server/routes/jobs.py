@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 LOG_PAGE = 1000
+MAX_SEQ = 2**62  # SQLite integers are 64-bit; anything larger is no seq we issued
 
 
 @router.get("", summary="List your jobs, newest first")
@@ -66,7 +67,7 @@ async def stream_job(
         ),
     ] = None,
 ) -> EventSourceResponse:
-    if last_event_id is not None:
+    if last_event_id is not None and last_event_id.strip():
         after_seq = _parse_last_event_id(last_event_id)
     elif from_beginning:
         after_seq = 0
@@ -101,7 +102,7 @@ def _parse_last_event_id(value: str) -> int:
         seq = int(value.strip())
     except ValueError:
         seq = -1
-    if seq < 0:
+    if not 0 <= seq <= MAX_SEQ:
         raise InvalidInputError(
             f"Last-Event-ID {value!r} is not a log sequence number; send the `id:` of the "
             "last log message you received, or leave the header out"

@@ -128,7 +128,7 @@ async def test_last_event_id_resumes_exactly_after_it(
     assert events[-1][1]["type"] == "complete"
 
 
-@pytest.mark.parametrize("value", ["abc", "-1", "1.5"])
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", str(2**64)])
 async def test_a_bad_last_event_id_is_400(
     api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, value: str
 ) -> None:
