@@ -195,6 +195,7 @@ def finish(code: int) -> NoReturn:
 
 
 @cli.group()
+@connection_options
 def submit() -> None:
     """Submit work to the CI server."""
 
@@ -354,6 +355,7 @@ def _resolve_job_id(client: CIClient, text: str) -> str:
 
 
 @cli.group()
+@connection_options
 def config() -> None:
     """Show or change ~/.ci/config (server_url, api_key)."""
 

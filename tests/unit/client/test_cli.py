@@ -366,3 +366,22 @@ def test_force_color_keeps_the_tests_colours_in_a_pipe(
     result = run(cli_state, "submit", "test", str(SAMPLE), env={"FORCE_COLOR": "1"})
     assert result.exit_code == 0
     assert result.stdout.startswith("\x1b[32mtest_a PASSED\x1b[0m\n")
+
+
+def test_every_command_takes_server_and_api_key() -> None:
+    import click
+
+    def walk(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+        found = [(path, command)]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += walk(sub, f"{path} {name}")
+        return found
+
+    commands = walk(cli, "ci")
+    assert len(commands) >= 11
+    for path, command in commands:
+        if path == "ci config set":  # writes the file; a server or key there means nothing
+            continue
+        options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+        assert {"--server", "--api-key"} <= options, path
