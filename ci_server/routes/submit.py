@@ -20,7 +20,7 @@ from ci_server.dependencies import CurrentUser, HubDep, RepoDep, SettingsDep
 from ci_server.errors import ERROR_RESPONSES, UPLOAD_ERROR_RESPONSES
 from ci_server.routes.sse import SSE_RESPONSE, job_event_response
 from ci_server.settings import ServerSettings
-from ci_server.upload_validation import UploadLimits, check_archive_size, validate_archive
+from ci_server.upload_validation import UploadLimits, validate_archive
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ async def accept_upload(
     """Validate the spooled upload and store it as a new queued job."""
     limits = upload_limits(settings)
     size = file.size if file.size is not None else _spooled_size(file)
-    check_archive_size(size, limits)
     await run_in_threadpool(validate_archive, file.file, size=size, limits=limits)
     job = await repo.create_job(user_id=user.id, archive=await file.read())
     logger.info("job %s: submitted by user %s (%d bytes)", job.id, user.id, size)

@@ -346,3 +346,23 @@ async def test_a_follower_that_falls_behind_catches_up_from_the_database(
     seqs = [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
     assert seqs == list(range(1, 11))
     assert text.rstrip().endswith('"error":null}')
+
+
+async def test_long_logs_are_served_whole_in_pages(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    """More chunks than one page of the text endpoint and of the replay."""
+    job_id = await new_job(repo, alice)
+    count = 2_345
+    for n in range(1, count + 1):
+        await repo.append_log(job_id, f"{n}\n", cursor=None)
+    await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
+
+    text = await api.get(f"/jobs/{job_id}/logs", headers=alice.headers)
+    assert text.text == "".join(f"{n}\n" for n in range(1, count + 1))
+    async with aconnect_sse(
+        api, "GET", f"/jobs/{job_id}/stream?from_beginning=true", headers=alice.headers
+    ) as source:
+        events = await collect(source)
+    assert [seq for _, seq, _ in logs(events)] == list(range(1, count + 1))
+    assert events[-1][1]["type"] == "complete"
