@@ -12,6 +12,7 @@ that use them (`ci --version` and `ci --help` load none of them).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -300,7 +301,7 @@ def status(state: CLIState, job_id: str, as_json: bool) -> None:
         click.echo("\n".join(job_card(job)))
 
 
-@cli.command()
+@cli.command(short_help="Print a job's whole log so far.")
 @click.argument("job_id")
 @connection_options
 @pass_state
@@ -315,7 +316,7 @@ def logs(state: CLIState, job_id: str) -> None:
     out.finish()
 
 
-@cli.command()
+@cli.command(short_help="Cancel a job.")
 @click.argument("job_id")
 @connection_options
 @pass_state
@@ -387,4 +388,9 @@ def config_show(state: CLIState) -> None:
 
 def main() -> None:
     """Entry point of the `ci` console script."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            # Test output is arbitrary text: a character the terminal cannot encode must not
+            # crash the command halfway through a job's log.
+            stream.reconfigure(errors="replace")
     cli.main(prog_name="ci")
