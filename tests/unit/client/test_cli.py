@@ -17,6 +17,8 @@ from ci_client.cli import CLIState, cli
 from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
 from ci_common.models import JobConclusion, JobStatus
 
+from .conftest import FakeServer
+
 JOB = "6f1c2a9e-8a7b-4c3d-9e0f-112233445566"
 SseFactory = Callable[..., httpx.Response]
 SAMPLE = Path(__file__).resolve().parents[3] / "examples" / "sample-project"
@@ -84,7 +86,7 @@ def test_submit_streams_test_output_to_stdout_and_status_to_stderr(
     ],
 )
 def test_submit_exit_code_for_each_conclusion(
-    server,
+    server: FakeServer,
     cli_state: CLIState,
     sse: SseFactory,
     conclusion: JobConclusion,
@@ -109,7 +111,7 @@ def test_an_error_without_message_in_the_event_is_looked_up(
     assert "could not run: image missing" in result.stderr
 
 
-def test_submit_async_prints_the_job_id(server, cli_state: CLIState) -> None:
+def test_submit_async_prints_the_job_id(server: FakeServer, cli_state: CLIState) -> None:
     server.on(
         "POST", "/submit-async", httpx.Response(202, json={"job_id": JOB, "status": "queued"})
     )
@@ -118,7 +120,7 @@ def test_submit_async_prints_the_job_id(server, cli_state: CLIState) -> None:
     assert result.stdout == f"Job submitted: {JOB}\n"
 
 
-def test_ctrl_c_detaches_and_says_how_to_reattach(server, cli_state: CLIState) -> None:
+def test_ctrl_c_detaches_and_says_how_to_reattach(server: FakeServer, cli_state: CLIState) -> None:
     first = LogEvent(seq=1, data="first\n")
     body = (
         f"data: {JobIdEvent(job_id=JOB).model_dump_json()}\n\n"
@@ -164,14 +166,14 @@ def test_a_short_id_is_resolved_among_recent_jobs(
     assert run(cli_state, "status", "ffffffff").exit_code == 66
 
 
-def test_unknown_job_exits_66(server, cli_state: CLIState) -> None:
+def test_unknown_job_exits_66(server: FakeServer, cli_state: CLIState) -> None:
     server.on("GET", f"/jobs/{JOB}", httpx.Response(404, json={"detail": "job not found"}))
     result = run(cli_state, "status", JOB)
     assert result.exit_code == 66
     assert "ci list" in result.stderr
 
 
-def test_rejected_key_exits_77(server, cli_state: CLIState) -> None:
+def test_rejected_key_exits_77(server: FakeServer, cli_state: CLIState) -> None:
     server.on("GET", "/jobs", httpx.Response(401, json={"detail": "API key revoked"}))
     result = run(cli_state, "list")
     assert result.exit_code == 77
@@ -188,7 +190,9 @@ def test_unreachable_server_exits_69(home: Path) -> None:
     assert "cannot reach the CI server at http://localhost:8000" in result.stderr
 
 
-def test_upload_rejected_exits_65_with_the_servers_detail(server, cli_state: CLIState) -> None:
+def test_upload_rejected_exits_65_with_the_servers_detail(
+    server: FakeServer, cli_state: CLIState
+) -> None:
     server.on("POST", "/submit-async", httpx.Response(413, json={"detail": "over 50 MiB"}))
     result = run(cli_state, "submit", "test", str(SAMPLE), "--async")
     assert result.exit_code == 65
@@ -215,7 +219,9 @@ def test_missing_key_exits_78_and_lists_the_ways(home: Path) -> None:
         assert way in result.stderr
 
 
-def test_flags_work_on_the_group_and_subcommand_and_the_closest_wins(server, home: Path) -> None:
+def test_flags_work_on_the_group_and_subcommand_and_the_closest_wins(
+    server: FakeServer, home: Path
+) -> None:
     server.on("GET", "/jobs", httpx.Response(200, json=[]))
     state = CLIState(transport=server.transport)
     args = ["--server", "http://group.test", "--api-key", "ci_group", "list"]
@@ -226,7 +232,7 @@ def test_flags_work_on_the_group_and_subcommand_and_the_closest_wins(server, hom
     assert (second.url.host, second.headers["authorization"]) == ("sub.test", "Bearer ci_sub")
 
 
-def test_env_beats_the_config_file(server, home: Path) -> None:
+def test_env_beats_the_config_file(server: FakeServer, home: Path) -> None:
     server.on("GET", "/jobs", httpx.Response(200, json=[]))
     state = CLIState(transport=server.transport)
     assert run(state, "config", "set", "server_url", "http://file.test").exit_code == 0
@@ -251,7 +257,7 @@ def test_config_show_masks_the_key_and_names_sources(home: Path) -> None:
     assert (home / ".ci" / "config").stat().st_mode & 0o777 == 0o600
 
 
-def test_list_shows_a_table_or_json(server, cli_state: CLIState) -> None:
+def test_list_shows_a_table_or_json(server: FakeServer, cli_state: CLIState) -> None:
     running = job_json(
         id="aaaaaaaa-0000-4000-8000-000000000000",
         status="running",
@@ -274,14 +280,16 @@ def test_list_shows_a_table_or_json(server, cli_state: CLIState) -> None:
     assert [job["id"] for job in json.loads(as_json.stdout)] == [running["id"], JOB]
 
 
-def test_an_empty_list_says_how_to_start(server, cli_state: CLIState) -> None:
+def test_an_empty_list_says_how_to_start(server: FakeServer, cli_state: CLIState) -> None:
     server.on("GET", "/jobs", httpx.Response(200, json=[]))
     result = run(cli_state, "list")
     assert result.exit_code == 0
     assert "ci submit test" in result.stderr
 
 
-def test_status_shows_the_error_of_a_job_that_could_not_run(server, cli_state: CLIState) -> None:
+def test_status_shows_the_error_of_a_job_that_could_not_run(
+    server: FakeServer, cli_state: CLIState
+) -> None:
     failed = job_json(conclusion="error", success=False, exit_code=None, error="no image")
     server.on("GET", f"/jobs/{JOB}", httpx.Response(200, json=failed))
     result = run(cli_state, "status", JOB)
@@ -290,7 +298,7 @@ def test_status_shows_the_error_of_a_job_that_could_not_run(server, cli_state: C
     assert json.loads(run(cli_state, "status", JOB, "--json").stdout)["error"] == "no image"
 
 
-def test_logs_prints_the_whole_log(server, cli_state: CLIState) -> None:
+def test_logs_prints_the_whole_log(server: FakeServer, cli_state: CLIState) -> None:
     server.on("GET", f"/jobs/{JOB}/logs", httpx.Response(200, text="\x1b[31mred\x1b[0m\nend"))
     result = run(cli_state, "logs", JOB)
     assert result.exit_code == 0

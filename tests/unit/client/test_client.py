@@ -21,6 +21,8 @@ from ci_client.errors import (
 from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
 from ci_common.models import JobConclusion, JobStatus
 
+from .conftest import FakeServer
+
 JOB = "6f1c2a9e-8a7b-4c3d-9e0f-112233445566"
 SseFactory = Callable[..., httpx.Response]
 
@@ -57,14 +59,14 @@ def log(seq: int) -> LogEvent:
     return LogEvent(seq=seq, data=f"line {seq}\n")
 
 
-def test_requests_carry_the_bearer_key(server, client: CIClient) -> None:
+def test_requests_carry_the_bearer_key(server: FakeServer, client: CIClient) -> None:
     server.on("GET", f"/jobs/{JOB}", httpx.Response(200, json=job_json()))
     job = client.get_job(JOB)
     assert job.id == JOB
     assert server.requests[0].headers["authorization"].startswith("Bearer ci_")
 
 
-def test_submit_async_uploads_the_zip_as_field_file(server, client: CIClient) -> None:
+def test_submit_async_uploads_the_zip_as_field_file(server: FakeServer, client: CIClient) -> None:
     server.on(
         "POST", "/submit-async", httpx.Response(202, json={"job_id": JOB, "status": "queued"})
     )
@@ -74,7 +76,7 @@ def test_submit_async_uploads_the_zip_as_field_file(server, client: CIClient) ->
     assert b"application/zip" in body
 
 
-def test_list_passes_filters_and_parses_jobs(server, client: CIClient) -> None:
+def test_list_passes_filters_and_parses_jobs(server: FakeServer, client: CIClient) -> None:
     server.on(
         "GET",
         "/jobs",
@@ -109,14 +111,14 @@ def test_error_responses_become_client_errors(
         client.get_job(JOB)
 
 
-def test_fastapi_validation_details_are_readable(server, client: CIClient) -> None:
+def test_fastapi_validation_details_are_readable(server: FakeServer, client: CIClient) -> None:
     detail = [{"loc": ["query", "limit"], "msg": "Input should be greater than 0", "type": "x"}]
     server.on("GET", "/jobs", httpx.Response(422, json={"detail": detail}))
     with pytest.raises(RequestRejected, match=r"query\.limit: Input should be greater than 0"):
         client.list_jobs(limit=0)
 
 
-def test_rejected_upload_surfaces_the_servers_detail(server, client: CIClient) -> None:
+def test_rejected_upload_surfaces_the_servers_detail(server: FakeServer, client: CIClient) -> None:
     server.on(
         "POST",
         "/submit-async",
@@ -142,7 +144,7 @@ def test_connection_refused_is_server_unreachable() -> None:
         client.list_jobs()
 
 
-def test_non_json_job_is_a_server_error(server, client: CIClient) -> None:
+def test_non_json_job_is_a_server_error(server: FakeServer, client: CIClient) -> None:
     server.on("GET", f"/jobs/{JOB}", httpx.Response(200, text="<html>proxy</html>"))
     with pytest.raises(ServerError, match="cannot read"):
         client.get_job(JOB)
@@ -162,7 +164,7 @@ def test_submit_stream_yields_every_event_in_order(
     assert list(client.submit_stream(b"zip")) == events
 
 
-def test_unknown_event_types_are_skipped(server, client: CIClient) -> None:
+def test_unknown_event_types_are_skipped(server: FakeServer, client: CIClient) -> None:
     body = (
         b'data: {"type": "summary", "passed": 3}\n\n'
         + f"id: 1\ndata: {log(1).model_dump_json()}\n\n".encode()
@@ -205,7 +207,9 @@ def test_drop_before_any_log_replays_from_the_beginning(
     assert "last-event-id" not in resume.headers
 
 
-def test_reconnects_through_several_failures_with_backoff(server, sse: SseFactory) -> None:
+def test_reconnects_through_several_failures_with_backoff(
+    server: FakeServer, sse: SseFactory
+) -> None:
     sleeps: list[float] = []
     attempts = 0
 
@@ -265,26 +269,30 @@ def test_server_errors_while_reconnecting_are_retried_but_auth_errors_are_not(
         list(client.stream(JOB))
 
 
-def test_unknown_job_stream_is_job_not_found(server, client: CIClient) -> None:
+def test_unknown_job_stream_is_job_not_found(server: FakeServer, client: CIClient) -> None:
     server.on("GET", f"/jobs/{JOB}/stream", httpx.Response(404, json={"detail": "job not found"}))
     with pytest.raises(JobNotFound):
         list(client.stream(JOB))
 
 
-def test_drop_before_the_job_id_cannot_resume(server, client: CIClient, sse: SseFactory) -> None:
+def test_drop_before_the_job_id_cannot_resume(
+    server: FakeServer, client: CIClient, sse: SseFactory
+) -> None:
     server.on("POST", "/submit-stream", sse(drop=httpx.ReadError))
     with pytest.raises(ServerUnreachable, match="may or may not have been created"):
         list(client.submit_stream(b"zip"))
     assert len(server.requests) == 1
 
 
-def test_cancel_returns_the_job_as_the_server_reports_it(server, client: CIClient) -> None:
+def test_cancel_returns_the_job_as_the_server_reports_it(
+    server: FakeServer, client: CIClient
+) -> None:
     cancelled = job_json(conclusion="cancelled", success=False, exit_code=None)
     server.on("POST", f"/jobs/{JOB}/cancel", httpx.Response(200, json=cancelled))
     assert client.cancel(JOB).conclusion is JobConclusion.CANCELLED
     assert [request.method for request in server.requests] == ["POST"]
 
 
-def test_logs_returns_the_text(server, client: CIClient) -> None:
+def test_logs_returns_the_text(server: FakeServer, client: CIClient) -> None:
     server.on("GET", f"/jobs/{JOB}/logs", httpx.Response(200, text="a\nb\n"))
     assert client.logs(JOB) == "a\nb\n"
