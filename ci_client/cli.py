@@ -185,7 +185,8 @@ def cli() -> None:
 def say(message: str, colour: str | None = None) -> None:
     """A status line on stderr (never mixed into the test output on stdout)."""
     wanted = colour_wanted(sys.stderr, os.environ)
-    click.echo(click.style(message, fg=colour) if colour and wanted else message, err=True)
+    text = click.style(message, fg=colour) if colour and wanted else message
+    click.echo(text, err=True, color=wanted)
 
 
 def finish(code: int) -> NoReturn:
