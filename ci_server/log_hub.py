@@ -35,6 +35,8 @@ from ci_common.repository import JobRepository
 
 logger = logging.getLogger(__name__)
 
+ERROR_BACKOFF_SECONDS = 1.0
+
 
 def encode_chunk(chunk: LogChunk) -> bytes:
     """A chunk as one SSE message: `id: <seq>` and the `LogEvent` JSON as `data:`."""
@@ -207,7 +209,8 @@ class LogHub:
                     await self._refresh()
             except Exception:
                 # The loop must outlive a locked or briefly unreadable database.
-                logger.exception("log hub: checking followed jobs failed; retrying")
+                logger.exception("log hub: checking followed jobs failed; retrying in 1 s")
+                await asyncio.sleep(ERROR_BACKOFF_SECONDS)
 
     async def _refresh(self) -> None:
         for job in await self._repo.get_jobs(list(self._jobs)):
