@@ -5,7 +5,7 @@ with a message saying to run scripts/install-docker and scripts/build-job-image.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -13,9 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import CIService, check_docker_and_image
+from harness import CIService, MakeService, check_docker_and_image
 
-MakeService = Callable[..., CIService]
+__all__ = ["MakeService"]  # tests import it from here or from harness
 
 
 @pytest.fixture(scope="session")

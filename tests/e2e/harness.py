@@ -14,6 +14,7 @@ Import it from any test under tests/e2e (the e2e conftest puts this directory on
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -31,7 +32,7 @@ from typing import TypeVar
 
 import docker
 import httpx
-from docker.errors import DockerException, ImageNotFound
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
@@ -90,6 +91,10 @@ def wait_until(check: Callable[[], T | None], *, within: float, what: str) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:g} s waiting for {what}")
         time.sleep(0.02)
+
+
+MakeService = Callable[..., "CIService"]
+"""The `make_service` fixture: `make_service(env={...}, server=True, controller=True)`."""
 
 
 @dataclass
@@ -343,9 +348,11 @@ class CIService:
         client = docker_client()
         try:
             for container in client.containers.list(all=True, filters={"label": label}):
-                container.remove(force=True)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
+                with contextlib.suppress(NotFound, APIError):  # removal already in progress
+                    container.remove(force=True)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
             for image in client.images.list(filters={"label": label}):
                 for tag in image.tags:
-                    client.images.remove(tag, noprune=False)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
+                    with contextlib.suppress(NotFound, APIError):
+                        client.images.remove(tag, noprune=False)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
         finally:
             client.close()

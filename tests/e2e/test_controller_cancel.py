@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MakeService
-from harness import EXAMPLES, CIService, wait_until
+from harness import EXAMPLES, CIService, MakeService, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import MakeService
-from harness import EXAMPLES, CIService, wait_until
+from harness import EXAMPLES, CIService, MakeService, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -7,9 +7,8 @@ import time
 
 import docker
 import pytest
-from conftest import MakeService
 from docker.models.containers import Container
-from harness import BIN, EXAMPLES, JOB_IMAGE, CIService, docker_client, wait_until
+from harness import BIN, EXAMPLES, JOB_IMAGE, CIService, MakeService, docker_client, wait_until
 
 pytestmark = pytest.mark.e2e
 

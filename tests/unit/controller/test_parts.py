@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import World, project_zip
+from controller_world import World, project_zip
 
 from ci_common.models import Job, JobId, JobStatus, UserId
 from ci_controller.job_log import FLUSH_AT_BYTES, JobLog

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
-from conftest import World
+from controller_world import World
 from fake_runtime import FakeContainer
 
 from ci_common.models import JobConclusion, JobStatus

@@ -1,0 +1,51 @@
+"""The world a reconciler unit test acts in: a database (two connections), the in-memory
+runtime, settings and a user. Imported by the tests; the fixture lives in conftest."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+
+from fake_runtime import FakeRuntime
+
+from ci_common.models import Job, User
+from ci_common.settings import Settings
+from ci_controller.controller import Controller
+from ci_persistence import SqliteRepository
+
+
+def project_zip(files: dict[str, str] | None = None) -> bytes:
+    """A zip of a project: one passing test unless `files` says otherwise."""
+    files = files if files is not None else {"test_ok.py": "def test_ok():\n    assert True\n"}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+@dataclass
+class World:
+    """Everything a reconciler test touches."""
+
+    settings: Settings
+    runtime: FakeRuntime
+    repo: SqliteRepository
+    server: SqliteRepository
+    user: User
+
+    def controller(self, **overrides: object) -> Controller:
+        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        return Controller(settings, self.runtime, self.repo)
+
+    async def submit(self, files: dict[str, str] | None = None, *, user: User | None = None) -> Job:
+        return await self.server.create_job(
+            user_id=(user or self.user).id, archive=project_zip(files)
+        )
+
+    async def job(self, job: Job) -> Job:
+        return await self.repo.get_job(job.id)
+
+    async def log_text(self, job: Job) -> str:
+        return "".join(chunk.data for chunk in await self.repo.read_logs(job.id))
