@@ -194,8 +194,8 @@ class CIClient:
         while True:
             try:
                 with self._open_stream(request, job_id=cursor.job_id, upload=upload) as response:
-                    for event in iter_events(httpx_sse.EventSource(response)):
-                        if cursor.accept(event):
+                    for event, event_id in iter_events(httpx_sse.EventSource(response)):
+                        if cursor.accept(event, event_id=event_id):
                             failures = 0  # progress, not a mere reconnect, resets the budget
                             yield event
                         if isinstance(event, CompleteEvent):

@@ -5,7 +5,10 @@ The server numbers log chunks per job (`id: <seq>`), so resuming is a matter of 
 last `seq` seen and reconnecting with `Last-Event-ID: <seq>`. Before any log chunk was seen
 there is nothing to resume after: a stream that shows the whole job (`ci submit test`,
 `ci wait --all`) reconnects with `from_beginning=true`, which is exact because nothing was shown
-yet; a forward-only attach reconnects forward-only again (it never promised earlier output).
+yet; a forward-only attach reconnects forward-only again (it never promised earlier output),
+unless the server gave an event id on an earlier message, which is then the resume point.
+(Today's server ids only log messages, so a forward-only stream that drops before its first
+chunk can miss the chunks written while it was reconnecting.)
 The cursor also drops anything at or below the last `seq` and repeated status messages, so even
 a server that replays a little too much cannot make a line appear twice.
 
@@ -63,15 +66,21 @@ def parse_event(data: str) -> Event | None:
         ) from exc
 
 
-def iter_events(source: httpx_sse.EventSource) -> Iterator[Event]:
-    """The events of an open SSE response, in order; keep-alive comments are skipped."""
+def iter_events(source: httpx_sse.EventSource) -> Iterator[tuple[Event, int | None]]:
+    """The events of an open SSE response, in order, each with the stream's last event id
+    (the SSE `id:`, a log `seq`) as of that message; keep-alive comments are skipped."""
     try:
         for message in source.iter_sse():
             event = parse_event(message.data)
             if event is not None:
-                yield event
+                yield event, _event_id(message.id)
     except httpx_sse.SSEError as exc:
         raise ServerError(f"the server's stream is not server-sent events: {exc}") from exc
+
+
+def _event_id(raw: str) -> int | None:
+    text = raw.strip()
+    return int(text) if text.isdigit() else None
 
 
 class StreamCursor:
@@ -84,8 +93,13 @@ class StreamCursor:
         self._last_status: JobStatus | None = None
         self._announced = False
 
-    def accept(self, event: Event) -> bool:
-        """Record `event`; False if it was already delivered (drop it)."""
+    def accept(self, event: Event, *, event_id: int | None = None) -> bool:
+        """Record `event`; False if it was already delivered (drop it).
+
+        An event id on a message other than a log chunk is a resume point too (the server
+        may mark where a forward-only stream started), so it is remembered."""
+        if not isinstance(event, LogEvent) and event_id is not None:
+            self.last_seq = max(event_id, self.last_seq or 0)
         match event:
             case JobIdEvent(job_id=job_id):
                 self.job_id = job_id

@@ -21,7 +21,7 @@ from ci_client.errors import (
 from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
 from ci_common.models import JobConclusion, JobStatus
 
-from .conftest import FakeServer
+from .conftest import DroppedStream, FakeServer
 
 JOB = "6f1c2a9e-8a7b-4c3d-9e0f-112233445566"
 SseFactory = Callable[..., httpx.Response]
@@ -296,3 +296,24 @@ def test_cancel_returns_the_job_as_the_server_reports_it(
 def test_logs_returns_the_text(server: FakeServer, client: CIClient) -> None:
     server.on("GET", f"/jobs/{JOB}/logs", httpx.Response(200, text="a\nb\n"))
     assert client.logs(JOB) == "a\nb\n"
+
+
+def test_a_forward_only_stream_resumes_from_an_id_the_server_gave(
+    server: FakeServer, client: CIClient, sse: SseFactory
+) -> None:
+    status = StatusEvent(status=JobStatus.RUNNING).model_dump_json()
+    body = f"id: 4\ndata: {status}\n\n".encode()
+    server.on(
+        "GET",
+        f"/jobs/{JOB}/stream",
+        httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            stream=DroppedStream(body, error=httpx.ReadError),
+        ),
+        sse(log(5), complete()),
+    )
+    seen = list(client.stream(JOB))
+    assert seen[1:] == [log(5), complete()]
+    resume = server.requests_to(f"/jobs/{JOB}/stream")[1]
+    assert resume.headers["last-event-id"] == "4"

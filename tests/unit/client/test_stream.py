@@ -60,3 +60,18 @@ def test_resume_before_any_chunk_depends_on_replay() -> None:
     assert StreamCursor(job_id="j", replay=True).resume_params() == {"from_beginning": "true"}
     assert StreamCursor(job_id="j", replay=False).resume_params() == {}
     assert StreamCursor(job_id="j", replay=True).resume_headers() == {}
+
+
+def test_an_event_id_on_a_status_message_becomes_the_resume_point() -> None:
+    cursor = StreamCursor(job_id="j", replay=False)
+    assert cursor.accept(StatusEvent(status=JobStatus.RUNNING), event_id=7)
+    assert cursor.resume_headers() == {"Last-Event-ID": "7"}
+    assert not cursor.accept(LogEvent(seq=7, data="old"))
+    assert cursor.accept(LogEvent(seq=8, data="new"), event_id=8)
+    assert cursor.accept(
+        CompleteEvent(
+            status=JobStatus.COMPLETED, conclusion=JobConclusion.SUCCESS, success=True, exit_code=0
+        ),
+        event_id=3,
+    )
+    assert cursor.last_seq == 8
