@@ -27,20 +27,28 @@ class Settings(BaseSettings):
     db_path: Path = Field(default_factory=default_db_path, description="the SQLite database file")
 
     # Server: upload limits.
-    max_upload_mb: float = Field(50, gt=0, description="largest accepted archive, MiB")
-    max_unpacked_mb: float = Field(500, gt=0, description="largest total unpacked size, MiB")
-    max_upload_entries: int = Field(10_000, gt=0, description="most entries in one archive")
+    max_upload_mb: float = Field(default=50, gt=0, description="largest accepted archive, MiB")
+    max_unpacked_mb: float = Field(
+        default=500, gt=0, description="largest total unpacked size, MiB"
+    )
+    max_upload_entries: int = Field(default=10_000, gt=0, description="most entries in one archive")
 
     # Controller: how jobs run.
-    job_image: str = Field("python:3.12-slim", description="base image for jobs")
-    job_timeout: float = Field(1800, gt=0, description="wall-time limit per job, seconds")
-    job_network: str = Field("none", description="Docker network of the test container")
-    job_memory: str = Field("2g", description="memory limit of the test container")
-    job_cpus: float = Field(1.0, gt=0, description="CPU limit of the test container")
-    job_pids: int = Field(512, gt=0, description="process limit of the test container")
+    job_image: str = Field(default="python:3.12-slim", description="base image for jobs")
+    job_timeout: float = Field(default=1800, gt=0, description="wall-time limit per job, seconds")
+    job_network: str = Field(default="none", description="Docker network of the test container")
+    job_memory: str = Field(default="2g", description="memory limit of the test container")
+    job_cpus: float = Field(default=1.0, gt=0, description="CPU limit of the test container")
+    job_pids: int = Field(default=512, gt=0, description="process limit of the test container")
     max_parallel_jobs: int = Field(
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="jobs running at once"
     )
-    reconcile_interval: float = Field(2.0, gt=0, description="full reconcile period, seconds")
-    max_log_mb: float = Field(20, gt=0, description="stored log per job before truncation, MiB")
-    max_dependency_images: int = Field(20, gt=0, description="cached dependency images kept")
+    reconcile_interval: float = Field(
+        default=2.0, gt=0, description="full reconcile period, seconds"
+    )
+    max_log_mb: float = Field(
+        default=20, gt=0, description="stored log per job before truncation, MiB"
+    )
+    max_dependency_images: int = Field(
+        default=20, gt=0, description="cached dependency images kept"
+    )

@@ -9,4 +9,4 @@ from ci_server.settings import ServerSettings
 
 # Every field has a default, read from CI_* env vars; pyright cannot see the positional
 # `Field(default, ...)` defaults of the shared Settings.
-app = create_app(ServerSettings())  # pyright: ignore[reportCallIssue] -- all fields have defaults
+app = create_app(ServerSettings())

@@ -20,7 +20,7 @@ from ci_server.settings import ServerSettings
 def load_settings() -> ServerSettings:
     """Settings from the environment (`CI_*`); a bad value is a usage error, not a trace."""
     try:
-        return ServerSettings()  # pyright: ignore[reportCallIssue] -- all fields have defaults
+        return ServerSettings()
     except ValueError as exc:
         raise click.UsageError(f"invalid CI_* setting: {exc}") from exc
 

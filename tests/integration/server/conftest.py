@@ -74,7 +74,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(db_path: Path) -> ServerSettings:
     """Small upload limits so the limit tests stay fast; a short keep-alive."""
-    return ServerSettings(  # pyright: ignore[reportCallIssue] -- the rest have defaults
+    return ServerSettings(
         db_path=db_path,
         max_upload_mb=1,
         max_unpacked_mb=2,

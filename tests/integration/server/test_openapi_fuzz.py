@@ -57,7 +57,7 @@ def fuzz_key(db_path: Path) -> str:
 # The schema comes from an app that is never started (building it touches no database); the
 # requests go to the test's own server, on its own database.
 schema = schemathesis.openapi.from_dict(
-    create_app(ServerSettings(db_path=Path("unused.db"))).openapi()  # pyright: ignore[reportCallIssue] -- the rest have defaults
+    create_app(ServerSettings(db_path=Path("unused.db"))).openapi()
 )
 
 
