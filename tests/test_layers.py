@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_import_contracts_hold() -> None:
-    lint_imports = shutil.which("lint-imports")
-    assert lint_imports, "import-linter is a dev dependency: pip install -e '.[dev]'"
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    assert lint_imports.exists(), "import-linter is a dev dependency: pip install -e '.[dev]'"
     result = subprocess.run(
         [lint_imports, "--config", str(ROOT / "pyproject.toml")],
         cwd=ROOT,

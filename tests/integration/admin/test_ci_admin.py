@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+CI_ADMIN = str(Path(sys.executable).parent / "ci-admin")
+
 
 def ci_admin(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ci-admin", "--db-path", str(db), *args], capture_output=True, text=True, timeout=60
+        [CI_ADMIN, "--db-path", str(db), *args], capture_output=True, text=True, timeout=60
     )
 
 
@@ -139,7 +142,7 @@ def test_user_and_email_together_is_a_usage_error(db: Path) -> None:
 def test_db_path_from_environment(tmp_path: Path) -> None:
     db = tmp_path / "from-env.db"
     result = subprocess.run(
-        ["ci-admin", "user", "create", "--name", "Ada", "--email", "ada@example.org"],
+        [CI_ADMIN, "user", "create", "--name", "Ada", "--email", "ada@example.org"],
         capture_output=True,
         text=True,
         timeout=60,
