@@ -8,8 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import MakeService
-from harness import BIN, EXAMPLES, JOB_TIMEOUT, CIService, wait_until
+from harness import BIN, EXAMPLES, JOB_TIMEOUT, CIService, MakeService, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -10,13 +10,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import MakeService
 from harness import (
     BIN,
     EXAMPLES,
     JOB_TIMEOUT,
     STARTUP_TIMEOUT,
     CIService,
+    MakeService,
     ManagedProcess,
     wait_until,
 )
