@@ -39,12 +39,19 @@ from ci_controller.background import Background
 from ci_controller.dependencies import DependencyImageCache
 from ci_controller.job_log import JobLog
 from ci_controller.job_worker import JobWorker, WorkerEnvironment
-from ci_controller.runtime import ROLE_DEPENDENCY_BUILD, ROLE_JOB, ContainerInfo, ContainerRuntime
+from ci_controller.runtime import (
+    ROLE_DEPENDENCY_BUILD,
+    ROLE_JOB,
+    ROLE_PROBE,
+    ContainerInfo,
+    ContainerRuntime,
+)
 from ci_controller.scheduling import dispatch_order
 
 logger = logging.getLogger(__name__)
 
 CHANGE_POLL_SECONDS = 0.02
+_DEPENDENCY_ROLES = (ROLE_DEPENDENCY_BUILD, ROLE_PROBE)
 SHUTDOWN_GRACE_SECONDS = 5.0
 VANISHED = (
     "the job's container vanished while no controller was watching it (removed outside the "
@@ -170,7 +177,7 @@ class Controller:
         for container in containers:
             if container.role == ROLE_JOB and container.job_id in self._workers:
                 continue
-            if container.role == ROLE_DEPENDENCY_BUILD and self._dependencies.building:
+            if container.role in _DEPENDENCY_ROLES and self._dependencies.busy:
                 continue
             logger.info(
                 "removing container %s (job %s): no job of this installation needs it",

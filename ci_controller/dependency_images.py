@@ -29,12 +29,14 @@ from docker.types import Mount
 
 from ci_controller.docker_containers import DockerContainers, explain
 from ci_controller.engine_api import EngineApi, Json
+from ci_controller.project import canonical_name
 from ci_controller.runtime import (
     LABEL_DEPENDENCY_KEY,
     LABEL_INSTALLATION,
     LABEL_ROLE,
     ROLE_DEPENDENCIES,
     ROLE_DEPENDENCY_BUILD,
+    ROLE_PROBE,
     DependencyInstallError,
     OutputSink,
     RuntimeFault,
@@ -46,6 +48,11 @@ PIP_CACHE_VOLUME = "ci-pip-cache"
 PIP_CACHE_DIR = "/var/cache/ci-pip"
 BUILD_NETWORK = "bridge"
 _STAGING = "ci-deps"
+_LIST_DISTRIBUTIONS = (
+    "import importlib.metadata as m\n"
+    "for d in m.distributions():\n"
+    "    print(d.metadata['Name'], d.version)\n"
+)
 _INSTALL_SCRIPT = f"""
 export PIP_CACHE_DIR={PIP_CACHE_DIR} PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1 \\
     PIP_PROGRESS_BAR=off PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
@@ -104,6 +111,41 @@ class DependencyImages:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._containers.remove(container_id))
+
+    async def installed(self, image: str) -> dict[str, str]:
+        """What `image` has installed, listed by a short-lived container without network."""
+        container_id = await asyncio.to_thread(self._create_probe, image)
+        output: list[bytes] = []
+        try:
+            await self._containers.start(container_id)
+            async for frame in self._containers.follow_logs(container_id, after=None):
+                output.append(frame.data)
+            status = await self._containers.wait(container_id)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._containers.remove(container_id))
+        if status.exit_code != 0:
+            logger.warning("cannot list the distributions in %s (exit %d)", image, status.exit_code)
+            return {}
+        installed: dict[str, str] = {}
+        for line in b"".join(output).decode(errors="replace").splitlines():
+            name, _, version = line.strip().partition(" ")
+            if name and version:
+                installed[canonical_name(name)] = version
+        return installed
+
+    def _create_probe(self, image: str) -> str:
+        try:
+            created = self._api.create_container(
+                image,
+                command=["python", "-c", _LIST_DISTRIBUTIONS],
+                user="",
+                labels=self._containers.labels(role=ROLE_PROBE),
+                host_config=self._api.create_host_config(network_mode="none"),
+            )
+        except DockerException as exc:
+            raise RuntimeFault(f"cannot inspect the job image {image}: {explain(exc)}") from exc
+        return str(created["Id"])
 
     def _create_build_container(self, base_image: str, key: str) -> str:
         try:

@@ -40,5 +40,8 @@ class DockerRuntime(DockerContainers):
             base_image=base_image, key=key, requirements=requirements, output=output
         )
 
+    async def installed_distributions(self, image: str) -> dict[str, str]:
+        return await self._dependencies.installed(image)
+
     async def collect_dependency_images(self, *, keep: int) -> list[str]:
         return await asyncio.to_thread(self._dependencies.collect, keep)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import stat
 import tarfile
 import tomllib
@@ -128,6 +129,11 @@ def _tar_info(name: str, kind: bytes, *, mode: int, size: int) -> tarfile.TarInf
     info.uid, info.gid = JOB_UID, JOB_GID
     info.uname = info.gname = "ci"
     return info
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalisation: `Foo_Bar.baz` and `foo-bar-baz` name one distribution."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _requirements(entries: list[_Entry]) -> bytes | None:

@@ -33,6 +33,7 @@ LABEL_DEPENDENCY_KEY = "ci.dependency_key"
 ROLE_JOB = "job"
 ROLE_DEPENDENCY_BUILD = "dependency-build"
 ROLE_DEPENDENCIES = "dependencies"
+ROLE_PROBE = "probe"
 
 OutputSink = Callable[[str], Awaitable[None]]
 """Where a dependency build sends its output as it comes (the job's log)."""
@@ -125,6 +126,11 @@ class ContainerRuntime(Protocol):
     ) -> str:
         """Install `requirements` on top of `base_image` and keep the result as the image for
         `key`; returns its reference. `DependencyInstallError` when pip fails."""
+        ...
+
+    async def installed_distributions(self, image: str) -> dict[str, str]:
+        """The Python distributions `image` has installed, by canonical name, with versions
+        (empty when they cannot be listed)."""
         ...
 
     async def collect_dependency_images(self, *, keep: int) -> list[str]:

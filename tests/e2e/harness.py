@@ -28,7 +28,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import docker
 import httpx
@@ -327,10 +327,15 @@ class CIService:
         """Ids of every container (any state) labelled with this installation."""
         client = docker_client()
         try:
-            found = client.containers.list(
-                all=True, filters={"label": f"ci.installation={self.installation_id()}"}
+            # The low-level list: the high-level one inspects each container and fails on
+            # one removed meanwhile.
+            found = cast(
+                list[dict[str, object]],
+                client.api.containers(  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
+                    all=True, filters={"label": f"ci.installation={self.installation_id()}"}
+                ),
             )
-            return [str(c.id) for c in found]
+            return [str(c["Id"]) for c in found]
         finally:
             client.close()
 
@@ -347,9 +352,9 @@ class CIService:
         label = f"ci.installation={self.installation_id()}"
         client = docker_client()
         try:
-            for container in client.containers.list(all=True, filters={"label": label}):
+            for container_id in self.containers():
                 with contextlib.suppress(NotFound, APIError):  # removal already in progress
-                    container.remove(force=True)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
+                    client.api.remove_container(container_id, force=True)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
             for image in client.images.list(filters={"label": label}):
                 for tag in image.tags:
                     with contextlib.suppress(NotFound, APIError):

@@ -113,3 +113,26 @@ def test_no_container_is_left_after_many_jobs(make_service: MakeService) -> None
     assert conclusions == ["success", "failure"] * 4
     wait_until(lambda: service.containers() == [], within=20, what="containers to be removed")
     assert service.query("SELECT COUNT(*) FROM job_archives") == [(0,)]
+
+
+def test_dependencies_are_installed_once_and_reused(service: CIService) -> None:
+    first = service.submit(EXAMPLES / "with-dependencies")
+    assert service.wait_for_job(first, within=180)["conclusion"] == "success", service.logs(first)
+    second = service.submit(EXAMPLES / "with-dependencies")
+    assert service.wait_for_job(second)["conclusion"] == "success"
+
+    assert "[ci] installing 1 requirement(s)" in service.logs(first)
+    assert "six" in service.logs(first)
+    assert "[ci] installing" not in service.logs(second)
+
+
+def test_requirements_the_job_image_has_need_no_install(service: CIService, tmp_path: Path) -> None:
+    project = tmp_path / "pytest-only"
+    project.mkdir()
+    (project / "requirements.txt").write_text("pytest\n")
+    (project / "test_it.py").write_text("def test_it():\n    pass\n")
+
+    job_id = service.submit(project)
+
+    assert service.wait_for_job(job_id)["conclusion"] == "success"
+    assert "[ci] installing" not in service.logs(job_id)

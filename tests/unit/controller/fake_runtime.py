@@ -26,6 +26,7 @@ from ci_controller.runtime import (
     JobContainerSpec,
     LogFrame,
     OutputSink,
+    RuntimeFault,
 )
 
 _clock = itertools.count(1_700_000_000_000_000_000, 1000)
@@ -74,6 +75,9 @@ class FakeRuntime:
     def __init__(self, *, images: set[str] | None = None) -> None:
         self.images = images if images is not None else {"ci-python:3.11"}
         self.dependency_images: dict[str, str] = {}
+        self.installed = {"pytest": "9.2.0", "iniconfig": "2.3.0"}
+        self.listings = 0
+        self.listing_fails = False
         self.builds: list[str] = []
         self.build_output = b"Collecting things\n"
         self.build_exit_code = 0
@@ -133,6 +137,12 @@ class FakeRuntime:
         reference = f"ci-deps:{key}"
         self.dependency_images[key] = reference
         return reference
+
+    async def installed_distributions(self, image: str) -> dict[str, str]:
+        self.listings += 1
+        if self.listing_fails:
+            raise RuntimeFault("cannot list: the probe container was removed")
+        return dict(self.installed)
 
     async def collect_dependency_images(self, *, keep: int) -> list[str]:
         self.collected.append(keep)

@@ -188,6 +188,46 @@ async def test_dependencies_are_built_once_and_reused(world: World) -> None:
     assert world.runtime.collected == [world.settings.max_dependency_images]
 
 
+@pytest.mark.parametrize(
+    ("requirements", "builds"),
+    [
+        ("pytest\n", 0),
+        ("PyTest==9.2.0\niniconfig\n", 0),
+        ("pytest==8.0\n", 1),
+        ("pytest>=7\n", 1),
+        ("pytest\nattrs\n", 1),
+    ],
+)
+async def test_requirements_the_job_image_satisfies_need_no_build(
+    world: World, requirements: str, builds: int
+) -> None:
+    world.runtime.on_start = passes
+    files = {"requirements.txt": requirements, "test_a.py": ""}
+    controller = world.controller()
+    for _ in range(2):
+        await world.submit(files)
+        await controller.reconcile()
+        await controller.wait_idle()
+
+    assert len(world.runtime.builds) == builds
+    assert world.runtime.listings <= 1  # listed at most once per job image
+
+
+async def test_when_the_job_image_cannot_be_listed_the_requirements_are_installed(
+    world: World,
+) -> None:
+    world.runtime.on_start = passes
+    world.runtime.listing_fails = True
+    job = await world.submit({"requirements.txt": "pytest\n", "test_a.py": ""})
+    controller = world.controller()
+
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
+    assert len(world.runtime.builds) == 1
+
+
 async def test_a_failing_pip_install_ends_the_job_as_error_with_pips_output(
     world: World,
 ) -> None:
