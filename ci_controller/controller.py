@@ -144,7 +144,11 @@ class Controller:
 
     async def _recover(self, jobs: list[Job], containers: list[ContainerInfo]) -> None:
         by_job = {c.job_id: c for c in containers if c.role == ROLE_JOB and c.job_id}
-        for job in jobs:
+        for listed in jobs:
+            if listed.status is not JobStatus.RUNNING or listed.id in self._workers:
+                continue
+            # The list may predate a worker of ours finishing this job: look again.
+            job = await self._repo.get_job(listed.id)
             if job.status is not JobStatus.RUNNING or job.id in self._workers:
                 continue
             container = by_job.get(job.id)

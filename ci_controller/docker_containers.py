@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import cast
 
@@ -46,6 +47,8 @@ from ci_controller.threads import in_daemon_thread
 logger = logging.getLogger(__name__)
 
 API_TIMEOUT = 60
+IMAGE_ID_TTL_SECONDS = 5.0
+_KILLED = 128 + 9
 JOB_USER = "1000:1000"
 JOB_WORKDIR = "/workspace"
 BUILD_IMAGE_HINT = (
@@ -76,6 +79,7 @@ class DockerContainers:
         self.installation_id = installation_id
         self._api = calls
         self._streams = streams
+        self._image_ids: dict[str, tuple[float, str]] = {}
 
     def close(self) -> None:
         self._api.close()
@@ -84,7 +88,15 @@ class DockerContainers:
     # Images.
 
     async def ensure_image(self, image: str) -> str:
-        return await asyncio.to_thread(self._ensure_image, image)
+        """Cached for a few seconds: a burst of jobs asks the engine once, while a rebuilt
+        image (same tag, new id) is noticed soon after."""
+        now = time.monotonic()
+        cached = self._image_ids.get(image)
+        if cached is not None and now - cached[0] < IMAGE_ID_TTL_SECONDS:
+            return cached[1]
+        image_id = await asyncio.to_thread(self._ensure_image, image)
+        self._image_ids[image] = (now, image_id)
+        return image_id
 
     def _ensure_image(self, image: str) -> str:
         try:
@@ -226,15 +238,16 @@ class DockerContainers:
         def wait_and_inspect() -> ExitStatus:
             try:
                 result = self._streams.wait(container_id)
-                state = cast(Json, self._api.inspect_container(container_id)["State"])
+                exit_code = int(cast(int, result["StatusCode"]))
+                oom_killed = False
+                if exit_code == _KILLED:  # only then is it worth asking why
+                    state = cast(Json, self._api.inspect_container(container_id)["State"])
+                    oom_killed = bool(state.get("OOMKilled"))
             except NotFound as exc:
                 raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
             except DockerException as exc:
                 raise RuntimeFault(f"lost track of the job container: {explain(exc)}") from exc
-            return ExitStatus(
-                exit_code=int(cast(int, result["StatusCode"])),
-                oom_killed=bool(state.get("OOMKilled")),
-            )
+            return ExitStatus(exit_code=exit_code, oom_killed=oom_killed)
 
         return await in_daemon_thread(f"wait-{container_id[:12]}", wait_and_inspect)
 
