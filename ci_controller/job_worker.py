@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,6 +134,8 @@ class JobWorker:
             logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
             if container.state is ContainerState.CREATED:
                 await self._start(container_id)
+            elif container.state is ContainerState.EXITED:
+                deadline = math.inf  # it ended by itself: its exit code decides, not the clock
         return await self._watch(container_id, log, deadline)
 
     def _deadline(self) -> float:
@@ -238,7 +241,9 @@ class JobWorker:
     async def _race(self, task: asyncio.Future[T], deadline: float) -> StopReason | None:
         """Wait for `task`, a cancel request or the deadline; None when `task` finished."""
         cancelled = asyncio.create_task(self._cancel.wait())
-        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        remaining = (
+            None if math.isinf(deadline) else max(0.0, deadline - asyncio.get_running_loop().time())
+        )
         try:
             done, _ = await asyncio.wait(
                 {task, cancelled}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED

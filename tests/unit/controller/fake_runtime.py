@@ -85,6 +85,7 @@ class FakeRuntime:
         self.containers: dict[str, FakeContainer] = {}
         self.removed: list[str] = []
         self.stopped: list[str] = []
+        self.followed: list[str] = []
         self.collected: list[int] = []
         self.on_start: Callable[[FakeContainer], object] = lambda container: None
         self.started = asyncio.Event()
@@ -166,6 +167,7 @@ class FakeRuntime:
     async def follow_logs(
         self, container_id: str, *, after: LogPosition | None
     ) -> AsyncIterator[LogFrame]:
+        self.followed.append(container_id)
         sent = 0
         while True:
             container = self.containers.get(container_id)

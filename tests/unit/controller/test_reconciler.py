@@ -12,7 +12,7 @@ import pytest
 from controller_world import World
 from fake_runtime import FakeContainer
 
-from ci_common.models import JobConclusion, JobStatus
+from ci_common.models import Job, JobConclusion, JobStatus
 from ci_controller.log_cursor import LogPosition
 from ci_controller.runtime import ROLE_DEPENDENCY_BUILD, ContainerState, JobContainerSpec
 
@@ -343,6 +343,46 @@ async def test_a_container_that_exited_while_no_controller_ran_is_finalized(
     assert (done.conclusion, done.exit_code) == (JobConclusion.FAILURE, 1)
     assert await world.log_text(job) == "1 failed\n"
     assert world.runtime.live() == []
+
+
+async def test_a_container_that_exited_after_the_deadline_keeps_its_exit_code(
+    world: World,
+) -> None:
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
+    await world.server.set_container(job.id, container.id)
+    container.exit(0)
+
+    controller = world.controller(job_timeout=0.001)
+    await asyncio.sleep(0.01)
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
+
+
+async def test_a_job_completed_since_the_list_was_read_is_not_adopted_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.EXITED)
+    container.exit(0)
+    await world.server.set_container(job.id, container.id)
+    stale = await world.repo.list_active_jobs()
+    await world.server.complete_job(job.id, conclusion=JobConclusion.SUCCESS, exit_code=0)
+
+    async def stale_list() -> list[Job]:
+        return stale
+
+    monkeypatch.setattr(world.repo, "list_active_jobs", stale_list)
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    assert world.runtime.followed == []  # no worker took it up
+    assert container.id in world.runtime.removed  # an orphan now
 
 
 async def test_a_running_job_whose_container_vanished_ends_as_error(world: World) -> None:
