@@ -10,8 +10,8 @@ containers of this installation:
 
 - a running job without a worker here is adopted: its container (found by label) is followed
   from the stored log cursor, or finalized from its exit code if it ended while no controller
-  was watching; a job whose container was never created is dispatched again; a job whose
-  container vanished ends as `error`;
+  was watching; a job whose container was never created or never started is dispatched
+  again; a job whose container vanished ends as `error`;
 - a container of this installation that belongs to no job being worked on is removed;
 - queued jobs are started up to `CI_MAX_PARALLEL_JOBS`, in `scheduling.dispatch_order`.
 
@@ -45,6 +45,7 @@ from ci_controller.runtime import (
     ROLE_PROBE,
     ContainerInfo,
     ContainerRuntime,
+    ContainerState,
 )
 from ci_controller.scheduling import dispatch_order
 
@@ -152,7 +153,14 @@ class Controller:
             if job.status is not JobStatus.RUNNING or job.id in self._workers:
                 continue
             container = by_job.get(job.id)
-            if container is not None:
+            if container is not None and container.state is ContainerState.CREATED:
+                # Never started, so it never got its project: replace it.
+                logger.info("job %s: replacing its unstarted container", job.id)
+                self._background.spawn(
+                    self._runtime.remove(container.id), what=f"remove {container.id[:12]}"
+                )
+                self._start_worker(job, None)
+            elif container is not None:
                 if job.container_id != container.id:
                     await self._repo.set_container(job.id, container.id)
                 self._start_worker(job, container)

@@ -40,6 +40,7 @@ from ci_controller.job_log import JobLog
 from ci_controller.log_cursor import LogPosition
 from ci_controller.project import ProjectArchiveError, load_project
 from ci_controller.runtime import (
+    PROJECT_MISSING_EXIT,
     ContainerGoneError,
     ContainerInfo,
     ContainerRuntime,
@@ -132,9 +133,7 @@ class JobWorker:
         else:
             container_id = self.container_id = container.id
             logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
-            if container.state is ContainerState.CREATED:
-                await self._start(container_id)
-            elif container.state is ContainerState.EXITED:
+            if container.state is ContainerState.EXITED:
                 deadline = math.inf  # it ended by itself: its exit code decides, not the clock
         return await self._watch(container_id, log, deadline)
 
@@ -266,6 +265,12 @@ class JobWorker:
     def _exited(self, status: ExitStatus) -> Outcome:
         if status.exit_code == 0:
             return Outcome(JobConclusion.SUCCESS, exit_code=0)
+        if status.exit_code == PROJECT_MISSING_EXIT:
+            return Outcome(
+                JobConclusion.ERROR,
+                error="the project never reached the job's container (the controller stopped "
+                "while starting it); submit the job again",
+            )
         note = None
         if status.oom_killed:
             note = (

@@ -2,7 +2,8 @@
 
 The project enters the container through the engine's API (`put_archive`), never a bind mount,
 so a remote engine works the same. The tar holds `workspace/` and everything below it owned by
-uid/gid 1000, the unprivileged user tests run as, so tests may write next to their files.
+uid/gid 1000, the unprivileged user tests run as, so tests may write next to their files, and
+ends with `READY_MARKER`. An entry of the upload with the marker's name is dropped.
 
 Dependencies are read from `requirements.txt` at the project root, or else from
 `[project].dependencies` of `pyproject.toml`. They are normalised (comments, blank lines and
@@ -27,6 +28,8 @@ from typing import cast
 from ci_common.errors import CIError
 
 WORKSPACE = "workspace"
+READY_MARKER = f"{WORKSPACE}/.ci-ready"
+"""The tar's last entry: once it exists in the container, the whole project does."""
 JOB_UID = 1000
 JOB_GID = 1000
 
@@ -112,12 +115,15 @@ def _workspace_tar(entries: list[_Entry]) -> bytes:
         add_directory(root)
         for entry in entries:
             target = root / entry.path
+            if str(target) == READY_MARKER:
+                continue
             if entry.data is None:
                 add_directory(target)
                 continue
             add_directory(target.parent)
             info = _tar_info(str(target), tarfile.REGTYPE, mode=entry.mode, size=len(entry.data))
             tar.addfile(info, io.BytesIO(entry.data))
+        tar.addfile(_tar_info(READY_MARKER, tarfile.REGTYPE, mode=0o644, size=0))
     return buffer.getvalue()
 
 

@@ -34,6 +34,9 @@ ROLE_JOB = "job"
 ROLE_DEPENDENCY_BUILD = "dependency-build"
 ROLE_DEPENDENCIES = "dependencies"
 ROLE_PROBE = "probe"
+PROJECT_MISSING_EXIT = 121
+"""A job container's exit code when its project never arrived (the controller died while
+starting it); pytest never uses it."""
 
 OutputSink = Callable[[str], Awaitable[None]]
 """Where a dependency build sends its output as it comes (the job's log)."""
@@ -139,7 +142,9 @@ class ContainerRuntime(Protocol):
         ...
 
     async def create_job_container(self, spec: JobContainerSpec) -> str:
-        """Create (not start) the job's container with the project in it; returns its id."""
+        """Create (not start) the job's container; returns its id. The project reaches it by
+        the time `start` returns, so a container found created but never started (after a
+        controller crash) must be replaced, not started."""
         ...
 
     async def start(self, container_id: str) -> None: ...

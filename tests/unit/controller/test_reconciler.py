@@ -14,7 +14,12 @@ from fake_runtime import FakeContainer
 
 from ci_common.models import Job, JobConclusion, JobStatus
 from ci_controller.log_cursor import LogPosition
-from ci_controller.runtime import ROLE_DEPENDENCY_BUILD, ContainerState, JobContainerSpec
+from ci_controller.runtime import (
+    PROJECT_MISSING_EXIT,
+    ROLE_DEPENDENCY_BUILD,
+    ContainerState,
+    JobContainerSpec,
+)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5.0) -> None:
@@ -92,7 +97,11 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
     assert (spec.network, spec.memory, spec.cpus, spec.pids) == ("none", "1g", 0.5, 64)
     with tarfile.open(fileobj=io.BytesIO(spec.project_tar)) as tar:
         members = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
-    assert members == {"workspace": (1000, 1000), "workspace/test_a.py": (1000, 1000)}
+    assert members == {
+        "workspace": (1000, 1000),
+        "workspace/test_a.py": (1000, 1000),
+        "workspace/.ci-ready": (1000, 1000),
+    }
 
 
 async def test_a_cancel_of_a_queued_job_means_it_never_starts(world: World) -> None:
@@ -413,7 +422,7 @@ async def test_a_running_job_that_never_got_a_container_is_dispatched_again(
     assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
 
 
-async def test_a_created_but_unstarted_container_is_found_by_label_and_started(
+async def test_a_created_but_unstarted_container_is_replaced_by_a_fresh_one(
     world: World,
 ) -> None:
     world.runtime.on_start = passes
@@ -428,6 +437,26 @@ async def test_a_created_but_unstarted_container_is_found_by_label_and_started(
     done = await world.job(job)
     assert done.conclusion is JobConclusion.SUCCESS
     assert container.id in world.runtime.removed
+    assert done.container_id != container.id
+
+
+async def test_a_container_whose_project_never_arrived_ends_the_job_as_error(
+    world: World,
+) -> None:
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
+    await world.server.set_container(job.id, container.id)
+    container.emit(b"[ci] the project never reached the container\n")
+    container.exit(PROJECT_MISSING_EXIT)
+
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.ERROR
+    assert done.error is not None and "submit the job again" in done.error
 
 
 async def test_containers_without_a_live_job_are_removed(world: World) -> None:
