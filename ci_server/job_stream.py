@@ -1,7 +1,13 @@
-"""The SSE stream of one job for one client: replay, live chunks, status changes, `complete`.
+"""The SSE stream of one job for one client: opening status, replay, live chunks, `complete`.
 
 Where a stream starts is the caller's choice (`after_seq`): 0 replays everything, the job's
 current `last_log_seq` is forward-only, a `Last-Event-ID` resumes exactly after that chunk.
+Every stream opens with a `status` event (the job's status as read) whose SSE `id:` is that
+starting point, so a client that loses the connection before its first chunk still resumes
+exactly with `Last-Event-ID` instead of reconnecting forward-only and missing what was
+written meanwhile. A `status: running` follows once if the job was queued when read and
+starts later (or had already started by the time the hub was joined).
+
 Chunks come from two places — the follower's own catch-up read of the database and the
 shared `LogHub` — and may overlap; `last_sent` makes every seq go out at most once and in
 order. Before `complete`, any chunk still missing up to the job's final `last_log_seq` is read,
@@ -33,8 +39,13 @@ def job_id_message(job: Job) -> bytes:
     return ServerSentEvent(data=JobIdEvent(job_id=job.id).model_dump_json()).encode()
 
 
-def status_message(status: JobStatus) -> bytes:
-    return ServerSentEvent(data=StatusEvent(status=status).model_dump_json()).encode()
+def status_message(status: JobStatus, *, resume_seq: int | None = None) -> bytes:
+    """A status event; with `resume_seq` it also carries the SSE id a client resumes after."""
+    event = ServerSentEvent(
+        data=StatusEvent(status=status).model_dump_json(),
+        id=None if resume_seq is None else str(resume_seq),
+    )
+    return event.encode()
 
 
 def complete_message(job: Job) -> bytes:
@@ -65,6 +76,9 @@ class JobStream:
         the client goes, which unsubscribes from the hub."""
         if self._announce:
             yield job_id_message(self._job)
+        # Where this stream starts, as an event id: a client that loses the connection before
+        # the first chunk resumes exactly here instead of at a later forward-only position.
+        yield status_message(self._job.status, resume_seq=self._last_sent)
         if self._job.is_terminal:
             async for message in self._finish(self._job):
                 yield message
@@ -75,8 +89,9 @@ class JobStream:
 
     async def _follow(self, follower: Follower) -> AsyncIterator[bytes]:
         status = self._job.status
-        if status is JobStatus.QUEUED and follower.status is JobStatus.RUNNING:
-            # The hub saw it start after our snapshot was read.
+        if status is JobStatus.QUEUED and await self._started_before(follower):
+            # The hub saw it start after our snapshot was read: its `JobStarted` went out
+            # before we subscribed, so this is the only `running` this stream sends.
             status = JobStatus.RUNNING
             yield status_message(status)
         if self._last_sent < follower.start_seq:
@@ -109,6 +124,18 @@ class JobStream:
             async for message in self._finish(job):
                 yield message
             return
+
+    async def _started_before(self, follower: Follower) -> bool:
+        """Whether the job had left the queue when we joined the hub.
+
+        The hub's view may be `completed` already (we joined in the middle of its update, after
+        its `JobStarted`); a job cancelled while queued completes without running, so then the
+        row decides."""
+        if follower.status is JobStatus.QUEUED:
+            return False
+        if follower.status is JobStatus.RUNNING:
+            return True
+        return (await self._repo.get_job(self._job.id)).started_at is not None
 
     async def _finish(self, job: Job) -> AsyncIterator[bytes]:
         """Whatever is still unsent of the final log, then `complete`."""

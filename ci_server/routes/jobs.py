@@ -63,7 +63,10 @@ async def stream_job(
         str | None,
         Header(
             alias="Last-Event-ID",
-            description="resume exactly after this log `seq` (wins over from_beginning)",
+            description=(
+                "resume exactly after this log `seq`: the last SSE `id:` received, from a log "
+                "message or the stream's opening status event (wins over from_beginning)"
+            ),
         ),
     ] = None,
 ) -> EventSourceResponse:

@@ -21,9 +21,14 @@ SSE_RESPONSE: dict[int | str, dict[str, object]] = {
         "description": (
             "A `text/event-stream`. Each message's `data:` is one JSON object whose `type` is "
             "`job_id` (first message of /submit-stream only), `log` (`seq`, `data`: a chunk of "
-            "output; the message's `id:` is `seq`), `status` (the job started running) or "
-            "`complete` (`status`, `conclusion`, `success`, `exit_code`, `error`), after which "
-            "the stream ends. Comment lines (`: ping`) keep an idle connection alive. Event "
+            "output; the message's `id:` is `seq`), `status` or `complete` (`status`, "
+            "`conclusion`, `success`, `exit_code`, `error`), after which the stream ends. "
+            "Every stream opens (after `job_id`, if any) with a `status` event carrying the "
+            "job's current status and, as its `id:`, the seq the stream starts after (0 from "
+            "the beginning, the job's last seq for forward-only, N for `Last-Event-ID: N`): "
+            "send the last `id:` you saw as `Last-Event-ID` to resume exactly, even before the "
+            "first log message. A later `status` event (no `id:`) says the job started "
+            "running. Comment lines (`: ping`) keep an idle connection alive. Event "
             "schemas: " + ", ".join(_EVENT_SCHEMAS)
         ),
         "content": {"text/event-stream": {"schema": {"type": "string"}}},

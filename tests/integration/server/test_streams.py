@@ -20,7 +20,7 @@ from httpx_sse import EventSource, aconnect_sse
 from ci_common.models import JobConclusion, JobId
 from ci_persistence import SqliteRepository
 from ci_server.job_stream import JobStream
-from ci_server.log_hub import LogHub
+from ci_server.log_hub import JobStarted, LogHub
 
 from .conftest import Account, hub_of, project_zip, zip_upload
 
@@ -31,11 +31,17 @@ Event = tuple[str, dict[str, Any]]  # (SSE last event id, parsed data)
 
 async def collect(source: EventSource) -> list[Event]:
     """Every event until the stream ends (which it must, after `complete`)."""
-    events: list[Event] = []
+    return await drain(source.aiter_sse())
+
+
+async def drain(events: AsyncIterator[Any]) -> list[Event]:
+    """The rest of a stream already being read with `next_event` (a response's body can be
+    iterated only once)."""
+    rest: list[Event] = []
     async with asyncio.timeout(TIMEOUT):
-        async for sse in source.aiter_sse():
-            events.append((sse.id, json.loads(sse.data)))
-    return events
+        async for sse in events:
+            rest.append((sse.id, json.loads(sse.data)))
+    return rest
 
 
 async def next_event(events: AsyncIterator[Any]) -> Event:
@@ -46,6 +52,12 @@ async def next_event(events: AsyncIterator[Any]) -> Event:
 
 def logs(events: list[Event]) -> list[tuple[str, int, str]]:
     return [(i, e["seq"], e["data"]) for i, e in events if e["type"] == "log"]
+
+
+def opening(status: str, resume_seq: int) -> Event:
+    """The event every stream opens with: the job's status, with the stream's starting seq as
+    its SSE id (the point a client resumes after if it has seen nothing else)."""
+    return (str(resume_seq), {"type": "status", "status": status})
 
 
 @asynccontextmanager
@@ -87,6 +99,7 @@ async def test_replay_of_a_completed_job_ends_with_complete(
     ) as source:
         events = await collect(source)
 
+    assert events[0] == opening("completed", 0)
     assert logs(events) == [("1", 1, "line 1\n"), ("2", 2, "line 2\n"), ("3", 3, "line 3\n")]
     assert events[-1][1] == {
         "type": "complete",
@@ -96,7 +109,7 @@ async def test_replay_of_a_completed_job_ends_with_complete(
         "exit_code": 1,
         "error": None,
     }
-    assert len(events) == 4
+    assert len(events) == 5
 
 
 async def test_completed_job_without_replay_sends_only_complete(
@@ -106,8 +119,9 @@ async def test_completed_job_without_replay_sends_only_complete(
     await repo.complete_job(job_id, conclusion=JobConclusion.ERROR, error="image missing")
     async with aconnect_sse(api, "GET", f"/jobs/{job_id}/stream", headers=alice.headers) as source:
         events = await collect(source)
-    assert [e["type"] for _, e in events] == ["complete"]
-    assert events[0][1]["error"] == "image missing"
+    assert [e["type"] for _, e in events] == ["status", "complete"]
+    assert events[0] == opening("completed", 2)
+    assert events[1][1]["error"] == "image missing"
 
 
 @pytest.mark.parametrize("from_beginning", ["false", "true"])
@@ -124,8 +138,9 @@ async def test_last_event_id_resumes_exactly_after_it(
         headers={**alice.headers, "Last-Event-ID": "2"},
     ) as source:
         events = await collect(source)
+    assert events[0] == opening("completed", 2)
     assert [seq for _, seq, _ in logs(events)] == [3, 4, 5]
-    assert events[-1][1]["type"] == "complete"
+    assert [e["type"] for _, e in events] == ["status", "log", "log", "log", "complete"]
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1.5", str(2**64)])
@@ -149,6 +164,7 @@ async def test_live_resume_in_the_middle_then_follow(
         await repo.append_log(job_id, "line 5\n", cursor=None)
         await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
         events = await collect(source)
+    assert events[0] == opening("running", 2)
     assert [(i, seq) for i, seq, _ in logs(events)] == [("3", 3), ("4", 4), ("5", 5)]
     assert events[-1][1]["conclusion"] == "success"
 
@@ -162,8 +178,9 @@ async def test_default_is_forward_only(
         await repo.append_log(job_id, "new\n", cursor=None)
         await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
         events = await collect(source)
+    assert events[0] == opening("running", 3)
     assert logs(events) == [("4", 4, "new\n")]
-    assert events[-1][1]["type"] == "complete"
+    assert [e["type"] for _, e in events] == ["status", "log", "complete"]
 
 
 async def test_from_beginning_replays_then_follows(
@@ -176,21 +193,52 @@ async def test_from_beginning_replays_then_follows(
         await repo.append_log(job_id, "line 5\n", cursor=None)
         await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
         events = await collect(source)
+    assert events[0] == opening("running", 0)
     assert [seq for _, seq, _ in logs(events)] == [1, 2, 3, 4, 5]
 
 
 async def test_status_event_when_the_job_starts(
     live_server: str, repo: SqliteRepository, alice: Account
 ) -> None:
+    """The stream opens with `queued`; `running` arrives once the job starts, exactly once."""
     job_id = await new_job(repo, alice)
     async with follow(live_server, alice, job_id) as source:
         events = source.aiter_sse()
+        assert await next_event(events) == opening("queued", 0)
         await repo.mark_running(job_id, container_id=None)
         assert (await next_event(events))[1] == {"type": "status", "status": "running"}
         await repo.append_log(job_id, "out\n", cursor=None)
         await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
-        assert (await next_event(events))[1]["type"] == "log"
-        assert (await next_event(events))[1]["type"] == "complete"
+        rest = await drain(events)
+    assert rest[0] == ("1", {"type": "log", "seq": 1, "data": "out\n"})
+    assert [e["type"] for _, e in rest] == ["log", "complete"]
+
+
+async def test_a_forward_only_follower_resumes_exactly_from_the_opening_event(
+    live_server: str, repo: SqliteRepository, alice: Account
+) -> None:
+    """A follower that lost the connection before its first chunk resumes after the opening
+    event's id and misses nothing written while it was away (a forward-only reconnect would
+    start after chunk 5)."""
+    job_id = await new_job(repo, alice, lines=3)
+    await repo.mark_running(job_id, container_id=None)
+    async with follow(live_server, alice, job_id) as source:
+        last_id, first = await next_event(source.aiter_sse())
+    assert (last_id, first) == opening("running", 3)
+    await repo.append_log(job_id, "line 4\n", cursor=None)
+    await repo.append_log(job_id, "line 5\n", cursor=None)
+
+    async with follow(live_server, alice, job_id, headers={"Last-Event-ID": last_id}) as source:
+        events = source.aiter_sse()
+        assert await next_event(events) == opening("running", 3)
+        assert await next_event(events) == ("4", {"type": "log", "seq": 4, "data": "line 4\n"})
+        assert await next_event(events) == ("5", {"type": "log", "seq": 5, "data": "line 5\n"})
+        await repo.append_log(job_id, "line 6\n", cursor=None)
+        await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
+        rest = await drain(events)
+    assert rest[0] == ("6", {"type": "log", "seq": 6, "data": "line 6\n"})
+    assert [e["type"] for _, e in rest] == ["log", "complete"]
+    assert rest[1][1]["conclusion"] == "success"
 
 
 async def test_idle_stream_gets_keep_alive_comments(
@@ -221,7 +269,9 @@ async def test_submit_streams_the_whole_job(
         await repo.append_log(job.id, "1 passed\n", cursor=None)
         await repo.complete_job(job.id, conclusion=JobConclusion.SUCCESS, exit_code=0)
         events = await collect(source)
-    assert [e["type"] for _, e in events] == ["status", "log", "log", "complete"]
+    assert events[0] == opening("queued", 0)
+    assert events[1][1] == {"type": "status", "status": "running"}
+    assert [e["type"] for _, e in events] == ["status", "status", "log", "log", "complete"]
     assert [data for _, _, data in logs(events)] == ["collected 1 item\n", "1 passed\n"]
 
 
@@ -241,12 +291,14 @@ async def test_submit_stream_announces_the_job_id_first(
         events = source.aiter_sse()
         _, first = await next_event(events)
         assert first["type"] == "job_id"
+        assert await next_event(events) == opening("queued", 0)
         job_id = JobId(first["job_id"])
         assert (await repo.get_job(job_id)).user_id == alice.user.id
         await repo.append_log(job_id, "early output\n", cursor=None)
         await repo.complete_job(job_id, conclusion=JobConclusion.CANCELLED)
-        rest = [await next_event(events), await next_event(events)]
+        rest = await drain(events)
     assert rest[0] == ("1", {"type": "log", "seq": 1, "data": "early output\n"})
+    assert [e["type"] for _, e in rest] == ["log", "complete"]
     assert rest[1][1]["conclusion"] == "cancelled"
 
 
@@ -258,6 +310,7 @@ async def test_chunks_reach_followers_within_250_ms(
     latencies: list[float] = []
     async with follow(live_server, alice, job_id) as source:
         events = source.aiter_sse()
+        assert await next_event(events) == opening("running", 0)
         for n in range(1, 16):
             started = time.monotonic()
             await repo.append_log(job_id, f"chunk {n}\n", cursor=None)
@@ -280,8 +333,9 @@ async def test_final_chunks_and_complete_in_one_tick_arrive_in_order(
             await repo.append_log(job_id, f"{n}\n", cursor=None)
         await repo.complete_job(job_id, conclusion=JobConclusion.FAILURE, exit_code=1)
         events = await collect(source)
+    assert events[0] == opening("running", 0)
     assert [seq for _, seq, _ in logs(events)] == list(range(1, 51))
-    assert events[-1][1]["type"] == "complete"
+    assert [e["type"] for _, e in events] == ["status", *["log"] * 50, "complete"]
 
 
 async def test_cancel_through_the_same_server_ends_the_stream(
@@ -293,7 +347,8 @@ async def test_cancel_through_the_same_server_ends_the_stream(
             cancelled = await client.post(f"/jobs/{job_id}/cancel", headers=alice.headers)
         assert cancelled.status_code == 200
         events = await collect(source)
-    assert [data for _, data in events] == [
+    assert events[0] == opening("queued", 0)
+    assert [data for _, data in events[1:]] == [
         {
             "type": "complete",
             "status": "completed",
@@ -331,6 +386,8 @@ async def test_a_follower_that_falls_behind_catches_up_from_the_database(
     job = await repo.get_job(job_id)
     async with LogHub(repo, poll_interval=0.01, queue_limit=2) as hub:
         messages = JobStream(repo=repo, hub=hub, job=job, after_seq=0, announce=False).messages()
+        opened = await anext(messages)
+        assert opened == b'id: 0\r\ndata: {"type":"status","status":"queued"}\r\n\r\n'
         first = asyncio.ensure_future(anext(messages))  # subscribes, then waits for updates
         await wait_for(lambda: hub.followers == 1, "the follower")
         for n in range(1, 11):
@@ -366,3 +423,32 @@ async def test_long_logs_are_served_whole_in_pages(
         events = await collect(source)
     assert [seq for _, seq, _ in logs(events)] == list(range(1, count + 1))
     assert events[-1][1]["type"] == "complete"
+
+
+async def test_a_job_seen_queued_but_started_per_the_hub_gets_one_running_event(
+    repo: SqliteRepository, alice: Account
+) -> None:
+    """The stream's snapshot says queued, but the hub (already following the job for another
+    client) saw it start: the stream opens with `queued`, then sends `running` exactly once."""
+    job_id = await new_job(repo, alice)
+    snapshot = await repo.get_job(job_id)
+    async with LogHub(repo, poll_interval=0.01) as hub, hub.follow(snapshot) as earlier:
+        await repo.mark_running(job_id, container_id=None)
+        hub.poke()
+        async with asyncio.timeout(TIMEOUT):
+            assert isinstance(await earlier.next(), JobStarted)
+        stream = JobStream(repo=repo, hub=hub, job=snapshot, after_seq=0, announce=False)
+        messages = stream.messages()
+        async with asyncio.timeout(TIMEOUT):
+            assert await anext(messages) == (
+                b'id: 0\r\ndata: {"type":"status","status":"queued"}\r\n\r\n'
+            )
+            assert await anext(messages) == b'data: {"type":"status","status":"running"}\r\n\r\n'
+        await repo.append_log(job_id, "out\n", cursor=None)
+        await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
+        hub.poke()
+        async with asyncio.timeout(TIMEOUT):
+            rest = b"".join([message async for message in messages]).decode()
+    assert '"type":"status"' not in rest
+    assert rest.startswith('id: 1\r\ndata: {"type":"log","seq":1,"data":"out\\n"}')
+    assert '"type":"complete"' in rest

@@ -51,12 +51,23 @@ async def test_two_processes_serve_the_same_jobs_and_streams(
                 await repo.append_log(job_id, f"line {n}\n", cursor=None)
             await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
             async with asyncio.timeout(TIMEOUT):
-                events_one = [json.loads(e.data) async for e in via_one.aiter_sse()]
-                events_two = [json.loads(e.data) async for e in via_two.aiter_sse()]
+                events_one = [(e.id, json.loads(e.data)) async for e in via_one.aiter_sse()]
+                events_two = [(e.id, json.loads(e.data)) async for e in via_two.aiter_sse()]
 
+        # Forward-only and from-the-beginning start at the same seq: the log was empty.
         assert events_one == events_two
-        assert [e["type"] for e in events_one] == ["status", "log", "log", "log", "complete"]
-        assert [e["seq"] for e in events_one if e["type"] == "log"] == [1, 2, 3]
+        assert events_one[0] == ("0", {"type": "status", "status": "queued"})
+        assert events_one[1][1] == {"type": "status", "status": "running"}
+        assert [e["type"] for _, e in events_one] == [
+            *("status", "status"),
+            *("log", "log", "log"),
+            "complete",
+        ]
+        assert [(i, e["seq"]) for i, e in events_one if e["type"] == "log"] == [
+            ("1", 1),
+            ("2", 2),
+            ("3", 3),
+        ]
 
         # A cancel through one process is visible through the other.
         other = await one.post(
@@ -92,8 +103,9 @@ async def test_a_stream_follows_a_cancel_made_through_another_process(
         assert (await repo.get_job(job.id)).cancel_requested
         await repo.complete_job(job.id, conclusion=JobConclusion.CANCELLED, exit_code=137)
         async with asyncio.timeout(TIMEOUT):
-            events = [json.loads(e.data) async for e in stream.aiter_sse()]
-    assert events == [
+            events = [(e.id, json.loads(e.data)) async for e in stream.aiter_sse()]
+    assert events[0] == ("0", {"type": "status", "status": "running"})
+    assert [data for _, data in events[1:]] == [
         {
             "type": "complete",
             "status": "completed",
