@@ -14,6 +14,7 @@ Needs Docker and the job image (scripts/install-docker, scripts/build-job-image)
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import time
 
@@ -28,6 +29,9 @@ from service import (
 )
 
 from harness import BIN, CIService, zip_project  # isort: skip  (on sys.path via service)
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def run_ours(service: CIService, *, via_cli: bool) -> tuple[float, str]:
@@ -51,10 +55,9 @@ def run_ours(service: CIService, *, via_cli: bool) -> tuple[float, str]:
         )
         elapsed = time.perf_counter() - started
         assert done.returncode == 0, done.stdout + done.stderr
-        job_id = next(
-            line.split()[-1] for line in (done.stdout + done.stderr).splitlines() if "Job " in line
-        )
-        return elapsed, job_id
+        found = UUID.search(done.stdout + done.stderr)
+        assert found is not None, done.stdout + done.stderr
+        return elapsed, found.group(0)
     job_id = ""
     for message in service.submit_stream(zip_project(FORTY)):
         if message["type"] == "job_id":

@@ -29,6 +29,7 @@ from docker.types import Mount
 
 from ci_controller.docker_containers import DockerContainers, explain
 from ci_controller.engine_api import EngineApi, Json
+from ci_controller.log_cursor import parse_timestamp
 from ci_controller.project import canonical_name
 from ci_controller.runtime import (
     LABEL_DEPENDENCY_KEY,
@@ -190,10 +191,10 @@ class DependencyImages:
         }
         try:
             images = self._api.images(filters=filters)
-            dated: list[tuple[str, str]] = []
+            dated: list[tuple[int, str]] = []
             for image in images:
                 found = self._api.inspect_image(str(image["Id"]))
-                used_at = str(cast(Json, found.get("Metadata") or {}).get("LastTagTime") or "")
+                used_at = _nanoseconds(cast(Json, found.get("Metadata") or {}).get("LastTagTime"))
                 for tag in cast(list[str], image.get("RepoTags") or []):
                     if tag.startswith(self.repository + ":"):
                         dated.append((used_at, tag))
@@ -211,6 +212,14 @@ class DependencyImages:
             removed.append(tag)
             logger.info("removed dependency image %s (least recently used)", tag)
         return removed
+
+
+def _nanoseconds(timestamp: object) -> int:
+    """Docker's RFC 3339 time as a number (fraction lengths vary, so text does not sort)."""
+    try:
+        return parse_timestamp(str(timestamp))
+    except ValueError:
+        return 0
 
 
 def _requirements_tar(requirements: bytes) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import EXAMPLES, CIService, MakeService, wait_until
+from harness import EXAMPLES, CIService, MakeService, docker_client, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -136,3 +136,32 @@ def test_requirements_the_job_image_has_need_no_install(service: CIService, tmp_
 
     assert service.wait_for_job(job_id)["conclusion"] == "success"
     assert "[ci] installing" not in service.logs(job_id)
+
+
+def test_least_recently_used_dependency_images_are_collected(
+    make_service: MakeService, tmp_path: Path
+) -> None:
+    service = make_service(env={"CI_MAX_DEPENDENCY_IMAGES": "1"})
+    for version in ("1.16.0", "1.15.0"):
+        project = tmp_path / f"six-{version}"
+        project.mkdir()
+        (project / "requirements.txt").write_text(f"six=={version}\n")
+        (project / "test_six.py").write_text(
+            f"import six\ndef test_version():\n    assert six.__version__ == {version!r}\n"
+        )
+        job_id = service.submit(project)
+        assert service.wait_for_job(job_id, within=180)["conclusion"] == "success", service.logs(
+            job_id
+        )
+
+    def dependency_images() -> list[str]:
+        client = docker_client()
+        try:
+            label = f"ci.installation={service.installation_id()}"
+            return [
+                tag for image in client.images.list(filters={"label": label}) for tag in image.tags
+            ]
+        finally:
+            client.close()
+
+    wait_until(lambda: len(dependency_images()) == 1, within=30, what="collection")
