@@ -87,6 +87,7 @@ def main() -> None:
             ours: list[float] = []
             floor: list[float] = []
             dispatch_ms: list[float] = []
+            create_ms: list[float] = []
             for _ in range(args.runs):
                 floor.append(run_floor(tag))
                 elapsed, job_id = run_ours(service, via_cli=args.via_cli)
@@ -94,7 +95,9 @@ def main() -> None:
                 deadline = time.monotonic() + 5
                 while job_id not in starts.started_ns and time.monotonic() < deadline:
                     time.sleep(0.01)
-                dispatch_ms.append((starts.started_ns[job_id] - created_ns(service, job_id)) / 1e6)
+                stored = created_ns(service, job_id)
+                dispatch_ms.append((starts.started_ns[job_id] - stored) / 1e6)
+                create_ms.append((starts.created_ns[job_id] - stored) / 1e6)
         finally:
             starts.close()
 
@@ -106,6 +109,10 @@ def main() -> None:
     print(
         f"  dispatch (job stored -> container started): p50 {median(dispatch_ms):.0f} ms, "
         f"max {max(dispatch_ms):.0f} ms  (target p50 < 200 ms)"
+    )
+    print(
+        f"    of which job stored -> container created (then started at once): "
+        f"p50 {median(create_ms):.0f} ms; the rest is Docker's own start"
     )
 
 

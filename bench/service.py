@@ -65,7 +65,8 @@ def floor_command(tag: str) -> list[str]:
 
 
 class ContainerStarts:
-    """Docker's own `start` events for one installation's job containers, by job id."""
+    """Docker's own `create` and `start` events for one installation's job containers, by
+    job id: `created_ns` is when we asked for the container, `started_ns` when it runs."""
 
     def __init__(self, installation_id: str) -> None:
         self._client = docker_client()
@@ -73,10 +74,11 @@ class ContainerStarts:
             decode=True,
             filters={
                 "type": "container",
-                "event": "start",
+                "event": ["create", "start"],
                 "label": f"ci.installation={installation_id}",
             },
         )
+        self.created_ns: dict[str, int] = {}
         self.started_ns: dict[str, int] = {}
         self._thread = threading.Thread(target=self._collect, daemon=True)
         self._thread.start()
@@ -86,7 +88,8 @@ class ContainerStarts:
             attributes = event.get("Actor", {}).get("Attributes", {})  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
             job_id = attributes.get("ci.job_id")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
             if job_id:
-                self.started_ns[str(job_id)] = int(event["timeNano"])  # pyright: ignore[reportUnknownArgumentType]
+                seen = self.started_ns if event.get("Action") == "start" else self.created_ns  # pyright: ignore[reportUnknownMemberType]
+                seen[str(job_id)] = int(event["timeNano"])  # pyright: ignore[reportUnknownArgumentType]
 
     def close(self) -> None:
         self._events.close()  # pyright: ignore[reportUnknownMemberType]

@@ -233,3 +233,22 @@ async def test_a_batch_is_flushed_within_a_fraction_of_a_second(world: World) ->
         await asyncio.sleep(0.01)
     assert [c.data for c in await world.repo.read_logs(job.id)] == ["a\n"]
     await log.close()
+
+
+async def test_a_resumed_log_knows_it_was_truncated_and_stays_quiet(world: World) -> None:
+    job = await world.submit()
+    first = JobLog(repo=world.repo, job_id=job.id, max_bytes=8)
+    await first.add_frame(_frame(1, b"12345\n"))
+    await first.add_frame(_frame(2, b"67890\n"))  # over the cap: the note instead
+    await first.close()
+    assert first.truncated
+
+    resumed = await JobLog.resume(repo=world.repo, job=await world.job(job), max_bytes=8)
+    await resumed.add_frame(_frame(3, b"more\n"))
+    await resumed.close()
+
+    chunks = [chunk.data for chunk in await world.repo.read_logs(job.id)]
+    assert chunks[0] == "12345\n"
+    assert chunks[1].startswith("[ci] log truncated at ")
+    assert len(chunks) == 2
+    assert (await world.job(job)).log_cursor == LogPosition(2, 1).encode()
