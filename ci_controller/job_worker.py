@@ -110,6 +110,12 @@ class JobWorker:
         )
         try:
             outcome = await self._supervise(container, log)
+        except asyncio.CancelledError:
+            # The controller is stopping: store what was read (with its cursor, so the next
+            # controller resumes right after it) and leave the job to be adopted.
+            with contextlib.suppress(Exception):
+                await log.close()
+            raise
         except (RuntimeFault, ProjectArchiveError) as exc:
             outcome = Outcome(JobConclusion.ERROR, error=str(exc))
         except Exception as exc:
