@@ -17,6 +17,7 @@ import click
 from ci_common.errors import CIError
 from ci_common.settings import Settings
 from ci_controller.controller import Controller
+from ci_controller.docker_containers import check_memory_limit
 from ci_controller.docker_runtime import DockerRuntime
 from ci_controller.singleton import ControllerLock
 from ci_persistence import open_repository
@@ -55,6 +56,10 @@ def cli(db_path: Path | None, log_level: str) -> None:
         raise click.ClickException(f"invalid CI_* setting: {exc}") from exc
     if db_path is not None:
         settings = settings.model_copy(update={"db_path": db_path})
+    try:
+        check_memory_limit(settings.job_memory)
+    except CIError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         lock = ControllerLock.acquire(settings.db_path)
     except CIError as exc:

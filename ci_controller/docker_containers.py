@@ -159,16 +159,16 @@ class DockerContainers:
 
     def _create_job_container(self, spec: JobContainerSpec) -> str:
         log_cap = max(2 * spec.max_log_bytes, 10 * 1024 * 1024)
-        host_config = self._api.create_host_config(
-            network_mode=spec.network,
-            mem_limit=spec.memory,
-            nano_cpus=int(spec.cpus * 1e9),
-            pids_limit=spec.pids,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            log_config=LogConfig(type="json-file", config={"max-size": str(log_cap)}),  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
-        )
         try:
+            host_config = self._api.create_host_config(
+                network_mode=spec.network,
+                mem_limit=spec.memory,
+                nano_cpus=int(spec.cpus * 1e9),
+                pids_limit=spec.pids,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                log_config=LogConfig(type="json-file", config={"max-size": str(log_cap)}),  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
+            )
             created = self._api.create_container(
                 spec.image,
                 command=["python", "-c", BOOTSTRAP, *spec.command],
@@ -356,6 +356,16 @@ def _container_info(container_id: str, labels: Mapping[str, str], state: Json) -
         role=labels.get(LABEL_ROLE, ""),
         state=folded.get(status, ContainerState.EXITED),
     )
+
+
+def check_memory_limit(memory: str) -> None:
+    """`RuntimeFault` unless Docker understands `memory` (CI_JOB_MEMORY), e.g. 512m or 2g."""
+    try:
+        docker.utils.parse_bytes(memory)  # pyright: ignore[reportUnknownMemberType, reportAttributeAccessIssue] -- untyped SDK helper
+    except DockerException as exc:
+        raise RuntimeFault(
+            f"CI_JOB_MEMORY={memory!r} is not a size Docker understands; use e.g. 512m or 2g"
+        ) from exc
 
 
 def _image_id(found: Json) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import statistics
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +168,31 @@ def test_least_recently_used_dependency_images_are_collected(
             client.close()
 
     wait_until(lambda: len(dependency_images()) == 1, within=30, what="collection")
+
+
+def test_output_is_readable_within_a_quarter_second_of_being_printed(
+    service: CIService, tmp_path: Path
+) -> None:
+    project = tmp_path / "clock"
+    project.mkdir()
+    (project / "requirements.txt").write_text("")
+    (project / "pytest.ini").write_text("[pytest]\naddopts = -s\n")
+    (project / "test_clock.py").write_text(
+        "import time\n"
+        "def test_clock():\n"
+        "    for _ in range(25):\n"
+        "        print(f'stamp {time.time():.3f}', flush=True)\n"
+        "        time.sleep(0.1)\n"
+    )
+    job_id = service.submit(project)
+
+    delays: dict[str, float] = {}
+    deadline = time.monotonic() + 60
+    while service.job(job_id)["status"] != "completed" and time.monotonic() < deadline:
+        now = time.time()
+        for stamp in re.findall(r"stamp (\d+\.\d+)", service.logs(job_id)):
+            delays.setdefault(stamp, now - float(stamp))
+        time.sleep(0.01)
+
+    assert len(delays) >= 20
+    assert statistics.median(delays.values()) < 0.25, sorted(delays.values())
