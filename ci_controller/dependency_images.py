@@ -24,11 +24,11 @@ import logging
 import tarfile
 from typing import cast
 
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import Mount
 
 from ci_controller.docker_containers import DockerContainers, explain
-from ci_controller.engine_api import EngineApi, Json
+from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json
 from ci_controller.log_cursor import parse_timestamp
 from ci_controller.project import canonical_name
 from ci_controller.runtime import (
@@ -82,7 +82,7 @@ class DependencyImages:
             self._api.tag(reference, self.repository, key)  # marks it recently used
         except (ImageNotFound, NotFound):
             return None
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"cannot inspect dependency image {reference}: {exc}") from exc
         return reference
 
@@ -107,7 +107,7 @@ class DependencyImages:
                     exit_code=status.exit_code,
                 )
             return await asyncio.to_thread(self._commit, container_id, base_image, key)
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"installing dependencies failed: {explain(exc)}") from exc
         finally:
             with contextlib.suppress(Exception):
@@ -144,7 +144,7 @@ class DependencyImages:
                 labels=self._containers.labels(role=ROLE_PROBE),
                 host_config=self._api.create_host_config(network_mode="none"),
             )
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"cannot inspect the job image {image}: {explain(exc)}") from exc
         return str(created["Id"])
 
@@ -164,7 +164,7 @@ class DependencyImages:
                 labels=labels,
                 host_config=host_config,
             )
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(
                 f"could not create the dependency build container: {explain(exc)}"
             ) from exc
@@ -198,7 +198,7 @@ class DependencyImages:
                 for tag in cast(list[str], image.get("RepoTags") or []):
                     if tag.startswith(self.repository + ":"):
                         dated.append((used_at, tag))
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             logger.warning("cannot list dependency images: %s", exc)
             return []
         dated.sort(reverse=True)

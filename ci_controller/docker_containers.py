@@ -29,11 +29,11 @@ from collections.abc import AsyncIterator, Mapping
 from typing import cast
 
 import docker
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import LogConfig
 
 from ci_common.models import JobId
-from ci_controller.engine_api import EngineApi, Json, LogStream, engine_api
+from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json, LogStream, engine_api
 from ci_controller.log_cursor import LogPosition, PositionTracker, parse_timestamp
 from ci_controller.project import JOB_UID, READY_MARKER, WORKSPACE
 from ci_controller.runtime import (
@@ -94,7 +94,7 @@ def connect_engine() -> tuple[EngineApi, EngineApi]:
         # No read timeout for streams and waits. The SDK annotates `timeout` as int but hands
         # it to requests, where None means "wait as long as it takes".
         streams = docker.from_env(version="auto", timeout=cast(int, None)).api
-    except DockerException as exc:
+    except ENGINE_ERRORS as exc:
         raise RuntimeFault(
             f"cannot reach the Docker engine ({exc}); start it with scripts/install-docker "
             "or set DOCKER_HOST"
@@ -134,13 +134,13 @@ class DockerContainers:
             return _image_id(self._api.inspect_image(image))
         except ImageNotFound:
             pass
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"cannot inspect the job image {image}: {exc}") from exc
         logger.info("job image %s is missing; trying to pull it", image)
         try:
             self._api.pull(image)
             return _image_id(self._api.inspect_image(image))
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise ImageMissingError(
                 f"the job image {image} is not on the Docker engine and cannot be pulled "
                 f"({explain(exc)}); {BUILD_IMAGE_HINT}"
@@ -178,7 +178,7 @@ class DockerContainers:
                 labels=self.labels(role=ROLE_JOB, job_id=spec.job_id),
                 host_config=host_config,
             )
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(
                 f"could not create the job container from {spec.image}: {explain(exc)}"
             ) from exc
@@ -198,7 +198,7 @@ class DockerContainers:
                 self._api.put_archive(container_id, "/", project)
         except NotFound as exc:
             raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not start the job container: {explain(exc)}") from exc
 
     async def follow_logs(
@@ -273,7 +273,7 @@ class DockerContainers:
                     oom_killed = bool(state.get("OOMKilled"))
             except NotFound as exc:
                 raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
-            except DockerException as exc:
+            except ENGINE_ERRORS as exc:
                 raise RuntimeFault(f"lost track of the job container: {explain(exc)}") from exc
             return ExitStatus(exit_code=exit_code, oom_killed=oom_killed)
 
@@ -285,7 +285,7 @@ class DockerContainers:
                 self._streams.stop(container_id, timeout=max(0, round(grace)))
             except NotFound:
                 pass
-            except DockerException as exc:
+            except ENGINE_ERRORS as exc:
                 raise RuntimeFault(f"could not stop the job container: {explain(exc)}") from exc
 
         await in_daemon_thread(f"stop-{container_id[:12]}", stop)
@@ -303,6 +303,8 @@ class DockerContainers:
             if exc.status_code == 409:  # removal already in progress
                 return
             raise RuntimeFault(f"could not remove container {container_id[:12]}: {exc}") from exc
+        except ENGINE_ERRORS as exc:
+            raise RuntimeFault(f"could not remove container {container_id[:12]}: {exc}") from exc
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         def inspect() -> ContainerInfo | None:
@@ -310,6 +312,8 @@ class DockerContainers:
                 found = self._api.inspect_container(container_id)
             except NotFound:
                 return None
+            except ENGINE_ERRORS as exc:
+                raise RuntimeFault(f"cannot inspect container {container_id[:12]}: {exc}") from exc
             config = cast(Json, found["Config"])
             state = cast(Json, found["State"])
             return _container_info(
@@ -320,9 +324,15 @@ class DockerContainers:
 
     async def list_containers(self) -> list[ContainerInfo]:
         def list_them() -> list[ContainerInfo]:
-            found = self._api.containers(
-                all=True, filters={"label": f"{LABEL_INSTALLATION}={self.installation_id}"}
-            )
+            try:
+                found = self._api.containers(
+                    all=True, filters={"label": f"{LABEL_INSTALLATION}={self.installation_id}"}
+                )
+            except ENGINE_ERRORS as exc:
+                raise RuntimeFault(
+                    f"cannot list containers ({exc}); is the Docker engine running? "
+                    "(scripts/install-docker starts it)"
+                ) from exc
             return [
                 _container_info(
                     str(item["Id"]),
@@ -362,7 +372,7 @@ def check_memory_limit(memory: str) -> None:
     """`RuntimeFault` unless Docker understands `memory` (CI_JOB_MEMORY), e.g. 512m or 2g."""
     try:
         docker.utils.parse_bytes(memory)  # pyright: ignore[reportUnknownMemberType, reportAttributeAccessIssue] -- untyped SDK helper
-    except DockerException as exc:
+    except ENGINE_ERRORS as exc:
         raise RuntimeFault(
             f"CI_JOB_MEMORY={memory!r} is not a size Docker understands; use e.g. 512m or 2g"
         ) from exc
@@ -372,7 +382,7 @@ def _image_id(found: Json) -> str:
     return str(found["Id"])
 
 
-def explain(exc: DockerException) -> str:
+def explain(exc: BaseException) -> str:
     if isinstance(exc, APIError) and exc.explanation:
         return str(exc.explanation)
     return str(exc)

@@ -11,8 +11,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol, cast
 
 import docker
+from docker.errors import DockerException
+from requests import RequestException
 
 Json = Mapping[str, object]
+
+ENGINE_ERRORS = (DockerException, RequestException)
+"""What a failing engine call raises: the SDK's errors, or the HTTP library's when the engine
+does not answer at all (a stopped daemon, a closed socket)."""
 
 
 class LogStream(Protocol):
