@@ -164,3 +164,21 @@ def test_a_controller_restarted_right_after_kill_9_starts_at_once(
     service.start_controller()
 
     assert time.monotonic() - started < 10
+
+
+def test_two_installations_on_one_engine_leave_each_other_alone(
+    make_service: MakeService,
+) -> None:
+    first, second = make_service(), make_service()
+    jobs = [(service, service.submit(EXAMPLES / "sleeping")) for service in (first, second)]
+    for service, job_id in jobs:
+        wait_for_log_line(service, job_id, "sleeping now")
+    containers = {service.installation_id(): service.containers() for service, _ in jobs}
+
+    time.sleep(2.5)  # let each controller run two full reconciles (CI_RECONCILE_INTERVAL=1)
+
+    for service, job_id in jobs:
+        assert service.job(job_id)["status"] == "running"
+        assert service.containers() == containers[service.installation_id()]
+        service.cancel(job_id)
+        assert service.wait_for_job(job_id, within=20)["conclusion"] == "cancelled"
