@@ -239,6 +239,9 @@ class DockerContainers:
                     since=after.since_seconds if after and after.since_seconds > 0 else None,
                 )
                 opened.append(stream)
+                if closing:  # the reader left while the stream was being opened
+                    stream.close()
+                    return
                 for raw in stream:
                     frame = _parse_frame(raw, tracker)
                     if frame is not None:
