@@ -136,6 +136,39 @@ async def test_a_cancel_of_a_running_job_stops_its_container(world: World) -> No
     assert log.endswith("[ci] cancelled on request\n")
 
 
+async def test_a_cancel_requested_while_no_controller_ran_is_honoured_on_adoption(
+    world: World,
+) -> None:
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
+    await world.server.set_container(job.id, container.id)
+    await world.server.request_cancel(job.id)
+
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    assert (await world.job(job)).conclusion is JobConclusion.CANCELLED
+    assert world.runtime.stopped == [container.id]
+
+
+async def test_a_cancel_of_a_completed_job_changes_nothing(world: World) -> None:
+    world.runtime.on_start = passes
+    job = await world.submit()
+    controller = world.controller()
+    await controller.reconcile()
+    await controller.wait_idle()
+
+    await world.server.request_cancel(job.id)
+    await controller.react()
+    await controller.wait_idle()
+
+    done = await world.job(job)
+    assert (done.conclusion, done.exit_code) == (JobConclusion.SUCCESS, 0)
+    assert world.runtime.stopped == []
+
+
 async def test_a_job_past_its_timeout_is_stopped_and_timed_out(world: World) -> None:
     job = await world.submit()
     controller = world.controller(job_timeout=0.2)
