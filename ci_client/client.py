@@ -188,7 +188,6 @@ class CIClient:
         import httpx_sse
 
         from ci_client.stream import iter_events
-        from ci_common.api import CompleteEvent
 
         failures = 0
         while True:
@@ -198,7 +197,7 @@ class CIClient:
                         if cursor.accept(event, event_id=event_id):
                             failures = 0  # progress, not a mere reconnect, resets the budget
                             yield event
-                        if isinstance(event, CompleteEvent):
+                        if event.type == "complete":
                             return
                 problem = "the stream ended before the job completed"
             except httpx.ConnectError as exc:

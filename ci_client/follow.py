@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ci_client.exit_codes import INTERRUPTED, Outcome, outcome_for_job
 from ci_client.output import LogWriter
 from ci_client.render import format_seconds
-from ci_client.stream import Event
-from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
+
+if TYPE_CHECKING:
+    from ci_client.stream import Event
+    from ci_common.api import CompleteEvent
 
 Say = Callable[[str, str | None], None]
 """Print a status line to stderr, in a colour (or None) that is dropped when unwanted."""
@@ -36,21 +39,22 @@ def follow_job(
     started = time.monotonic()
     try:
         for event in events:
-            match event:
-                case JobIdEvent(job_id=new_id):
-                    job_id = new_id
-                    say(f"Job submitted: {job_id}  (Ctrl-C detaches; it goes on)", None)
-                case StatusEvent(status=status):
-                    say(f"Job {job_id} is {status.value}", "cyan")
-                case LogEvent(data=data):
-                    out.write(data)
-                case CompleteEvent():
-                    out.finish()
-                    if event.conclusion == "error" and not event.error and job_id:
-                        event = event.model_copy(update={"error": lookup_error(job_id)})
-                    return _report_end(
-                        event, job_id=job_id or "?", elapsed=time.monotonic() - started, say=say
-                    )
+            # Dispatch on the `type` tag, not the classes, so this module does not import the
+            # pydantic models before the upload is on its way (see `ci_client.stream`).
+            if event.type == "job_id":
+                job_id = event.job_id
+                say(f"Job submitted: {job_id}  (Ctrl-C detaches; it goes on)", None)
+            elif event.type == "status":
+                say(f"Job {job_id} is {event.status.value}", "cyan")
+            elif event.type == "log":
+                out.write(event.data)
+            else:
+                out.finish()
+                if event.conclusion == "error" and not event.error and job_id:
+                    event = event.model_copy(update={"error": lookup_error(job_id)})
+                return _report_end(
+                    event, job_id=job_id or "?", elapsed=time.monotonic() - started, say=say
+                )
     except KeyboardInterrupt:
         out.finish()
         if job_id is None:

@@ -7,37 +7,48 @@ there is nothing to resume after: a stream that shows the whole job (`ci submit 
 `ci wait --all`) reconnects with `from_beginning=true`, which is exact because nothing was shown
 yet; a forward-only attach reconnects forward-only again (it never promised earlier output),
 unless the server gave an event id on an earlier message, which is then the resume point.
-(Today's server ids only log messages, so a forward-only stream that drops before its first
-chunk can miss the chunks written while it was reconnecting.)
+(The server opens every stream with a `status` event whose id is the stream's starting seq.)
 The cursor also drops anything at or below the last `seq` and repeated status messages, so even
 a server that replays a little too much cannot make a line appear twice.
 
-This module imports pydantic models; `ci_client.client` imports it only when a stream is opened,
-which keeps `ci submit test --async` and `ci --help` fast.
+Importing this module costs nothing: the pydantic models (about 0.2 s to import) are loaded when
+the first message is parsed. By then the upload has been sent and the server is starting the
+job, so that import overlaps with work the client would wait for anyway.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import cast
+from functools import cache
+from typing import TYPE_CHECKING, cast
 
 import httpx_sse
-from pydantic import TypeAdapter, ValidationError
 
 from ci_client.errors import ServerError
-from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
-from ci_common.models import JobStatus
 
-Event = JobIdEvent | LogEvent | StatusEvent | CompleteEvent
-"""Every message a job stream can carry (the `ci_common.api.StreamEvent` union)."""
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
-_ADAPTERS: dict[str, TypeAdapter[Event]] = {
-    "job_id": TypeAdapter(JobIdEvent),
-    "log": TypeAdapter(LogEvent),
-    "status": TypeAdapter(StatusEvent),
-    "complete": TypeAdapter(CompleteEvent),
-}
+    from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
+    from ci_common.models import JobStatus
+
+    Event = JobIdEvent | LogEvent | StatusEvent | CompleteEvent
+    """Every message a job stream can carry (the `ci_common.api.StreamEvent` union)."""
+
+
+@cache
+def _adapters() -> dict[str, TypeAdapter[Event]]:
+    from pydantic import TypeAdapter
+
+    from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
+
+    return {
+        "job_id": TypeAdapter(JobIdEvent),
+        "log": TypeAdapter(LogEvent),
+        "status": TypeAdapter(StatusEvent),
+        "complete": TypeAdapter(CompleteEvent),
+    }
 
 
 def parse_event(data: str) -> Event | None:
@@ -54,9 +65,11 @@ def parse_event(data: str) -> Event | None:
     if not isinstance(raw, dict):
         raise ServerError(f"the server sent a stream message that is not an object: {data[:200]!r}")
     kind = cast("dict[str, object]", raw).get("type")
-    adapter = _ADAPTERS.get(kind) if isinstance(kind, str) else None
+    adapter = _adapters().get(kind) if isinstance(kind, str) else None
     if adapter is None:
         return None
+    from pydantic import ValidationError
+
     try:
         return adapter.validate_python(raw)
     except ValidationError as exc:
@@ -98,27 +111,25 @@ class StreamCursor:
 
         An event id on a message other than a log chunk is a resume point too (the server
         may mark where a forward-only stream started), so it is remembered."""
-        if not isinstance(event, LogEvent) and event_id is not None:
+        if event.type != "log" and event_id is not None:
             self.last_seq = max(event_id, self.last_seq or 0)
-        match event:
-            case JobIdEvent(job_id=job_id):
-                self.job_id = job_id
-                if self._announced:
-                    return False
-                self._announced = True
-                return True
-            case LogEvent(seq=seq):
-                if self.last_seq is not None and seq <= self.last_seq:
-                    return False
-                self.last_seq = seq
-                return True
-            case StatusEvent(status=status):
-                if status == self._last_status:
-                    return False
-                self._last_status = status
-                return True
-            case CompleteEvent():
-                return True
+        if event.type == "job_id":
+            self.job_id = event.job_id
+            if self._announced:
+                return False
+            self._announced = True
+            return True
+        if event.type == "log":
+            if self.last_seq is not None and event.seq <= self.last_seq:
+                return False
+            self.last_seq = event.seq
+            return True
+        if event.type == "status":
+            if event.status == self._last_status:
+                return False
+            self._last_status = event.status
+            return True
+        return True
 
     def resume_params(self) -> dict[str, str]:
         """Query parameters of the reconnecting `GET /jobs/{id}/stream`."""
