@@ -127,7 +127,7 @@ class LogHub:
         self,
         repo: JobRepository,
         *,
-        poll_interval: float = 0.05,
+        poll_interval: float = 0.02,
         full_check_interval: float = 1.0,
         queue_limit: int = 256,
     ) -> None:

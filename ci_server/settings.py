@@ -20,7 +20,7 @@ class ServerSettings(Settings):
         default=15.0, gt=0, description="seconds between keep-alive comments on an idle SSE stream"
     )
     log_poll_interval: float = Field(
-        default=0.05,
+        default=0.02,
         gt=0,
         description="seconds between cheap checks of the database for new log chunks",
     )
