@@ -117,6 +117,7 @@ class JobWorker:
                 await log.close()
             raise
         except (RuntimeFault, ProjectArchiveError) as exc:
+            logger.warning("job %s: %s: %s", self.job.id, type(exc).__name__, exc)
             outcome = Outcome(JobConclusion.ERROR, error=str(exc))
         except Exception as exc:
             logger.exception("job %s: unexpected failure", self.job.id)
@@ -298,10 +299,11 @@ class JobWorker:
             job.id, conclusion=outcome.conclusion, exit_code=outcome.exit_code, error=outcome.error
         )
         logger.info(
-            "job %s: %s (exit code %s)%s",
+            "job %s: %s (exit code %s)%s%s",
             job.id,
             outcome.conclusion.value,
             outcome.exit_code,
+            f": {outcome.error}" if outcome.error else "",
             "" if completed else "; it was completed already",
         )
         env.background.spawn(self._clean_up(), what=f"clean up job {job.id}")

@@ -3,7 +3,9 @@
 The project enters the container through the engine's API (`put_archive`), never a bind mount,
 so a remote engine works the same. The tar holds `workspace/` and everything below it owned by
 uid/gid 1000, the unprivileged user tests run as, so tests may write next to their files, and
-ends with `READY_MARKER`. An entry of the upload with the marker's name is dropped.
+ends with `READY_MARKER`, a file outside the workspace (so no upload can collide with it and
+the tests never see it) whose appearance tells the container that everything before it is in
+place.
 
 Dependencies are read from `requirements.txt` at the project root, or else from
 `[project].dependencies` of `pyproject.toml`. They are normalised (comments, blank lines and
@@ -28,8 +30,9 @@ from typing import cast
 from ci_common.errors import CIError
 
 WORKSPACE = "workspace"
-READY_MARKER = f"{WORKSPACE}/.ci-ready"
-"""The tar's last entry: once it exists in the container, the whole project does."""
+READY_MARKER = ".ci-ready"
+"""The tar's last entry, at the container's root: once it exists, the whole project does (it
+is never removed: see `docker_containers` for why)."""
 JOB_UID = 1000
 JOB_GID = 1000
 
@@ -115,8 +118,6 @@ def _workspace_tar(entries: list[_Entry]) -> bytes:
         add_directory(root)
         for entry in entries:
             target = root / entry.path
-            if str(target) == READY_MARKER:
-                continue
             if entry.data is None:
                 add_directory(target)
                 continue

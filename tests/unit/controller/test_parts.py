@@ -78,9 +78,9 @@ def test_the_project_tar_holds_workspace_owned_by_the_job_user_with_parents() ->
         "workspace/pkg/sub",
         "workspace/pkg/sub/test_a.py",
         "workspace/run.sh",
-        "workspace/.ci-ready",
+        ".ci-ready",
     }
-    assert tar_names(project.tar)[-1] == "workspace/.ci-ready"  # last: all is there
+    assert tar_names(project.tar)[-1] == ".ci-ready"  # last: all is there
     assert {(m.uid, m.gid) for m in members.values()} == {(1000, 1000)}
     assert project.requirements is None
 
@@ -90,10 +90,12 @@ def tar_names(data: bytes) -> list[str]:
         return tar.getnames()
 
 
-def test_an_uploaded_file_named_like_the_marker_is_dropped() -> None:
+def test_an_uploaded_file_named_like_the_marker_stays_in_the_workspace() -> None:
     project = load_project(project_zip({".ci-ready": "x", "test_a.py": ""}))
-    assert tar_names(project.tar).count("workspace/.ci-ready") == 1
-    assert tar_names(project.tar)[-1] == "workspace/.ci-ready"
+    names = tar_names(project.tar)
+    assert "workspace/.ci-ready" in names
+    assert names.count(".ci-ready") == 1
+    assert names[-1] == ".ci-ready"
 
 
 def test_requirements_are_normalised_before_hashing() -> None:

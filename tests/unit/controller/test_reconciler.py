@@ -100,7 +100,7 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
     assert members == {
         "workspace": (1000, 1000),
         "workspace/test_a.py": (1000, 1000),
-        "workspace/.ci-ready": (1000, 1000),
+        ".ci-ready": (1000, 1000),
     }
 
 
@@ -196,6 +196,27 @@ async def test_a_missing_job_image_ends_the_job_as_error_saying_how_to_build_one
     assert done.conclusion is JobConclusion.ERROR
     assert done.error is not None and "build-job-image" in done.error
     assert "build-job-image" in await world.log_text(job)
+
+
+async def test_the_controller_log_says_why_a_job_ended_as_error(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.runtime.images.clear()
+    job = await world.submit()
+    controller = world.controller()
+
+    with caplog.at_level("INFO", logger="ci_controller"):
+        await controller.reconcile()
+        await controller.wait_idle()
+
+    error = (await world.job(job)).error
+    assert error is not None
+    [finished] = [r for r in caplog.records if "(exit code None)" in r.getMessage()]
+    assert finished.getMessage() == f"job {job.id}: error (exit code None): {error}"
+    assert any(
+        r.levelname == "WARNING" and job.id in r.getMessage() and error in r.getMessage()
+        for r in caplog.records
+    )
 
 
 async def test_a_project_without_requirements_runs_on_the_job_image(world: World) -> None:
