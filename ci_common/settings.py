@@ -52,3 +52,8 @@ class Settings(BaseSettings):
     max_dependency_images: int = Field(
         default=20, gt=0, description="cached dependency images kept"
     )
+    warm_containers: bool = Field(
+        default=True,
+        description="keep one started, unused job container waiting for the next job, so "
+        "Docker's container start (~200 ms) is off the dispatch path; false turns it off",
+    )

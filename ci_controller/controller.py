@@ -12,7 +12,9 @@ containers of this installation:
   from the stored log cursor, or finalized from its exit code if it ended while no controller
   was watching; a job whose container was never created or never started is dispatched
   again; a job whose container vanished ends as `error`;
-- a container of this installation that belongs to no job being worked on is removed;
+- a container of this installation that belongs to no job being worked on is removed,
+  except the warm container waiting for the next job (`warm_pool`); a claimed warm container
+  carries no job label, so a running job's container is also looked up by its stored id;
 - queued jobs are started up to `CI_MAX_PARALLEL_JOBS`, in `scheduling.dispatch_order`.
 
 Dispatch marks the job running first (compare-and-set, so a job cancelled meanwhile is never
@@ -20,8 +22,11 @@ started) and only then creates its container, labelled with the job id: whatever
 controller dies at, the next one finds either a queued job, or a running job with or without
 a labelled container, and each of those has one obvious way forward.
 
-Stopping (`stop` set, on SIGTERM) stops dispatching and lets go of the workers without
-touching their containers: the next controller adopts them.
+After each pass the warm pool is topped up (in the background), so the next job finds a
+started container and only needs its project copied in.
+
+Stopping (`stop` set, on SIGTERM) stops dispatching, removes the unclaimed warm container and
+lets go of the workers without touching their containers: the next controller adopts them.
 """
 
 from __future__ import annotations
@@ -43,11 +48,13 @@ from ci_controller.runtime import (
     ROLE_DEPENDENCY_BUILD,
     ROLE_JOB,
     ROLE_PROBE,
+    ROLE_WARM,
     ContainerInfo,
     ContainerRuntime,
     ContainerState,
 )
 from ci_controller.scheduling import dispatch_order
+from ci_controller.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +78,14 @@ class Controller:
         self._dependencies = DependencyImageCache(
             runtime=runtime, settings=settings, background=self._background
         )
+        self._warm = WarmPool(runtime=runtime, settings=settings, background=self._background)
         self._env = WorkerEnvironment(
             repo=repo,
             runtime=runtime,
             settings=settings,
             dependencies=self._dependencies,
             background=self._background,
+            warm=self._warm,
         )
         self._workers: dict[JobId, JobWorker] = {}
         self._tasks: dict[JobId, asyncio.Task[object]] = {}
@@ -117,6 +126,7 @@ class Controller:
         jobs = await self._repo.list_active_jobs()
         self._forward_cancels(jobs)
         await self._dispatch(jobs)
+        self._fill_warm()
 
     async def reconcile(self) -> None:
         """The full pass: adopt, finalize, clean up, then dispatch."""
@@ -126,10 +136,13 @@ class Controller:
         self._forward_cancels(jobs)
         await self._remove_orphans(containers)
         await self._dispatch(jobs)
+        self._fill_warm()
 
     async def shutdown(self) -> None:
-        """Stop dispatching and let go of every worker without touching its container."""
+        """Stop dispatching, remove the unclaimed warm container and let go of every worker
+        without touching its container."""
         self._stopping = True
+        await self._warm.close()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -143,8 +156,13 @@ class Controller:
             await asyncio.wait(list(self._tasks.values()))
         await self._background.drain(grace=SHUTDOWN_GRACE_SECONDS)
 
+    def _fill_warm(self) -> None:
+        if not self._stopping:
+            self._warm.fill()
+
     async def _recover(self, jobs: list[Job], containers: list[ContainerInfo]) -> None:
         by_job = {c.job_id: c for c in containers if c.role == ROLE_JOB and c.job_id}
+        by_id = {c.id: c for c in containers}
         for listed in jobs:
             if listed.status is not JobStatus.RUNNING or listed.id in self._workers:
                 continue
@@ -153,6 +171,8 @@ class Controller:
             if job.status is not JobStatus.RUNNING or job.id in self._workers:
                 continue
             container = by_job.get(job.id)
+            if container is None and job.container_id is not None:
+                container = by_id.get(job.container_id)  # a claimed warm one has no job label
             if container is not None and container.state is ContainerState.CREATED:
                 # Never started, so it never got its project: replace it.
                 logger.info("job %s: replacing its unstarted container", job.id)
@@ -186,10 +206,17 @@ class Controller:
                 worker.request_cancel()
 
     async def _remove_orphans(self, containers: list[ContainerInfo]) -> None:
+        in_use = {w.container_id for w in self._workers.values() if w.container_id}
         for container in containers:
+            if container.id in in_use:
+                continue
             if container.role == ROLE_JOB and container.job_id in self._workers:
                 continue
             if container.role in _DEPENDENCY_ROLES and self._dependencies.busy:
+                continue
+            if container.role == ROLE_WARM and (
+                container.id == self._warm.current or self._warm.busy
+            ):
                 continue
             logger.info(
                 "removing container %s (job %s): no job of this installation needs it",

@@ -9,20 +9,9 @@ Job containers run as uid 1000 with no capabilities, no new privileges, the job'
 memory, CPU and pid limits, and a json-file log (the driver `logs` can read back) capped at
 twice the stored-log limit so a runaway job cannot fill the disk.
 
-Their first process is `BOOTSTRAP`, a few lines of Python that fold stderr into stdout (one
-stream keeps Docker's timestamps in order, which the log cursor relies on), exit at once on
-SIGTERM (as PID 1 nothing else would; it replaces `--init`, which costs 25 ms per start), wait
-for the project and then run `python -m pytest` in the same interpreter. The container is
-started first and the project copied in right after (`put_archive` costs ~50 ms, which now
-overlaps the interpreter's start-up instead of preceding the container's start). The project
-tar ends with `READY_MARKER`, so the bootstrap knows it is complete. If it never comes (the
-controller died in between) the bootstrap exits with `PROJECT_MISSING_EXIT` after a minute.
-
-The bootstrap never touches the marker: it appears the moment the engine creates it, but the
-engine then still chowns, chmods and stamps it, and `put_archive` fails ("lchown
-/workspace/.ci-ready: no such file or directory") if it is gone by then. Removing it as soon
-as it appeared failed about one start in twenty under load. So it stays, outside the
-workspace where the tests do not see it.
+Their first process is `bootstrap.BOOTSTRAP` (`WARM_BOOTSTRAP` for warm containers, see
+`warm_pool`); the project is copied in with `put_archive` right after the start (or, for a
+warm container, when a job claims it).
 """
 
 from __future__ import annotations
@@ -39,15 +28,16 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import LogConfig
 
 from ci_common.models import JobId
+from ci_controller.bootstrap import BOOTSTRAP, JOB_WORKDIR, WARM_BOOTSTRAP
 from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json, LogStream, engine_api
 from ci_controller.log_cursor import LogPosition, PositionTracker, parse_timestamp
-from ci_controller.project import JOB_UID, READY_MARKER, WORKSPACE
+from ci_controller.project import JOB_UID, READY_MARKER
 from ci_controller.runtime import (
     LABEL_INSTALLATION,
     LABEL_JOB_ID,
     LABEL_ROLE,
-    PROJECT_MISSING_EXIT,
     ROLE_JOB,
+    ROLE_WARM,
     ContainerGoneError,
     ContainerInfo,
     ContainerState,
@@ -56,34 +46,16 @@ from ci_controller.runtime import (
     JobContainerSpec,
     LogFrame,
     RuntimeFault,
+    WarmContainerSpec,
 )
 from ci_controller.threads import in_daemon_thread
 
 logger = logging.getLogger(__name__)
 
 API_TIMEOUT = 60
-PROJECT_WAIT_SECONDS = 60
 JOB_USER = f"{JOB_UID}:{JOB_UID}"
-JOB_WORKDIR = f"/{WORKSPACE}"
-BOOTSTRAP = f"""
-import os, runpy, signal, sys, time
-os.dup2(1, 2)
-signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
-marker = {"/" + READY_MARKER!r}
-deadline = time.monotonic() + {PROJECT_WAIT_SECONDS}
-while not os.path.exists(marker):
-    if time.monotonic() > deadline:
-        print("[ci] the project never reached the container", flush=True)
-        os._exit({PROJECT_MISSING_EXIT})
-    time.sleep(0.002)
-os.chdir({JOB_WORKDIR!r})
-command = sys.argv[1:]
-if command[:2] == ["python", "-m"]:
-    sys.argv = command[2:]
-    runpy.run_module(command[2], run_name="__main__", alter_sys=True)
-else:
-    os.execvp(command[0], command)
-"""
+
+
 IMAGE_ID_TTL_SECONDS = 5.0
 _KILLED = 128 + 9
 BUILD_IMAGE_HINT = (
@@ -163,6 +135,15 @@ class DockerContainers:
         return await asyncio.to_thread(self._create_job_container, spec)
 
     def _create_job_container(self, spec: JobContainerSpec) -> str:
+        container_id = self._create(
+            spec, bootstrap=BOOTSTRAP, labels=self.labels(role=ROLE_JOB, job_id=spec.job_id)
+        )
+        self._projects[container_id] = spec.project_tar
+        return container_id
+
+    def _create(
+        self, spec: JobContainerSpec | WarmContainerSpec, *, bootstrap: str, labels: dict[str, str]
+    ) -> str:
         log_cap = max(2 * spec.max_log_bytes, 10 * 1024 * 1024)
         try:
             host_config = self._api.create_host_config(
@@ -176,20 +157,55 @@ class DockerContainers:
             )
             created = self._api.create_container(
                 spec.image,
-                command=["python", "-c", BOOTSTRAP, *spec.command],
+                command=["python", "-c", bootstrap, *spec.command],
                 user=JOB_USER,
                 working_dir=JOB_WORKDIR,
                 environment=dict(spec.environment),
-                labels=self.labels(role=ROLE_JOB, job_id=spec.job_id),
+                labels=labels,
                 host_config=host_config,
             )
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(
                 f"could not create the job container from {spec.image}: {explain(exc)}"
             ) from exc
-        container_id = str(created["Id"])
-        self._projects[container_id] = spec.project_tar
-        return container_id
+        return str(created["Id"])
+
+    async def start_warm_container(self, spec: WarmContainerSpec) -> str:
+        def create_and_start() -> str:
+            container_id = self._create(
+                spec, bootstrap=WARM_BOOTSTRAP, labels=self.labels(role=ROLE_WARM)
+            )
+            self._start(container_id)
+            return container_id
+
+        return await asyncio.to_thread(create_and_start)
+
+    async def put_project(self, container_id: str, project_tar: bytes) -> None:
+        def put() -> None:
+            try:
+                self._api.put_archive(container_id, "/", project_tar)
+            except NotFound as exc:
+                raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
+            except ENGINE_ERRORS as exc:
+                raise RuntimeFault(f"could not copy the project in: {explain(exc)}") from exc
+
+        await asyncio.to_thread(put)
+
+    async def has_project(self, container_id: str) -> bool:
+        def look() -> bool:
+            try:
+                stream, _ = self._api.get_archive(container_id, "/" + READY_MARKER)
+                for _ in stream:  # the marker is empty; read the tar so the call completes
+                    pass
+            except NotFound:
+                return False
+            except ENGINE_ERRORS as exc:
+                raise RuntimeFault(
+                    f"cannot look into container {container_id[:12]}: {exc}"
+                ) from exc
+            return True
+
+        return await asyncio.to_thread(look)
 
     async def start(self, container_id: str) -> None:
         """Start the container, then hand it its project (see the module docstring)."""

@@ -7,7 +7,7 @@ looseness stays in this one file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, cast
 
 import docker
@@ -63,6 +63,8 @@ class EngineApi(Protocol):
     ) -> Json: ...
 
     def put_archive(self, container: str, path: str, data: bytes) -> bool: ...
+
+    def get_archive(self, container: str, path: str) -> tuple[Iterable[bytes], Json]: ...
 
     def start(self, container: str) -> None: ...
 

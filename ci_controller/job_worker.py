@@ -3,10 +3,12 @@
 Each running job has one worker (one asyncio task), so everything about a job happens in
 order. A worker either dispatches a job the controller has just marked running (build the
 project tar, find or build its dependency image, create the container with the project in it,
-record the container id, start it) or adopts one whose container already exists (after a
-controller restart), and from then on both paths are the same: follow the output into the job
-log from the stored cursor while waiting for the container to exit, a cancel request, or the
-wall-time deadline (counted from `started_at`, so a restart does not extend it).
+record the container id, start it; or, for a project the job image serves, claim the warm
+container (`warm_pool`), which is running already, and copy the project in) or adopts one
+whose container already exists (after a controller restart), and from then on both paths are
+the same: follow the output into the job log from the stored cursor while waiting for the
+container to exit, a cancel request, or the wall-time deadline (counted from `started_at`, so
+a restart does not extend it).
 
 The end is always the same sequence: stop the container if it must stop, wait for it, drain
 its output completely, store the closing note, and only then `complete_job`. Removing the
@@ -35,12 +37,14 @@ from ci_common.models import Job, JobConclusion
 from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
+from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT
 from ci_controller.dependencies import DependencyImageCache
 from ci_controller.job_log import JobLog
 from ci_controller.log_cursor import LogPosition
-from ci_controller.project import ProjectArchiveError, load_project
+from ci_controller.project import Project, ProjectArchiveError, load_project
 from ci_controller.runtime import (
     PROJECT_MISSING_EXIT,
+    ROLE_WARM,
     ContainerGoneError,
     ContainerInfo,
     ContainerRuntime,
@@ -49,11 +53,10 @@ from ci_controller.runtime import (
     JobContainerSpec,
     RuntimeFault,
 )
+from ci_controller.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
 
-JOB_COMMAND = ("python", "-m", "pytest")
-JOB_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 CANCEL_GRACE_SECONDS = 2.0
 TIMEOUT_GRACE_SECONDS = 5.0
 DRAIN_TIMEOUT_SECONDS = 30.0
@@ -86,6 +89,7 @@ class WorkerEnvironment:
     settings: Settings
     dependencies: DependencyImageCache
     background: Background
+    warm: WarmPool
 
 
 class JobWorker:
@@ -135,13 +139,20 @@ class JobWorker:
             prepared = await self._until_stopped(self._prepare(log), deadline)
             if isinstance(prepared, StopReason):
                 return self._stopped(prepared)
-            container_id = prepared
-            await self._start(container_id)
+            container_id, started = prepared
+            if not started:
+                await self._start(container_id)
         else:
             container_id = self.container_id = container.id
             logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
             if container.state is ContainerState.EXITED:
                 deadline = math.inf  # it ended by itself: its exit code decides, not the clock
+            elif container.role == ROLE_WARM and not await self._env.runtime.has_project(
+                container_id
+            ):
+                # Claimed, but the project never arrived: it is still waiting, so give it.
+                logger.info("job %s: handing its warm container the project", self.job.id)
+                await self._env.runtime.put_project(container_id, (await self._project()).tar)
         return await self._watch(container_id, log, deadline)
 
     def _deadline(self) -> float:
@@ -149,19 +160,26 @@ class JobWorker:
         elapsed = (datetime.now(UTC) - started).total_seconds()
         return asyncio.get_running_loop().time() + self._env.settings.job_timeout - elapsed
 
-    async def _prepare(self, log: JobLog) -> str:
-        env, job = self._env, self.job
-        archive = await env.repo.get_archive(job.id)
+    async def _project(self) -> Project:
+        archive = await self._env.repo.get_archive(self.job.id)
         if archive is None:
             raise RuntimeFault("the uploaded project is no longer stored; submit the job again")
         if len(archive) > _LARGE_ARCHIVE_BYTES:
-            project = await asyncio.to_thread(load_project, archive)
-        else:
-            project = load_project(archive)
+            return await asyncio.to_thread(load_project, archive)
+        return load_project(archive)
+
+    async def _prepare(self, log: JobLog) -> tuple[str, bool]:
+        """The job's container and whether it runs already (a claimed warm container)."""
+        env, job = self._env, self.job
+        project = await self._project()
         base_id = await env.runtime.ensure_image(env.settings.job_image)
         image = await env.dependencies.image_for(
             job_id=job.id, project=project, base_id=base_id, log=log
         )
+        if image == env.settings.job_image:
+            warm = await self._claim_warm(project, base_id)
+            if warm is not None:
+                return warm, True
         container_id = await env.runtime.create_job_container(
             JobContainerSpec(
                 job_id=job.id,
@@ -178,7 +196,39 @@ class JobWorker:
         )
         self.container_id = container_id
         await env.repo.set_container(job.id, container_id)
-        return container_id
+        return container_id, False
+
+    async def _claim_warm(self, project: Project, base_id: str) -> str | None:
+        """The pool's warm container with the project in it, or None for the ordinary path.
+
+        The project goes in before the container is recorded as the job's: a stored warm
+        container therefore (almost) always has its project, and if the controller dies in
+        between, the job has no container yet and is dispatched again while the unreferenced
+        warm container is removed as an orphan."""
+        env, job = self._env, self.job
+        warm = env.warm.take(image_id=base_id)
+        if warm is None:
+            return None
+        self.container_id = warm  # the reconciler now counts it as this job's
+        try:
+            info = await env.runtime.inspect(warm)
+            if info is None or info.state is not ContainerState.RUNNING:
+                raise ContainerGoneError(f"it is {info.state.value if info else 'gone'}")
+            await env.runtime.put_project(warm, project.tar)
+        except RuntimeFault as exc:
+            logger.warning("job %s: warm container unusable (%s); starting its own", job.id, exc)
+            self.container_id = None
+            env.background.spawn(env.runtime.remove(warm), what=f"remove warm {warm[:12]}")
+            return None
+        await env.repo.set_container(job.id, warm)
+        waited = (datetime.now(UTC) - job.created_at).total_seconds() * 1000
+        logger.info(
+            "job %s: warm container %s claimed (%.0f ms after submission)",
+            job.id,
+            warm[:12],
+            waited,
+        )
+        return warm
 
     async def _start(self, container_id: str) -> None:
         await self._env.runtime.start(container_id)

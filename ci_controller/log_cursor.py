@@ -9,7 +9,7 @@ timestamp and the first `count` frames at it. The position is encoded as text in
 precisely which frames it holds.
 
 This needs the container's frames in timestamp order, which holds for a single output
-stream; job containers therefore send stderr into stdout (see `job_dispatch.JOB_COMMAND`).
+stream; job containers therefore send stderr into stdout (see `bootstrap`).
 """
 
 from __future__ import annotations

@@ -34,6 +34,9 @@ ROLE_JOB = "job"
 ROLE_DEPENDENCY_BUILD = "dependency-build"
 ROLE_DEPENDENCIES = "dependencies"
 ROLE_PROBE = "probe"
+ROLE_WARM = "warm"
+"""A started job container waiting for a project (see `warm_pool`). It carries no job id:
+labels cannot change after creation, so the job that claims it records its id instead."""
 PROJECT_MISSING_EXIT = 121
 """A job container's exit code when its project never arrived (the controller died while
 starting it); pytest never uses it."""
@@ -97,6 +100,20 @@ class JobContainerSpec:
 
 
 @dataclass(frozen=True)
+class WarmContainerSpec:
+    """A job container started before its job exists: the job image and the job limits."""
+
+    image: str
+    command: tuple[str, ...]
+    network: str
+    memory: str
+    cpus: float
+    pids: int
+    max_log_bytes: int
+    environment: Mapping[str, str] = field(default_factory=lambda: dict[str, str]())
+
+
+@dataclass(frozen=True)
 class LogFrame:
     """One piece of container output with its position in the container's log."""
 
@@ -148,6 +165,20 @@ class ContainerRuntime(Protocol):
         ...
 
     async def start(self, container_id: str) -> None: ...
+
+    async def start_warm_container(self, spec: WarmContainerSpec) -> str:
+        """Create and start a container labelled `ROLE_WARM` whose first process waits for a
+        project for as long as it takes; returns its id."""
+        ...
+
+    async def put_project(self, container_id: str, project_tar: bytes) -> None:
+        """Copy a project tar into a started (warm) container; its last entry, the ready
+        marker, lets the waiting process go on. `ContainerGoneError` if it does not exist."""
+        ...
+
+    async def has_project(self, container_id: str) -> bool:
+        """Whether the project (its ready marker) reached the container."""
+        ...
 
     def follow_logs(
         self, container_id: str, *, after: LogPosition | None

@@ -31,6 +31,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             "max_parallel_jobs": 2,
             "reconcile_interval": 0.2,
             "job_timeout": 30,
+            "warm_containers": False,  # test_warm_pool.py turns it on
         }
     )
     user = await server.create_user(name="ada", email="ada@example.com")

@@ -17,6 +17,7 @@ from ci_controller.log_cursor import LogPosition
 from ci_controller.runtime import (
     ROLE_DEPENDENCIES,
     ROLE_JOB,
+    ROLE_WARM,
     ContainerGoneError,
     ContainerInfo,
     ContainerState,
@@ -27,6 +28,7 @@ from ci_controller.runtime import (
     LogFrame,
     OutputSink,
     RuntimeFault,
+    WarmContainerSpec,
 )
 
 _clock = itertools.count(1_700_000_000_000_000_000, 1000)
@@ -38,7 +40,8 @@ class FakeContainer:
     job_id: JobId | None
     role: str
     image: str
-    spec: JobContainerSpec | None = None
+    spec: JobContainerSpec | WarmContainerSpec | None = None
+    project: bytes | None = None
     state: ContainerState = ContainerState.CREATED
     frames: list[LogFrame] = field(default_factory=lambda: list[LogFrame]())
     exit_code: int | None = None
@@ -88,6 +91,9 @@ class FakeRuntime:
         self.followed: list[str] = []
         self.collected: list[int] = []
         self.on_start: Callable[[FakeContainer], object] = lambda container: None
+        """What the container's job does once it begins: at start, or for a warm container
+        when its project arrives."""
+        self.warm_fails = False
         self.started = asyncio.Event()
         self._ids = itertools.count(1)
 
@@ -154,6 +160,7 @@ class FakeRuntime:
             raise ImageMissingError(f"no image {spec.image}")
         container = self.add_container(job_id=spec.job_id, state=ContainerState.CREATED)
         container.spec = spec
+        container.project = spec.project_tar
         container.image = spec.image
         return container.id
 
@@ -163,6 +170,28 @@ class FakeRuntime:
         container.poke()
         self.started.set()
         self.on_start(container)
+
+    async def start_warm_container(self, spec: WarmContainerSpec) -> str:
+        if self.warm_fails:
+            raise RuntimeFault("cannot start a warm container: the engine said no")
+        container = self.add_container(job_id=None, state=ContainerState.RUNNING, role=ROLE_WARM)
+        container.spec = spec
+        container.image = spec.image
+        return container.id
+
+    async def put_project(self, container_id: str, project_tar: bytes) -> None:
+        container = self._get(container_id)
+        container.project = project_tar
+        if container.role == ROLE_WARM and container.state is ContainerState.RUNNING:
+            self.started.set()
+            self.on_start(container)
+
+    async def has_project(self, container_id: str) -> bool:
+        return self._get(container_id).project is not None
+
+    def warm(self) -> list[FakeContainer]:
+        """The warm containers nobody has put a project into."""
+        return [c for c in self.containers.values() if c.role == ROLE_WARM and not c.project]
 
     async def follow_logs(
         self, container_id: str, *, after: LogPosition | None
