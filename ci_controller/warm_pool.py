@@ -22,6 +22,7 @@ tried again at the next reconcile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -118,8 +119,9 @@ class WarmPool:
             return
         finally:
             self._starting = False
-        if self._closed:
-            self._discard(container_id)
+        if self._closed:  # stopped meanwhile: remove it now, shutdown is waiting for us
+            with contextlib.suppress(RuntimeFault):
+                await self._runtime.remove(container_id)
             return
         logger.debug("warm container %s is waiting for a job", container_id[:12])
         self._ready = _Warm(id=container_id, image_id=image_id)

@@ -339,6 +339,30 @@ class CIService:
         finally:
             client.close()
 
+    def job_containers(self) -> list[str]:
+        """Every container of this installation except the unclaimed warm container a running
+        controller keeps for the next job. There is at most one of those, and no job
+        references it (a claimed one is a job's container and counts)."""
+        client = docker_client()
+        try:
+            found = cast(
+                list[dict[str, object]],
+                client.api.containers(  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
+                    all=True, filters={"label": f"ci.installation={self.installation_id()}"}
+                ),
+            )
+        finally:
+            client.close()
+        referenced = {row[0] for row in self.query("SELECT container_id FROM jobs")}
+        warm = [
+            str(c["Id"])
+            for c in found
+            if cast(dict[str, str], c.get("Labels") or {}).get("ci.role") == "warm"
+            and c["Id"] not in referenced
+        ]
+        assert len(warm) <= 1, f"more than one unclaimed warm container: {warm}"
+        return [str(c["Id"]) for c in found if str(c["Id"]) not in warm]
+
     def close(self) -> None:
         """Kill what was started, remove what this installation left on the engine."""
         if self._http is not None:

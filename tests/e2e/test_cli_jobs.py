@@ -136,7 +136,7 @@ def test_cancel_a_running_job_and_wait_exits_130(service: CIService) -> None:
     assert waited.returncode == 130, waited.stderr
     assert "cancelled" in waited.stderr
     assert service.job(job_id)["conclusion"] == "cancelled"
-    wait_until(lambda: not service.containers(), within=JOB_TIMEOUT, what="no containers left")
+    wait_until(lambda: not service.job_containers(), within=JOB_TIMEOUT, what="no containers left")
 
 
 def test_an_unknown_job_exits_66_and_a_bad_key_77(service: CIService) -> None:

@@ -35,4 +35,4 @@ def test_a_cancelled_running_job_is_stopped_and_its_container_removed(
     assert (job["conclusion"], job["success"]) == ("cancelled", False)
     log = service.logs(job_id)
     assert log.index("sleeping now") < log.index("[ci] cancelled on request")
-    wait_until(lambda: service.containers() == [], within=20, what="the container's removal")
+    wait_until(lambda: service.job_containers() == [], within=20, what="the container's removal")

@@ -119,7 +119,7 @@ def test_no_container_is_left_after_many_jobs(make_service: MakeService) -> None
         f"{job['id']}: {job['conclusion']} (exit code {job['exit_code']}): {job['error']}"
         for job in jobs
     )
-    wait_until(lambda: service.containers() == [], within=20, what="containers to be removed")
+    wait_until(lambda: service.job_containers() == [], within=20, what="containers to be removed")
     wait_until(lambda: _no_archives_left(service), within=10, what="the uploads to be deleted")
 
 

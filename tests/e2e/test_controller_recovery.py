@@ -67,6 +67,7 @@ def test_sigterm_leaves_the_job_running_and_the_next_controller_adopts_it(
         assert container.status == "running"
     finally:
         client.close()
+    assert service.containers() == [container.id]  # the unclaimed warm one was removed
     service.start_controller()
 
     job = service.wait_for_job(job_id)
@@ -92,7 +93,7 @@ def test_a_job_that_ended_while_no_controller_ran_is_finalized_with_its_whole_lo
     job = service.wait_for_job(job_id, within=30)
     assert (job["conclusion"], job["exit_code"]) == ("success", 0)
     assert numbered_lines(service.logs(job_id)) == NUMBERED_LINES
-    wait_until(lambda: service.containers() == [], within=20, what="the container's removal")
+    wait_until(lambda: service.job_containers() == [], within=20, what="the container's removal")
 
 
 def test_a_job_whose_container_vanished_ends_as_error(service: CIService) -> None:
@@ -174,11 +175,13 @@ def test_two_installations_on_one_engine_leave_each_other_alone(
     for service, job_id in jobs:
         wait_for_log_line(service, job_id, "sleeping now")
     containers = {service.installation_id(): service.containers() for service, _ in jobs}
+    working = {service.installation_id(): service.job_containers() for service, _ in jobs}
 
     time.sleep(2.5)  # let each controller run two full reconciles (CI_RECONCILE_INTERVAL=1)
 
     for service, job_id in jobs:
         assert service.job(job_id)["status"] == "running"
-        assert service.containers() == containers[service.installation_id()]
+        assert service.job_containers() == working[service.installation_id()]
+        assert set(containers[service.installation_id()]) <= set(service.containers())
         service.cancel(job_id)
         assert service.wait_for_job(job_id, within=20)["conclusion"] == "cancelled"
