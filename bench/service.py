@@ -1,5 +1,5 @@
 """What both benchmarks share: a real CI service in a temp dir, the floor image, and a record
-of when Docker started each job's container.
+of Docker's events for each job's container.
 
 The service is the e2e harness's `CIService` (real `ci-admin`, server and controller
 processes); the floor is the same project baked into the job image and run with
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -64,9 +65,11 @@ def floor_command(tag: str) -> list[str]:
     return ["docker", "run", "--rm", "--network", "none", tag, "python", "-m", "pytest", "-q"]
 
 
-class ContainerStarts:
-    """Docker's own `create` and `start` events for one installation's job containers, by
-    job id: `created_ns` is when we asked for the container, `started_ns` when it runs."""
+class ContainerEvents:
+    """Docker's own events for one installation's containers, by container id: `create`,
+    `start`, and `extract-to-dir` (the project's `put_archive`, whose last entry releases the
+    bootstrap, which then starts the tests within 2 ms). The last is the moment a job's
+    process begins, whether its container was started for it or was warm already."""
 
     def __init__(self, installation_id: str) -> None:
         self._client = docker_client()
@@ -74,26 +77,36 @@ class ContainerStarts:
             decode=True,
             filters={
                 "type": "container",
-                "event": ["create", "start"],
+                "event": ["create", "start", "extract-to-dir"],
                 "label": f"ci.installation={installation_id}",
             },
         )
-        self.created_ns: dict[str, int] = {}
-        self.started_ns: dict[str, int] = {}
+        self.seen: dict[tuple[str, str], int] = {}
         self._thread = threading.Thread(target=self._collect, daemon=True)
         self._thread.start()
 
     def _collect(self) -> None:
         for event in self._events:  # pyright: ignore[reportUnknownVariableType]
-            attributes = event.get("Actor", {}).get("Attributes", {})  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-            job_id = attributes.get("ci.job_id")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-            if job_id:
-                seen = self.started_ns if event.get("Action") == "start" else self.created_ns  # pyright: ignore[reportUnknownMemberType]
-                seen[str(job_id)] = int(event["timeNano"])  # pyright: ignore[reportUnknownArgumentType]
+            key = (str(event.get("Action")), str(event.get("id")))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+            self.seen.setdefault(key, int(event["timeNano"]))  # pyright: ignore[reportUnknownArgumentType]
+
+    def at(self, action: str, container_id: str, *, within: float = 5.0) -> int | None:
+        """When `action` happened to the container (ns since the epoch), or None."""
+        deadline = time.monotonic() + within
+        while (found := self.seen.get((action, container_id))) is None:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+        return found
 
     def close(self) -> None:
         self._events.close()  # pyright: ignore[reportUnknownMemberType]
         self._client.close()
+
+
+def container_of(service: CIService, job_id: str) -> str:
+    [(container_id,)] = service.query("SELECT container_id FROM jobs WHERE id = ?", job_id)
+    return str(container_id)
 
 
 def created_ns(service: CIService, job_id: str) -> int:
