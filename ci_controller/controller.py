@@ -228,11 +228,15 @@ class Controller:
             )
 
     async def _dispatch(self, jobs: list[Job]) -> None:
+        self._warm.backlogged = False
         for job in dispatch_order(jobs):
-            if self._stopping or len(self._workers) >= self._settings.max_parallel_jobs:
+            if self._stopping:
                 return
             if job.id in self._workers:
                 continue
+            if len(self._workers) >= self._settings.max_parallel_jobs:
+                self._warm.backlogged = True  # queued jobs wait for a slot
+                return
             if not await self._repo.mark_running(job.id, container_id=None):
                 continue  # cancelled (or taken) since we listed it
             started = job.model_copy(

@@ -15,6 +15,10 @@ started: `busy`) or a job references it; any other is an orphan, which is how a 
 controller's warm container is removed at the next start. Once claimed, the job's stored
 `container_id` is the link, and recovery adopts by it.
 
+While jobs are waiting for a free slot the pool starts nothing (`backlogged`): each of them
+creates its own container anyway, and an extra start would only compete with them for the
+CPU. It fills again once the queue has drained.
+
 The pool never fails a job: a warm container that is gone, has exited or runs an outdated job
 image (rebuilt since) is discarded, and the job starts its own. A failed start is logged and
 tried again at the next reconcile.
@@ -52,6 +56,8 @@ class WarmPool:
         self._ready: _Warm | None = None
         self._starting = False
         self._closed = not settings.warm_containers
+        self.backlogged = False
+        """Set by the controller while queued jobs wait for a slot: start nothing then."""
 
     @property
     def current(self) -> str | None:
@@ -65,7 +71,7 @@ class WarmPool:
 
     def fill(self) -> None:
         """Start a warm container in the background unless there is one (or one coming)."""
-        if self._closed or self._ready is not None or self._starting:
+        if self._closed or self.backlogged or self._ready is not None or self._starting:
             return
         self._starting = True
         self._background.spawn(self._start_one(), what="start a warm container")

@@ -224,3 +224,34 @@ def test_only_a_warm_containers_bootstrap_waits_for_its_project_without_a_deadli
     assert BOOTSTRAP.replace(give_up, "") != WARM_BOOTSTRAP  # same program otherwise
     compile(BOOTSTRAP, "bootstrap", "exec")
     compile(WARM_BOOTSTRAP, "warm bootstrap", "exec")
+
+
+def warm_containers_ever(world: World) -> int:
+    return sum(1 for c in world.runtime.containers.values() if c.role == ROLE_WARM)
+
+
+async def test_no_warm_container_is_started_while_jobs_wait_for_a_slot(world: World) -> None:
+    held: list[FakeContainer] = []
+    world.runtime.on_start = held.append  # jobs run until the test lets them finish
+    controller, _ = await warm_controller(world)
+    slots = world.settings.max_parallel_jobs
+    jobs = [await world.submit() for _ in range(slots + 1)]
+
+    await controller.react()
+    await eventually(lambda: len(held) == slots)
+    await controller.react()
+
+    # The warm container went to the first job; one job still waits, so none replaced it.
+    assert world.runtime.warm() == []
+    assert warm_containers_ever(world) == 1
+
+    passes(held[0])
+    await finished(world, jobs[0])
+    await controller.react()  # the waiting job takes the free slot: the queue is empty now
+    await eventually(lambda: len(held) == slots + 1)
+    await controller.react()
+    await eventually(lambda: len(world.runtime.warm()) == 1)  # so the pool fills again
+    for container in held[1:]:
+        passes(container)
+    for job in jobs:
+        assert (await finished(world, job)).conclusion is JobConclusion.SUCCESS
