@@ -141,9 +141,7 @@ class DockerContainers:
         self._projects[container_id] = spec.project_tar
         return container_id
 
-    def _create(
-        self, spec: JobContainerSpec | WarmContainerSpec, *, bootstrap: str, labels: dict[str, str]
-    ) -> str:
+    def _create(self, spec: WarmContainerSpec, *, bootstrap: str, labels: dict[str, str]) -> str:
         log_cap = max(2 * spec.max_log_bytes, 10 * 1024 * 1024)
         try:
             host_config = self._api.create_host_config(

@@ -83,23 +83,7 @@ class ContainerInfo:
     state: ContainerState
 
 
-@dataclass(frozen=True)
-class JobContainerSpec:
-    """Everything needed to create one job's container."""
-
-    job_id: JobId
-    image: str
-    project_tar: bytes
-    command: tuple[str, ...]
-    network: str
-    memory: str
-    cpus: float
-    pids: int
-    max_log_bytes: int
-    environment: Mapping[str, str] = field(default_factory=lambda: dict[str, str]())
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WarmContainerSpec:
     """A job container started before its job exists: the job image and the job limits."""
 
@@ -111,6 +95,14 @@ class WarmContainerSpec:
     pids: int
     max_log_bytes: int
     environment: Mapping[str, str] = field(default_factory=lambda: dict[str, str]())
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobContainerSpec(WarmContainerSpec):
+    """Everything needed to create one job's container: a warm one's spec plus the job."""
+
+    job_id: JobId
+    project_tar: bytes
 
 
 @dataclass(frozen=True)
