@@ -317,3 +317,19 @@ def test_a_forward_only_stream_resumes_from_an_id_the_server_gave(
     assert seen[1:] == [log(5), complete()]
     resume = server.requests_to(f"/jobs/{JOB}/stream")[1]
     assert resume.headers["last-event-id"] == "4"
+
+
+def test_https_servers_get_certificate_checks_and_plain_http_skips_loading_them() -> None:
+    import ssl
+
+    def tls_context(url: str) -> ssl.SSLContext:
+        client = CIClient(server_url=url, api_key="ci_key")
+        try:
+            return client._http._transport._pool._ssl_context  # type: ignore[attr-defined]  # httpx internals: no public accessor
+        finally:
+            client.close()
+
+    secure = tls_context("https://ci.example.org")
+    assert secure.verify_mode is ssl.CERT_REQUIRED
+    assert secure.check_hostname
+    assert tls_context("http://127.0.0.1:8000").verify_mode is ssl.CERT_NONE
