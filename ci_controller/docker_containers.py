@@ -1,4 +1,5 @@
-"""The container half of the Docker runtime: job containers, their output and their end.
+"""The container half of the Docker runtime: job containers and their end (their output is read
+by `docker_logs`).
 
 Every SDK call blocks, so each runs in a thread (`asyncio.to_thread` for short ones, a daemon
 thread for the ones that last as long as a job: see `threads`). Two API clients: one with a
@@ -17,7 +18,6 @@ warm container, when a job claims it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -29,8 +29,9 @@ from docker.types import LogConfig
 
 from ci_common.models import JobId
 from ci_controller.bootstrap import BOOTSTRAP, JOB_WORKDIR, WARM_BOOTSTRAP
-from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json, LogStream, engine_api
-from ci_controller.log_cursor import LogPosition, PositionTracker, parse_timestamp
+from ci_controller.docker_logs import read_output
+from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json, engine_api
+from ci_controller.log_cursor import LogPosition
 from ci_controller.project import JOB_UID, READY_MARKER
 from ci_controller.runtime import (
     LABEL_INSTALLATION,
@@ -227,62 +228,13 @@ class DockerContainers:
         still runs (a dropped connection) is reopened from the last frame yielded."""
         position = after
         while True:
-            async for frame in self._follow_once(container_id, after=position, follow=True):
+            async for frame in read_output(self._streams, container_id, after=position):
                 position = frame.position
                 yield frame
             info = await self.inspect(container_id)
             if info is None or info.state is not ContainerState.RUNNING:
                 break
             logger.warning("log stream of %s ended early; reopening it", container_id[:12])
-
-    async def _follow_once(
-        self, container_id: str, *, after: LogPosition | None, follow: bool
-    ) -> AsyncIterator[LogFrame]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[LogFrame | BaseException | None] = asyncio.Queue()
-        opened: list[LogStream] = []
-        closing = False
-
-        def put(item: LogFrame | BaseException | None) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody listens
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        def pump() -> None:
-            tracker = PositionTracker(after)
-            try:
-                stream = self._streams.logs(
-                    container_id,
-                    stream=True,
-                    follow=follow,
-                    timestamps=True,
-                    since=after.since_seconds if after and after.since_seconds > 0 else None,
-                )
-                opened.append(stream)
-                if closing:  # the reader left while the stream was being opened
-                    stream.close()
-                    return
-                for raw in stream:
-                    frame = _parse_frame(raw, tracker)
-                    if frame is not None:
-                        put(frame)
-                put(None)
-            except NotFound:
-                put(None)
-            except BaseException as exc:
-                put(None if closing else exc)
-
-        pumping = asyncio.ensure_future(in_daemon_thread(f"logs-{container_id[:12]}", pump))
-        try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise RuntimeFault(f"lost the container's output stream: {item}") from item
-                yield item
-        finally:
-            closing = True
-            for stream in opened:
-                with contextlib.suppress(Exception):
-                    stream.close()
-            pumping.cancel()
 
     async def wait(self, container_id: str) -> ExitStatus:
         def wait_and_inspect() -> ExitStatus:
@@ -365,17 +317,6 @@ class DockerContainers:
             ]
 
         return await asyncio.to_thread(list_them)
-
-
-def _parse_frame(raw: bytes, tracker: PositionTracker) -> LogFrame | None:
-    stamp, _, data = raw.partition(b" ")
-    try:
-        timestamp_ns = parse_timestamp(stamp.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        logger.warning("log frame without a timestamp: %r", raw[:80])
-        return None
-    position = tracker.accept(timestamp_ns)
-    return None if position is None else LogFrame(position=position, data=data)
 
 
 def _container_info(container_id: str, labels: Mapping[str, str], state: Json) -> ContainerInfo:
