@@ -39,6 +39,13 @@ class World:
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
         return Controller(settings, self.runtime, self.repo)
 
+    async def reconciled(self, **overrides: object) -> Controller:
+        """A new controller after one full reconcile, once every job it started has ended."""
+        controller = self.controller(**overrides)
+        await controller.reconcile()
+        await controller.wait_idle()
+        return controller
+
     async def submit(self, files: dict[str, str] | None = None, *, user: User | None = None) -> Job:
         return await self.server.create_job(
             user_id=(user or self.user).id, archive=project_zip(files)

@@ -41,10 +41,7 @@ async def test_a_passing_job_succeeds_with_its_output_and_leaves_nothing_behind(
 ) -> None:
     world.runtime.on_start = passes
     job = await world.submit()
-    controller = world.controller()
-
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     done = await world.job(job)
     assert (done.status, done.conclusion, done.exit_code) == (
@@ -64,10 +61,7 @@ async def test_a_failing_job_records_pytests_exit_code(world: World) -> None:
 
     world.runtime.on_start = fails
     job = await world.submit()
-    controller = world.controller()
-
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     done = await world.job(job)
     assert (done.conclusion, done.exit_code, done.success) == (JobConclusion.FAILURE, 1, False)
@@ -83,10 +77,7 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
 
     world.runtime.on_start = record
     job = await world.submit({"test_a.py": "def test_a(): pass\n"})
-    controller = world.controller(job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64)
-
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled(job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64)
 
     [spec] = specs
     assert (spec.job_id, spec.image, spec.command) == (
@@ -107,10 +98,7 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
 async def test_a_cancel_of_a_queued_job_means_it_never_starts(world: World) -> None:
     job = await world.submit()
     await world.server.request_cancel(job.id)
-    controller = world.controller()
-
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     assert world.runtime.containers == {}
     assert world.runtime.removed == []
@@ -145,9 +133,7 @@ async def test_a_cancel_requested_while_no_controller_ran_is_honoured_on_adoptio
     await world.server.set_container(job.id, container.id)
     await world.server.request_cancel(job.id)
 
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     assert (await world.job(job)).conclusion is JobConclusion.CANCELLED
     assert world.runtime.stopped == [container.id]
@@ -156,9 +142,7 @@ async def test_a_cancel_requested_while_no_controller_ran_is_honoured_on_adoptio
 async def test_a_cancel_of_a_completed_job_changes_nothing(world: World) -> None:
     world.runtime.on_start = passes
     job = await world.submit()
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    controller = await world.reconciled()
 
     await world.server.request_cancel(job.id)
     await controller.react()
@@ -171,10 +155,7 @@ async def test_a_cancel_of_a_completed_job_changes_nothing(world: World) -> None
 
 async def test_a_job_past_its_timeout_is_stopped_and_timed_out(world: World) -> None:
     job = await world.submit()
-    controller = world.controller(job_timeout=0.2)
-
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled(job_timeout=0.2)
 
     done = await world.job(job)
     assert done.conclusion is JobConclusion.TIMED_OUT
@@ -187,10 +168,7 @@ async def test_a_missing_job_image_ends_the_job_as_error_saying_how_to_build_one
 ) -> None:
     world.runtime.images.clear()
     job = await world.submit()
-    controller = world.controller()
-
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     done = await world.job(job)
     assert done.conclusion is JobConclusion.ERROR
@@ -222,10 +200,7 @@ async def test_the_controller_log_says_why_a_job_ended_as_error(
 async def test_a_project_without_requirements_runs_on_the_job_image(world: World) -> None:
     world.runtime.on_start = passes
     await world.submit()
-    controller = world.controller()
-
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     assert world.runtime.builds == []
 
@@ -234,9 +209,7 @@ async def test_dependencies_are_built_once_and_reused(world: World) -> None:
     world.runtime.on_start = passes
     files = {"requirements.txt": "attrs\n# a comment\n", "test_a.py": "def test_a(): pass\n"}
     first = await world.submit(files)
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    controller = await world.reconciled()
     second = await world.submit({**files, "requirements.txt": "attrs  \n"})
     await controller.reconcile()
     await controller.wait_idle()
@@ -282,10 +255,7 @@ async def test_when_the_job_image_cannot_be_listed_the_requirements_are_installe
     world.runtime.on_start = passes
     world.runtime.listing_fails = True
     job = await world.submit({"requirements.txt": "pytest\n", "test_a.py": ""})
-    controller = world.controller()
-
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
     assert len(world.runtime.builds) == 1
@@ -297,10 +267,7 @@ async def test_a_failing_pip_install_ends_the_job_as_error_with_pips_output(
     world.runtime.build_output = b"ERROR: No matching distribution found for nope\n"
     world.runtime.build_exit_code = 1
     job = await world.submit({"requirements.txt": "nope\n", "test_a.py": ""})
-    controller = world.controller()
-
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     done = await world.job(job)
     assert done.conclusion is JobConclusion.ERROR
@@ -398,9 +365,7 @@ async def test_a_container_that_exited_while_no_controller_ran_is_finalized(
     container.emit(b"1 failed\n")
     container.exit(1)
 
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     done = await world.job(job)
     assert (done.conclusion, done.exit_code) == (JobConclusion.FAILURE, 1)
@@ -440,9 +405,7 @@ async def test_a_job_completed_since_the_list_was_read_is_not_adopted_again(
         return stale
 
     monkeypatch.setattr(world.repo, "list_active_jobs", stale_list)
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     assert world.runtime.followed == []  # no worker took it up
     assert container.id in world.runtime.removed  # an orphan now
@@ -452,9 +415,7 @@ async def test_a_running_job_whose_container_vanished_ends_as_error(world: World
     job = await world.submit()
     assert await world.server.mark_running(job.id, container_id="c-gone")
 
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     done = await world.job(job)
     assert done.conclusion is JobConclusion.ERROR
@@ -469,9 +430,7 @@ async def test_a_running_job_that_never_got_a_container_is_dispatched_again(
     job = await world.submit()
     assert await world.server.mark_running(job.id, container_id=None)
 
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
 
@@ -484,9 +443,7 @@ async def test_a_created_but_unstarted_container_is_replaced_by_a_fresh_one(
     assert await world.server.mark_running(job.id, container_id=None)
     container = world.runtime.add_container(job_id=job.id, state=ContainerState.CREATED)
 
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     done = await world.job(job)
     assert done.conclusion is JobConclusion.SUCCESS
@@ -504,9 +461,7 @@ async def test_a_container_whose_project_never_arrived_ends_the_job_as_error(
     container.emit(b"[ci] the project never reached the container\n")
     container.exit(PROJECT_MISSING_EXIT)
 
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     done = await world.job(job)
     assert done.conclusion is JobConclusion.ERROR
@@ -522,9 +477,7 @@ async def test_containers_without_a_live_job_are_removed(world: World) -> None:
         job_id=None, state=ContainerState.RUNNING, role=ROLE_DEPENDENCY_BUILD
     )
 
-    controller = world.controller()
-    await controller.reconcile()
-    await controller.wait_idle()
+    await world.reconciled()
 
     assert set(world.runtime.removed) == {leftover.id, stranger.id, build.id}
 
