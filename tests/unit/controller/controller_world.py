@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from fake_runtime import FakeRuntime
 
-from ci_common.models import Job, User
+from ci_common.models import Job, JobConclusion, User
 from ci_common.settings import Settings
 from ci_controller.controller import Controller
 from ci_persistence import SqliteRepository
@@ -53,6 +53,13 @@ class World:
 
     async def job(self, job: Job) -> Job:
         return await self.repo.get_job(job.id)
+
+    async def assert_error_says(self, job: Job, text: str) -> None:
+        """The job ended as `error`, and both its error message and its log say `text`."""
+        done = await self.job(job)
+        assert done.conclusion is JobConclusion.ERROR
+        assert done.error is not None and text in done.error
+        assert text in await self.log_text(job)
 
     async def log_text(self, job: Job) -> str:
         return "".join(chunk.data for chunk in await self.repo.read_logs(job.id))

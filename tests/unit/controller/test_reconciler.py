@@ -170,10 +170,7 @@ async def test_a_missing_job_image_ends_the_job_as_error_saying_how_to_build_one
     job = await world.submit()
     await world.reconciled()
 
-    done = await world.job(job)
-    assert done.conclusion is JobConclusion.ERROR
-    assert done.error is not None and "build-job-image" in done.error
-    assert "build-job-image" in await world.log_text(job)
+    await world.assert_error_says(job, "build-job-image")
 
 
 async def test_the_controller_log_says_why_a_job_ended_as_error(
@@ -417,10 +414,7 @@ async def test_a_running_job_whose_container_vanished_ends_as_error(world: World
 
     await world.reconciled()
 
-    done = await world.job(job)
-    assert done.conclusion is JobConclusion.ERROR
-    assert done.error is not None and "vanished" in done.error
-    assert "vanished" in await world.log_text(job)
+    await world.assert_error_says(job, "vanished")
 
 
 async def test_a_running_job_that_never_got_a_container_is_dispatched_again(
