@@ -47,3 +47,8 @@ class AuthenticationError(CIError):
 
 class StorageError(CIError):
     """The database could not be used (wrong path, newer schema than this code knows)."""
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database is there but cannot serve right now (locked past the busy timeout, disk
+    full, an I/O error): worth retrying later, unlike a wrong path or schema."""

@@ -147,4 +147,9 @@ class UserRepository(Protocol):
 class Repository(JobRepository, UserRepository, Protocol):
     """Both halves, as one open database provides them."""
 
+    async def check_writable(self) -> None:
+        """Raise `DatabaseUnavailableError` unless a write could start within about a second
+        (`/health` asks this)."""
+        ...
+
     async def close(self) -> None: ...

@@ -51,6 +51,8 @@ class JobLog:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
+        self._at_line_start = True
+        """Whether the stored output ends with a newline, so a note starts a line of its own."""
 
     @classmethod
     async def resume(cls, *, repo: JobRepository, job: Job, max_bytes: int) -> JobLog:
@@ -58,7 +60,8 @@ class JobLog:
         log = cls(repo=repo, job_id=job.id, max_bytes=max_bytes, stored_bytes=job.log_bytes)
         if job.last_log_seq > 0:
             last = await repo.read_logs(job.id, after_seq=job.last_log_seq - 1)
-            log._truncated = bool(last) and last[-1].data.startswith(TRUNCATION_MARK)
+            log._truncated = bool(last) and last[-1].data.lstrip("\n").startswith(TRUNCATION_MARK)
+            log._at_line_start = not last or last[-1].data.endswith("\n")
         return log
 
     @property
@@ -88,15 +91,17 @@ class JobLog:
     async def note(self, message: str) -> None:
         """A line from the controller, stored after everything before it."""
         await self.flush()
-        line = NOTE_PREFIX + message.rstrip("\n") + "\n"
-        await self._append(line, cursor=None)
+        await self._append(self._note_line(message), cursor=None)
 
     async def flush(self) -> None:
         async with self._lock:
             await self._flush_locked()
 
     async def close(self) -> None:
-        """Store what is pending; the log is complete after this returns."""
+        """Store what is pending; the log is complete after this returns.
+
+        Cancelling the timer interrupts at most its sleep: its flush runs shielded, so a write
+        in flight finishes (holding the lock) and the flush below waits for it."""
         timer, self._timer = self._timer, None
         if timer is not None and not timer.done():
             timer.cancel()
@@ -116,6 +121,9 @@ class JobLog:
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(FLUSH_AFTER_SECONDS)
+        await asyncio.shield(self._flush_logging_failure())
+
+    async def _flush_logging_failure(self) -> None:
         try:
             await self.flush()
         except Exception:
@@ -129,7 +137,12 @@ class JobLog:
         self._pending, self._pending_bytes, self._position = [], 0, None
         try:
             await self._append(text, cursor=position.encode() if position else None)
-        except BaseException:
+        except asyncio.CancelledError:
+            # Repository writes run to completion before a cancellation arrives, so the batch
+            # is stored; and if it failed, its cursor did not move and the next controller
+            # reads those frames again. Keeping it would store it twice.
+            raise
+        except Exception:
             self._pending.insert(0, text)
             self._pending_bytes += size
             self._position = self._position or position
@@ -138,12 +151,20 @@ class JobLog:
     async def _append(self, text: str, *, cursor: str | None) -> None:
         await self._repo.append_log(self._job_id, text, cursor=cursor)
         self._stored_bytes += len(text.encode())
+        self._at_line_start = text.endswith("\n")
+
+    def _note_line(self, message: str) -> str:
+        """`[ci] message` as a whole line, after a line break if output stopped mid-line."""
+        start = "" if self._at_line_start else "\n"
+        return start + NOTE_PREFIX + message.rstrip("\n") + "\n"
 
     async def _truncate(self, position: LogPosition) -> None:
         async with self._lock:
             await self._flush_locked()
             mib = self._max_bytes / (1024 * 1024)
-            note = TRUNCATION_NOTE.format(mib=mib) + "further output is not stored\n"
-            await self._append(note, cursor=position.encode())
+            note = TRUNCATION_NOTE.format(mib=mib) + "further output is not stored"
+            await self._append(
+                self._note_line(note.removeprefix(NOTE_PREFIX)), cursor=position.encode()
+            )
             self._truncated = True
             logger.info("job %s: log reached %g MiB; truncated", self._job_id, mib)

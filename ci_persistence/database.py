@@ -6,24 +6,40 @@ every multi-statement write takes `BEGIN IMMEDIATE`, so the write lock is taken 
 compare-and-set cannot be interleaved with another process's. Within the process, one asyncio
 lock serialises use of the connection, because aiosqlite shares a single transaction state
 between all coroutines that use it.
+
+Cancellation never leaves the connection inside a transaction (`uncancellable` explains why it
+could): statements outside a transaction, and `BEGIN`, `COMMIT` and `ROLLBACK`, run to
+completion whatever happens to their caller, and a transaction whose body is interrupted is
+rolled back. Should a connection still be found inside a transaction it does not own (a bug
+of ours, or a driver's), the next use logs it and rolls it back instead of failing forever.
+
+SQLite's own operational errors (locked past the busy timeout, disk full, I/O errors) become
+`DatabaseUnavailableError`, which the server answers with a 503 and `Retry-After`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from ci_common.errors import StorageError
+from ci_common.errors import DatabaseUnavailableError, StorageError
 from ci_persistence.migrations import migrate
+from ci_persistence.uncancellable import run_to_completion
+
+logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
+HEALTH_BUSY_TIMEOUT_MS = 1_000
+
+T = TypeVar("T")
 
 Params = Iterable[Any]
 
@@ -80,26 +96,89 @@ class SqliteDatabase:
             await self.conn.close()
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._lock, self.conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        async def fetch(conn: aiosqlite.Connection) -> list[sqlite3.Row]:
+            async with conn.execute(sql, tuple(params)) as cursor:
+                return list(await cursor.fetchall())
+
+        return await self._run(fetch)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self._lock, self.conn.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        async def fetch(conn: aiosqlite.Connection) -> sqlite3.Row | None:
+            async with conn.execute(sql, tuple(params)) as cursor:
+                return await cursor.fetchone()
+
+        return await self._run(fetch)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one autocommitted statement; returns the number of rows it changed."""
-        async with self._lock, self.conn.execute(sql, tuple(params)) as cursor:
-            return cursor.rowcount
+
+        async def run(conn: aiosqlite.Connection) -> int:
+            async with conn.execute(sql, tuple(params)) as cursor:
+                return cursor.rowcount
+
+        return await self._run(run)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncGenerator[aiosqlite.Connection]:
-        """`BEGIN IMMEDIATE` … `COMMIT`, rolled back on any error."""
+        """`BEGIN IMMEDIATE` … `COMMIT`, rolled back on any error or cancellation."""
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await run_to_completion(self._leave_stray_transaction())
+            try:
+                await run_to_completion(self.conn.execute("BEGIN IMMEDIATE"))
+            except BaseException as exc:
+                # Cancelled while waiting for the lock: the BEGIN may have succeeded since.
+                await run_to_completion(self.conn.rollback())
+                _raise_converted(exc)
+                raise
             try:
                 yield self.conn
-            except BaseException:
-                await self.conn.rollback()
+                await run_to_completion(self.conn.commit())
+            except BaseException as exc:
+                await run_to_completion(self.conn.rollback())
+                _raise_converted(exc)
                 raise
-            await self.conn.commit()
+
+    async def check_writable(self) -> None:
+        """Take the write lock and let go of it at once; raise `DatabaseUnavailableError`
+        when another process holds it for more than a second, or the file cannot be written."""
+
+        async def probe(conn: aiosqlite.Connection) -> None:
+            await conn.execute(f"PRAGMA busy_timeout = {HEALTH_BUSY_TIMEOUT_MS}")
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                await conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('health_probe', ?)",
+                    (now_text(),),
+                )
+            finally:
+                await conn.rollback()
+                await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+        await self._run(probe)
+
+    async def _run(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """`work` under the lock, to completion, with SQLite's errors converted."""
+
+        async def locked() -> T:
+            async with self._lock:
+                await self._leave_stray_transaction()
+                return await work(self.conn)
+
+        try:
+            return await run_to_completion(locked())
+        except sqlite3.OperationalError as exc:
+            _raise_converted(exc)
+            raise
+
+    async def _leave_stray_transaction(self) -> None:
+        if self.conn.in_transaction:
+            logger.error("the database connection was left inside a transaction; rolling it back")
+            await self.conn.rollback()
+
+
+def _raise_converted(exc: BaseException) -> None:
+    """Raise SQLite's operational errors as `DatabaseUnavailableError`; return otherwise."""
+    if isinstance(exc, sqlite3.OperationalError):
+        raise DatabaseUnavailableError(
+            f"the database is unavailable ({exc}); try again in a few seconds"
+        ) from exc

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from ci_common.errors import JobNotFoundError
 from ci_common.models import Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
 from ci_persistence.database import SqliteDatabase, from_text, now_text, to_text
+from ci_persistence.uncancellable import uncancellable
 
 _JOB_COLUMNS = (
     "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
@@ -53,6 +54,7 @@ class SqliteJobs:
 
     _db: SqliteDatabase
 
+    @uncancellable
     async def create_job(self, *, user_id: UserId, archive: bytes) -> Job:
         job_id = str(uuid.uuid4())
         async with self._db.transaction() as conn:
@@ -142,6 +144,7 @@ class SqliteJobs:
         )
         return changed == 1
 
+    @uncancellable
     async def request_cancel(self, job_id: JobId) -> Job:
         async with self._db.transaction() as conn:
             await conn.execute(
@@ -168,6 +171,7 @@ class SqliteJobs:
     async def delete_archive(self, job_id: JobId) -> None:
         await self._db.execute("DELETE FROM job_archives WHERE job_id = ?", (job_id,))
 
+    @uncancellable
     async def append_log(self, job_id: JobId, data: str, *, cursor: str | None) -> LogChunk:
         created_at = datetime.now(UTC)
         async with self._db.transaction() as conn:

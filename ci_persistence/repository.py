@@ -19,6 +19,9 @@ class SqliteRepository(SqliteJobs, SqliteUsers):
     def path(self) -> Path:
         return self._db.path
 
+    async def check_writable(self) -> None:
+        await self._db.check_writable()
+
     async def close(self) -> None:
         await self._db.close()
 

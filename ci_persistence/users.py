@@ -8,6 +8,7 @@ from datetime import datetime
 from ci_common.errors import ApiKeyNotFoundError, ConflictError, UserNotFoundError
 from ci_common.models import ApiKey, ApiKeyId, User, UserId
 from ci_persistence.database import SqliteDatabase, from_text, now_text, to_text
+from ci_persistence.uncancellable import uncancellable
 
 _USER_COLUMNS = "id, name, email, active, created_at"
 _KEY_COLUMNS = "id, user_id, name, prefix, created_at, expires_at, revoked_at, last_used_at"
@@ -41,6 +42,7 @@ class SqliteUsers:
 
     _db: SqliteDatabase
 
+    @uncancellable
     async def create_user(self, *, name: str, email: str) -> User:
         try:
             async with self._db.transaction() as conn:
@@ -84,6 +86,7 @@ class SqliteUsers:
             raise UserNotFoundError(str(user_id))
         return await self.get_user(user_id)
 
+    @uncancellable
     async def create_api_key(
         self,
         *,

@@ -27,6 +27,9 @@ from ci_common.errors import (
 
 logger = logging.getLogger(__name__)
 
+RETRY_AFTER_SECONDS = 2
+"""What a 503 asks a client to wait: the database is busy or not open yet, which passes."""
+
 
 class UploadTooLargeError(InvalidInputError):
     """The upload, or what it unpacks to, is over a configured limit (413)."""
@@ -91,8 +94,20 @@ async def handle_ci_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if status >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] | None = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug of ours still answers JSON, with the details in the server's log only."""
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "internal server error; the server's log has the details"}, status_code=500
+    )
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -118,3 +133,4 @@ def _describe(error: Mapping[str, object]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CIError, handle_ci_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(Exception, handle_unexpected_error)

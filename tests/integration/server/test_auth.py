@@ -34,7 +34,7 @@ def assert_unauthorized(response: httpx.Response, fragment: str) -> None:
 async def test_health_needs_no_key(api: httpx.AsyncClient) -> None:
     response = await api.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok"}
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)

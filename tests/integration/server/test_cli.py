@@ -39,7 +39,7 @@ def test_ci_server_serves_the_api(db_path: Path) -> None:
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "ci-server did not start"
                 time.sleep(0.05)
-        assert health.json() == {"status": "ok"}
+        assert health.json() == {"status": "ok", "database": "ok"}
         unauthorized = httpx.get(f"http://127.0.0.1:{port}/jobs")
         assert unauthorized.status_code == 401
         assert db_path.exists()

@@ -254,3 +254,35 @@ async def test_a_resumed_log_knows_it_was_truncated_and_stays_quiet(world: World
     assert chunks[1].startswith("[ci] log truncated at ")
     assert len(chunks) == 2
     assert (await world.job(job)).log_cursor == LogPosition(2, 1).encode()
+
+
+async def test_notes_start_a_line_of_their_own_after_an_unterminated_line(world: World) -> None:
+    job = await world.submit()
+    log = JobLog(repo=world.repo, job_id=job.id, max_bytes=12)
+    await log.add_frame(_frame(1, b"progress..."))  # no newline
+    await log.add_frame(_frame(2, b"more output\n"))  # over the cap
+    await log.close()
+    resumed = await JobLog.resume(repo=world.repo, job=await world.job(job), max_bytes=12)
+    assert resumed.truncated
+    await resumed.note("cancelled on request")
+
+    text = "".join(chunk.data for chunk in await world.repo.read_logs(job.id))
+    lines = text.splitlines()
+    assert lines[0] == "progress..."
+    assert lines[1].startswith("[ci] log truncated at ")
+    assert lines[2] == "[ci] cancelled on request"
+
+
+async def test_closing_after_a_timer_flush_stores_each_batch_once(world: World) -> None:
+    job = await world.submit()
+    log = JobLog(repo=world.repo, job_id=job.id, max_bytes=10**6)
+    await log.add_frame(_frame(1, b"a\n"))
+    chunks: list[str] = []
+    for _ in range(100):  # until the timer's write has begun
+        chunks = [c.data for c in await world.repo.read_logs(job.id)]
+        if chunks:
+            break
+        await asyncio.sleep(0.001)
+    await log.add_frame(_frame(2, b"b\n"))
+    await log.close()
+    assert "".join(c.data for c in await world.repo.read_logs(job.id)) == "a\nb\n"
