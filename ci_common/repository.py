@@ -101,6 +101,10 @@ class JobRepository(Protocol):
         new jobs, chunks or cancel requests without re-reading everything."""
         ...
 
+    async def reclaim_space(self) -> None:
+        """Return freed storage to the file system (the controller calls it now and then)."""
+        ...
+
     async def installation_id(self) -> str:
         """A stable id of this database, used to label the containers it owns."""
         ...

@@ -15,7 +15,8 @@ containers of this installation:
 - a container of this installation that belongs to no job being worked on is removed,
   except the warm container waiting for the next job (`warm_pool`); a claimed warm container
   carries no job label, so a running job's container is also looked up by its stored id;
-- queued jobs are started up to `CI_MAX_PARALLEL_JOBS`, in `scheduling.dispatch_order`.
+- queued jobs are started up to `CI_MAX_PARALLEL_JOBS`, in `scheduling.dispatch_order`;
+- at most once a minute, the database gives freed pages back and truncates its WAL.
 
 Dispatch marks the job running first (compare-and-set, so a job cancelled meanwhile is never
 started) and only then creates its container, labelled with the job id: whatever instant the
@@ -61,6 +62,7 @@ logger = logging.getLogger(__name__)
 CHANGE_POLL_SECONDS = 0.02
 _DEPENDENCY_ROLES = (ROLE_DEPENDENCY_BUILD, ROLE_PROBE)
 SHUTDOWN_GRACE_SECONDS = 5.0
+RECLAIM_SPACE_SECONDS = 60.0
 VANISHED = (
     "the job's container vanished while no controller was watching it (removed outside the "
     "CI service?); submit the job again"
@@ -91,6 +93,7 @@ class Controller:
         self._tasks: dict[JobId, asyncio.Task[object]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self._next_reclaim = 0.0
 
     @property
     def running_jobs(self) -> set[JobId]:
@@ -137,6 +140,7 @@ class Controller:
         await self._remove_orphans(containers)
         await self._dispatch(jobs)
         self._fill_warm()
+        await self._reclaim_space()
 
     async def shutdown(self) -> None:
         """Stop dispatching, remove the unclaimed warm container and let go of every worker
@@ -189,6 +193,14 @@ class Controller:
                 self._start_worker(job, None)
             else:
                 await self._fail_vanished(job)
+
+    async def _reclaim_space(self) -> None:
+        """Now and then, give the database's freed pages back (deleted uploads and logs)."""
+        now = asyncio.get_running_loop().time()
+        if now < self._next_reclaim:
+            return
+        self._next_reclaim = now + RECLAIM_SPACE_SECONDS
+        await self._repo.reclaim_space()
 
     async def _fail_vanished(self, job: Job) -> None:
         logger.warning("job %s: container %s vanished", job.id, (job.container_id or "")[:12])

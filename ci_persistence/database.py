@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 HEALTH_BUSY_TIMEOUT_MS = 1_000
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+"""What the WAL file is cut back to after a checkpoint (SQLite otherwise keeps its peak size)."""
+RECLAIM_PAGES_PER_CALL = 20_000
+"""Free pages returned to the file system per `reclaim_space` (80 MB of 4 KiB pages): enough
+to keep up with deleted uploads, small enough to hold the write lock only briefly."""
 
 T = TypeVar("T")
 
@@ -79,10 +84,13 @@ class SqliteDatabase:
         conn.row_factory = sqlite3.Row
         try:
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file
             await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
             await migrate(conn)
+            await _use_incremental_vacuum(conn, path)
         except sqlite3.DatabaseError as exc:
             await conn.close()
             raise StorageError(f"cannot use the database at {path}: {exc}") from exc
@@ -138,6 +146,23 @@ class SqliteDatabase:
                 _raise_converted(exc)
                 raise
 
+    async def reclaim_space(self) -> None:
+        """Give freed pages back to the file system and cut the WAL back to nothing.
+
+        Deleted uploads and logs leave free pages that SQLite would otherwise keep forever, and
+        the WAL keeps its peak size; with `auto_vacuum = INCREMENTAL` and a truncating
+        checkpoint, the files stay proportional to what is stored. The checkpoint is skipped
+        (not waited for) while readers hold old snapshots; the next call catches up."""
+
+        async def reclaim(conn: aiosqlite.Connection) -> None:
+            # The vacuum frees one page per step; the sqlite3 module would step it only once,
+            # `executescript` steps it to the end.
+            await conn.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES_PER_CALL})")
+            async with conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                await cursor.fetchall()
+
+        await self._run(reclaim)
+
     async def check_writable(self) -> None:
         """Take the write lock and let go of it at once; raise `DatabaseUnavailableError`
         when another process holds it for more than a second, or the file cannot be written."""
@@ -174,6 +199,22 @@ class SqliteDatabase:
         if self.conn.in_transaction:
             logger.error("the database connection was left inside a transaction; rolling it back")
             await self.conn.rollback()
+
+
+async def _use_incremental_vacuum(conn: aiosqlite.Connection, path: Path) -> None:
+    """Make a file created before `auto_vacuum = INCREMENTAL` use it: rebuilt once with
+    `VACUUM`, which takes as long as copying the file. If another process is busy with it,
+    the conversion waits for a later start."""
+    async with conn.execute("PRAGMA auto_vacuum") as cursor:
+        row = await cursor.fetchone()
+    if row is None or int(row[0]) == 2:
+        return
+    logger.info("converting %s to incremental vacuum (once)", path)
+    try:
+        await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        await conn.execute("VACUUM")
+    except sqlite3.OperationalError as exc:
+        logger.warning("could not convert %s to incremental vacuum yet: %s", path, exc)
 
 
 def _raise_converted(exc: BaseException) -> None:

@@ -22,6 +22,9 @@ class SqliteRepository(SqliteJobs, SqliteUsers):
     async def check_writable(self) -> None:
         await self._db.check_writable()
 
+    async def reclaim_space(self) -> None:
+        await self._db.reclaim_space()
+
     async def close(self) -> None:
         await self._db.close()
 
