@@ -13,8 +13,8 @@ engine's machine, so before every build it checks them: a sandboxed container on
 connects to the network's gateway, which is the Docker host. A rejection (the firewall
 answers "administratively prohibited") or silence lets the build go on; an answer from the
 host (refused or accepted) fails the build with what to do. The check sends traffic only to
-that bridge address of the host. It sees the host rule only; the private-range rules are
-installed in the same transaction (one `iptables-restore`), so one stands for the other.
+that bridge address of the host. It sees the host rule only; the script installs the
+forwarding (range) rules before it, so one stands for the other.
 
 Any other value of the setting names a Docker network used as it is, unchecked: `bridge`
 (Docker's default) reaches the host and the local network, so it is only for installations
