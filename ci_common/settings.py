@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     job_memory: str = Field(default="2g", description="memory limit of the test container")
     job_cpus: float = Field(default=1.0, gt=0, description="CPU limit of the test container")
     job_pids: int = Field(default=512, gt=0, description="process limit of the test container")
+    build_network: str = Field(
+        default="isolated",
+        description="Docker network of dependency builds: `isolated`, the installation's own "
+        "network that the host firewall confines to the public internet and DNS (builds are "
+        "refused while it reaches the Docker host); or a network used as is, e.g. `bridge` "
+        "(reaches the host and the local network: trusted users only) or `none`",
+    )
     max_parallel_jobs: int = Field(
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="jobs running at once"
     )

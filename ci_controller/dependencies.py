@@ -24,7 +24,7 @@ from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.job_log import JobLog
 from ci_controller.project import Project, canonical_name
-from ci_controller.runtime import ContainerRuntime, RuntimeFault
+from ci_controller.runtime import ContainerRuntime, DependencyBuildSpec, RuntimeFault, Sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +95,12 @@ class DependencyImageCache:
         self.busy += 1
         try:
             image = await self._runtime.build_dependency_image(
-                base_image=self._settings.job_image,
-                key=key,
-                requirements=project.requirements,
+                DependencyBuildSpec(
+                    base_image=self._settings.job_image,
+                    key=key,
+                    requirements=project.requirements,
+                    sandbox=Sandbox.for_jobs(self._settings, network=self._settings.build_network),
+                ),
                 output=log.add_text,
             )
         finally:

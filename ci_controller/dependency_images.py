@@ -1,12 +1,19 @@
 """Cached dependency images: one per (base image, requirements) hash, built once, LRU-collected.
 
-A build runs a container from the base image as root with the bridge network (the only
-container of a job that gets a network by default), pip's cache on a named volume shared by
-every build (`ci-pip-cache`, so a rebuild downloads nothing it has seen), and
-`pip install -r requirements.txt`; the result is committed as `ci-deps-<installation>:<key>`.
-Installed files belong to root but are world-readable, which is all the tests (uid 1000)
-need. The build's output goes to the job's log as it comes, so a failing `pip install` is
-explained there.
+A build runs `pip install -r requirements.txt` in a container from the base image in the
+job's sandbox (`DependencyBuildSpec.sandbox`, made by `DockerContainers.create_sandboxed`, the
+same code that makes job containers): as the job user (uid 1000, who owns the job image's
+venv), with the job's memory, CPU and pid limits, no capabilities and no new privileges. Its
+network is `CI_BUILD_NETWORK`, by default the installation's confined build network
+(`build_network`). The result is committed as `ci-deps-<installation>:<key>`. The build's
+output goes to the job's log as it comes, so a failing `pip install` is explained there.
+
+No pip cache survives a build (`PIP_NO_CACHE_DIR`): a writable cache that outlives one build
+lets that build's code plant wheels or index pages a later build trusts, and since the images
+are shared by every user of the installation (the key is the requirements, not the user), a
+per-user cache would not stop one user poisoning another's image. The committed image is the
+cache: the second build of the same requirements never happens, and the base image's
+distributions are not downloaded again.
 
 Recency is kept by the engine itself: every use re-tags the image, which updates its
 `LastTagTime`, and collection removes the least recently tagged beyond the configured count.
@@ -25,12 +32,12 @@ import tarfile
 from typing import cast
 
 from docker.errors import APIError, ImageNotFound, NotFound
-from docker.types import Mount
 
+from ci_controller.build_network import BuildNetwork
 from ci_controller.docker_containers import DockerContainers, explain
 from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json
 from ci_controller.log_cursor import parse_timestamp
-from ci_controller.project import canonical_name
+from ci_controller.project import JOB_GID, JOB_UID, canonical_name
 from ci_controller.runtime import (
     LABEL_DEPENDENCY_KEY,
     LABEL_INSTALLATION,
@@ -38,28 +45,36 @@ from ci_controller.runtime import (
     ROLE_DEPENDENCIES,
     ROLE_DEPENDENCY_BUILD,
     ROLE_PROBE,
+    DependencyBuildSpec,
     DependencyInstallError,
+    ExitStatus,
     OutputSink,
     RuntimeFault,
+    Sandbox,
 )
 
 logger = logging.getLogger(__name__)
 
-PIP_CACHE_VOLUME = "ci-pip-cache"
-PIP_CACHE_DIR = "/var/cache/ci-pip"
-BUILD_NETWORK = "bridge"
-_STAGING = "ci-deps"
+_STAGING = "/tmp/ci-deps"
+_NOT_WRITABLE_EXIT = 97
 _LIST_DISTRIBUTIONS = (
     "import importlib.metadata as m\n"
     "for d in m.distributions():\n"
     "    print(d.metadata['Name'], d.version)\n"
 )
+# Exported by the script, not set on the container: `commit` would keep a container's
+# environment in the image every job of these requirements runs on.
 _INSTALL_SCRIPT = f"""
-export PIP_CACHE_DIR={PIP_CACHE_DIR} PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1 \\
-    PIP_PROGRESS_BAR=off PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
-python -m pip install --no-warn-script-location -r /tmp/{_STAGING}/requirements.txt 2>&1
+export PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off PIP_DISABLE_PIP_VERSION_CHECK=1 \\
+    PYTHONUNBUFFERED=1
+site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ ! -w "$site" ]; then
+    echo "$site is not writable by uid $(id -u), the job user dependency builds run as"
+    exit {_NOT_WRITABLE_EXIT}
+fi
+python -m pip install --no-warn-script-location -r {_STAGING}/requirements.txt 2>&1
 status=$?
-rm -rf /tmp/{_STAGING}
+rm -rf {_STAGING}
 exit $status
 """
 
@@ -73,6 +88,9 @@ class DependencyImages:
         self._installation_id = installation_id
         self._api = calls
         self._containers = containers
+        self._network = BuildNetwork(
+            installation_id=installation_id, calls=calls, containers=containers
+        )
         self.repository = f"ci-deps-{installation_id}"
 
     def find(self, key: str) -> str | None:
@@ -86,27 +104,34 @@ class DependencyImages:
             raise RuntimeFault(f"cannot inspect dependency image {reference}: {exc}") from exc
         return reference
 
-    async def build(
-        self, *, base_image: str, key: str, requirements: bytes, output: OutputSink
-    ) -> str:
-        container_id = await asyncio.to_thread(self._create_build_container, base_image, key)
+    async def build(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
+        sandbox = await self._network.confine(image=spec.base_image, sandbox=spec.sandbox)
+        container_id = await asyncio.to_thread(self._create_build_container, spec, sandbox)
         try:
             await asyncio.to_thread(
-                self._api.put_archive, container_id, "/tmp", _requirements_tar(requirements)
+                self._api.put_archive, container_id, "/", _requirements_tar(spec.requirements)
             )
             await self._containers.start(container_id)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             async for frame in self._containers.follow_logs(container_id, after=None):
                 await output(decoder.decode(frame.data))
             status = await self._containers.wait(container_id)
+            if status.exit_code == _NOT_WRITABLE_EXIT:
+                raise RuntimeFault(
+                    f"the job image {spec.base_image} does not let the job user (uid "
+                    f"{JOB_UID}) install into its Python environment, and dependency builds "
+                    "run as that user; build the job image with scripts/build-job-image (its "
+                    "venv belongs to that user) and set CI_JOB_IMAGE=ci-python:3.11"
+                )
             if status.exit_code != 0:
                 raise DependencyInstallError(
                     f"pip install of the project's requirements failed (exit code "
-                    f"{status.exit_code}); pip's output is in the job log: fix requirements.txt "
-                    "(or [project].dependencies in pyproject.toml) and submit again",
+                    f"{status.exit_code}{_oom_note(status, sandbox)}); pip's output is in "
+                    "the job log: fix requirements.txt (or [project].dependencies in "
+                    "pyproject.toml) and submit again",
                     exit_code=status.exit_code,
                 )
-            return await asyncio.to_thread(self._commit, container_id, base_image, key)
+            return await asyncio.to_thread(self._commit, container_id, spec.base_image, spec.key)
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"installing dependencies failed: {explain(exc)}") from exc
         finally:
@@ -116,20 +141,12 @@ class DependencyImages:
     async def installed(self, image: str) -> dict[str, str]:
         """What `image` has installed, listed by a short-lived container without network."""
         container_id = await asyncio.to_thread(self._create_probe, image)
-        output: list[bytes] = []
-        try:
-            await self._containers.start(container_id)
-            async for frame in self._containers.follow_logs(container_id, after=None):
-                output.append(frame.data)
-            status = await self._containers.wait(container_id)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._containers.remove(container_id))
+        status, output = await self._containers.run_to_end(container_id)
         if status.exit_code != 0:
             logger.warning("cannot list the distributions in %s (exit %d)", image, status.exit_code)
             return {}
         installed: dict[str, str] = {}
-        for line in b"".join(output).decode(errors="replace").splitlines():
+        for line in output.decode(errors="replace").splitlines():
             name, _, version = line.strip().partition(" ")
             if name and version:
                 installed[canonical_name(name)] = version
@@ -148,27 +165,20 @@ class DependencyImages:
             raise RuntimeFault(f"cannot inspect the job image {image}: {explain(exc)}") from exc
         return str(created["Id"])
 
-    def _create_build_container(self, base_image: str, key: str) -> str:
+    def _create_build_container(self, spec: DependencyBuildSpec, sandbox: Sandbox) -> str:
+        labels = self._containers.labels(role=ROLE_DEPENDENCY_BUILD)
+        labels[LABEL_DEPENDENCY_KEY] = spec.key
         try:
-            self._api.create_volume(PIP_CACHE_VOLUME)
-            host_config = self._api.create_host_config(
-                network_mode=BUILD_NETWORK,
-                mounts=[Mount(target=PIP_CACHE_DIR, source=PIP_CACHE_VOLUME, type="volume")],  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
-            )
-            labels = self._containers.labels(role=ROLE_DEPENDENCY_BUILD)
-            labels[LABEL_DEPENDENCY_KEY] = key
-            created = self._api.create_container(
-                base_image,
+            return self._containers.create_sandboxed(
+                spec.base_image,
                 command=["sh", "-c", _INSTALL_SCRIPT],
-                user="0",
+                sandbox=sandbox,
                 labels=labels,
-                host_config=host_config,
             )
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(
                 f"could not create the dependency build container: {explain(exc)}"
             ) from exc
-        return str(created["Id"])
 
     def _commit(self, container_id: str, base_image: str, key: str) -> str:
         config = cast(Json, self._api.inspect_image(base_image)["Config"])
@@ -222,11 +232,24 @@ def _nanoseconds(timestamp: object) -> int:
         return 0
 
 
+def _oom_note(status: ExitStatus, sandbox: Sandbox) -> str:
+    if not status.oom_killed:
+        return ""
+    return f", killed for using more than the job's memory, {sandbox.memory} (CI_JOB_MEMORY)"
+
+
 def _requirements_tar(requirements: bytes) -> bytes:
+    """`_STAGING/requirements.txt`, owned by the job user so the build can remove it."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo(f"{_STAGING}/requirements.txt")
+        staging = tarfile.TarInfo(_STAGING.lstrip("/"))
+        staging.type = tarfile.DIRTYPE
+        staging.mode = 0o755
+        info = tarfile.TarInfo(f"{staging.name}/requirements.txt")
         info.size = len(requirements)
         info.mode = 0o644
+        for entry in (staging, info):
+            entry.uid, entry.gid = JOB_UID, JOB_GID
+        tar.addfile(staging)
         tar.addfile(info, io.BytesIO(requirements))
     return buffer.getvalue()

@@ -6,9 +6,10 @@ thread for the ones that last as long as a job: see `threads`). Two API clients:
 timeout for ordinary calls, one without for streams and waits, which may stay quiet for as long
 as a test does.
 
-Job containers run as uid 1000 with no capabilities, no new privileges, the job's network,
-memory, CPU and pid limits, and a json-file log (the driver `logs` can read back) capped at
-twice the stored-log limit so a runaway job cannot fill the disk.
+Every container that runs a user's code, job containers and dependency builds alike, is made
+by `create_sandboxed`: uid 1000 with no capabilities, no new privileges, the `Sandbox`'s
+network, memory, CPU and pid limits, and a json-file log (the driver `logs` can read back)
+capped at twice the stored-log limit so a runaway job cannot fill the disk.
 
 Their first process is `bootstrap.BOOTSTRAP` (`WARM_BOOTSTRAP` for warm containers, see
 `warm_pool`); the project is copied in with `put_archive` right after the start (or, for a
@@ -18,9 +19,10 @@ warm container, when a job claims it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import cast
 
 import docker
@@ -47,6 +49,7 @@ from ci_controller.runtime import (
     JobContainerSpec,
     LogFrame,
     RuntimeFault,
+    Sandbox,
     WarmContainerSpec,
 )
 from ci_controller.threads import in_daemon_thread
@@ -143,30 +146,52 @@ class DockerContainers:
         return container_id
 
     def _create(self, spec: WarmContainerSpec, *, bootstrap: str, labels: dict[str, str]) -> str:
-        log_cap = max(2 * spec.max_log_bytes, 10 * 1024 * 1024)
         try:
-            host_config = self._api.create_host_config(
-                network_mode=spec.network,
-                mem_limit=spec.memory,
-                nano_cpus=int(spec.cpus * 1e9),
-                pids_limit=spec.pids,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                log_config=LogConfig(type="json-file", config={"max-size": str(log_cap)}),  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
-            )
-            created = self._api.create_container(
+            return self.create_sandboxed(
                 spec.image,
                 command=["python", "-c", bootstrap, *spec.command],
-                user=JOB_USER,
-                working_dir=JOB_WORKDIR,
-                environment=dict(spec.environment),
+                sandbox=spec.sandbox,
                 labels=labels,
-                host_config=host_config,
+                working_dir=JOB_WORKDIR,
+                environment=spec.environment,
             )
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(
                 f"could not create the job container from {spec.image}: {explain(exc)}"
             ) from exc
+
+    def create_sandboxed(
+        self,
+        image: str,
+        *,
+        command: Sequence[str],
+        sandbox: Sandbox,
+        labels: Mapping[str, str],
+        working_dir: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create (not start) a container that runs a user's code: as the job user, with no
+        capabilities and no new privileges, in `sandbox`. The one place these are decided,
+        for job containers and dependency builds alike. Raises the SDK's errors."""
+        log_cap = max(2 * sandbox.max_log_bytes, 10 * 1024 * 1024)
+        host_config = self._api.create_host_config(
+            network_mode=sandbox.network,
+            mem_limit=sandbox.memory,
+            nano_cpus=int(sandbox.cpus * 1e9),
+            pids_limit=sandbox.pids,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            log_config=LogConfig(type="json-file", config={"max-size": str(log_cap)}),  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
+        )
+        created = self._api.create_container(
+            image,
+            command=list(command),
+            user=JOB_USER,
+            working_dir=working_dir,
+            environment=dict(environment or {}),
+            labels=dict(labels),
+            host_config=host_config,
+        )
         return str(created["Id"])
 
     async def start_warm_container(self, spec: WarmContainerSpec) -> str:
@@ -252,6 +277,19 @@ class DockerContainers:
             return ExitStatus(exit_code=exit_code, oom_killed=oom_killed)
 
         return await in_daemon_thread(f"wait-{container_id[:12]}", wait_and_inspect)
+
+    async def run_to_end(self, container_id: str) -> tuple[ExitStatus, bytes]:
+        """Start a short-lived container, collect its whole output, wait, and remove it."""
+        output: list[bytes] = []
+        try:
+            await self.start(container_id)
+            async for frame in self.follow_logs(container_id, after=None):
+                output.append(frame.data)
+            status = await self.wait(container_id)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.remove(container_id))
+        return status, b"".join(output)
 
     async def stop(self, container_id: str, *, grace: float) -> None:
         def stop() -> None:

@@ -12,7 +12,7 @@ import asyncio
 from ci_controller.dependency_images import DependencyImages
 from ci_controller.docker_containers import DockerContainers, connect_engine
 from ci_controller.engine_api import EngineApi
-from ci_controller.runtime import OutputSink
+from ci_controller.runtime import DependencyBuildSpec, OutputSink
 
 
 class DockerRuntime(DockerContainers):
@@ -33,12 +33,8 @@ class DockerRuntime(DockerContainers):
     async def find_dependency_image(self, key: str) -> str | None:
         return await asyncio.to_thread(self._dependencies.find, key)
 
-    async def build_dependency_image(
-        self, *, base_image: str, key: str, requirements: bytes, output: OutputSink
-    ) -> str:
-        return await self._dependencies.build(
-            base_image=base_image, key=key, requirements=requirements, output=output
-        )
+    async def build_dependency_image(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
+        return await self._dependencies.build(spec, output=output)
 
     async def installed_distributions(self, image: str) -> dict[str, str]:
         return await self._dependencies.installed(image)

@@ -46,7 +46,17 @@ class EngineApi(Protocol):
         self, container: str, *, repository: str, tag: str, changes: Sequence[str]
     ) -> Json: ...
 
-    def create_volume(self, name: str) -> Json: ...
+    def create_network(
+        self,
+        name: str,
+        *,
+        driver: str,
+        options: Mapping[str, str],
+        labels: Mapping[str, str],
+        check_duplicate: bool,
+    ) -> Json: ...
+
+    def inspect_network(self, net_id: str) -> Json: ...
 
     def create_host_config(self, **options: object) -> Json: ...
 

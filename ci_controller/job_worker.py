@@ -52,6 +52,7 @@ from ci_controller.runtime import (
     ExitStatus,
     JobContainerSpec,
     RuntimeFault,
+    Sandbox,
 )
 from ci_controller.warm_pool import WarmPool
 
@@ -186,11 +187,7 @@ class JobWorker:
                 image=image,
                 project_tar=project.tar,
                 command=JOB_COMMAND,
-                network=env.settings.job_network,
-                memory=env.settings.job_memory,
-                cpus=env.settings.job_cpus,
-                pids=env.settings.job_pids,
-                max_log_bytes=int(env.settings.max_log_mb * 1024 * 1024),
+                sandbox=Sandbox.for_jobs(env.settings),
                 environment=JOB_ENVIRONMENT,
             )
         )

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from ci_common.errors import CIError
 from ci_common.models import JobId
+from ci_common.settings import Settings
 from ci_controller.log_cursor import LogPosition
 
 LABEL_INSTALLATION = "ci.installation"
@@ -37,6 +38,10 @@ ROLE_PROBE = "probe"
 ROLE_WARM = "warm"
 """A started job container waiting for a project (see `warm_pool`). It carries no job id:
 labels cannot change after creation, so the job that claims it records its id instead."""
+BUILD_NETWORK_ISOLATED = "isolated"
+"""`CI_BUILD_NETWORK`'s default: the installation's own build network, whose traffic the host
+firewall limits to the public internet and DNS; builds are refused while the Docker host is
+reachable from it. Any other value names a Docker network used as it is."""
 PROJECT_MISSING_EXIT = 121
 """A job container's exit code when its project never arrived (the controller died while
 starting it); pytest never uses it."""
@@ -84,16 +89,37 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class WarmContainerSpec:
-    """A job container started before its job exists: the job image and the job limits."""
+class Sandbox:
+    """What confines every container that runs a user's code (tests and dependency builds
+    alike): the network, the job's memory, CPU and pid limits, and the cap on its stored log.
+    The rest of the sandbox is fixed by the runtime: the unprivileged job user, no
+    capabilities, no new privileges."""
 
-    image: str
-    command: tuple[str, ...]
     network: str
     memory: str
     cpus: float
     pids: int
     max_log_bytes: int
+
+    @classmethod
+    def for_jobs(cls, settings: Settings, *, network: str | None = None) -> Sandbox:
+        """The job limits from `settings`, on the job network unless `network` is given."""
+        return cls(
+            network=settings.job_network if network is None else network,
+            memory=settings.job_memory,
+            cpus=settings.job_cpus,
+            pids=settings.job_pids,
+            max_log_bytes=int(settings.max_log_mb * 1024 * 1024),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarmContainerSpec:
+    """A job container started before its job exists: the job image and the job sandbox."""
+
+    image: str
+    command: tuple[str, ...]
+    sandbox: Sandbox
     environment: Mapping[str, str] = field(default_factory=lambda: dict[str, str]())
 
 
@@ -103,6 +129,18 @@ class JobContainerSpec(WarmContainerSpec):
 
     job_id: JobId
     project_tar: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class DependencyBuildSpec:
+    """One dependency build: `requirements` installed on `base_image`, kept as the image for
+    `key`, in `sandbox` (the job's limits; its network is `Settings.build_network`, which the
+    runtime resolves, see `BUILD_NETWORK_ISOLATED`)."""
+
+    base_image: str
+    key: str
+    requirements: bytes
+    sandbox: Sandbox
 
 
 @dataclass(frozen=True)
@@ -133,11 +171,10 @@ class ContainerRuntime(Protocol):
         """The cached dependency image for `key` (marking it used), or None."""
         ...
 
-    async def build_dependency_image(
-        self, *, base_image: str, key: str, requirements: bytes, output: OutputSink
-    ) -> str:
-        """Install `requirements` on top of `base_image` and keep the result as the image for
-        `key`; returns its reference. `DependencyInstallError` when pip fails."""
+    async def build_dependency_image(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
+        """Install the spec's requirements on top of its base image, in its sandbox, and keep
+        the result as the image for its key; returns its reference. `DependencyInstallError`
+        when pip fails, `RuntimeFault` when the build network is not confined."""
         ...
 
     async def installed_distributions(self, image: str) -> dict[str, str]:

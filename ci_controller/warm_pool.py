@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT
-from ci_controller.runtime import ContainerRuntime, RuntimeFault, WarmContainerSpec
+from ci_controller.runtime import ContainerRuntime, RuntimeFault, Sandbox, WarmContainerSpec
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +112,7 @@ class WarmPool:
                 WarmContainerSpec(
                     image=settings.job_image,
                     command=JOB_COMMAND,
-                    network=settings.job_network,
-                    memory=settings.job_memory,
-                    cpus=settings.job_cpus,
-                    pids=settings.job_pids,
-                    max_log_bytes=int(settings.max_log_mb * 1024 * 1024),
+                    sandbox=Sandbox.for_jobs(settings),
                     environment=JOB_ENVIRONMENT,
                 )
             )

@@ -5,8 +5,8 @@ real `ci-admin`, a real server (uvicorn on a socket bound to port 0 and handed o
 is no port race) and real `ci-controller` processes. Helpers submit project directories over
 HTTP (zipped like the CLI does), wait for jobs with deadlines, read logs, and look at the
 Docker engine for this installation's containers. `close()` kills every process it started
-and removes every container and dependency image labelled with this installation, so tests
-running in parallel on one engine never see each other's leftovers.
+and removes every container, dependency image and build network labelled with this
+installation, so tests running in parallel on one engine never see each other's leftovers.
 
 Import it from any test under tests/e2e (the e2e conftest puts this directory on sys.path):
 `from harness import CIService, zip_project`.
@@ -384,5 +384,8 @@ class CIService:
                 for tag in image.tags:
                     with contextlib.suppress(NotFound, APIError):
                         client.images.remove(tag, noprune=False)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
+            for network in client.networks.list(filters={"label": label}):  # its build network
+                with contextlib.suppress(NotFound, APIError):
+                    network.remove()  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
         finally:
             client.close()

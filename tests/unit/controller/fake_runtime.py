@@ -21,6 +21,7 @@ from ci_controller.runtime import (
     ContainerGoneError,
     ContainerInfo,
     ContainerState,
+    DependencyBuildSpec,
     DependencyInstallError,
     ExitStatus,
     ImageMissingError,
@@ -82,6 +83,7 @@ class FakeRuntime:
         self.listings = 0
         self.listing_fails = False
         self.builds: list[str] = []
+        self.build_specs: list[DependencyBuildSpec] = []
         self.build_output = b"Collecting things\n"
         self.build_exit_code = 0
         self.build_gate: asyncio.Event | None = None
@@ -130,10 +132,9 @@ class FakeRuntime:
     async def find_dependency_image(self, key: str) -> str | None:
         return self.dependency_images.get(key)
 
-    async def build_dependency_image(
-        self, *, base_image: str, key: str, requirements: bytes, output: OutputSink
-    ) -> str:
-        self.builds.append(key)
+    async def build_dependency_image(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
+        self.builds.append(spec.key)
+        self.build_specs.append(spec)
         if self.build_gate is not None:
             await self.build_gate.wait()
         await output(self.build_output.decode())
@@ -141,8 +142,8 @@ class FakeRuntime:
             raise DependencyInstallError(
                 "pip install failed; fix requirements.txt", exit_code=self.build_exit_code
             )
-        reference = f"ci-deps:{key}"
-        self.dependency_images[key] = reference
+        reference = f"ci-deps:{spec.key}"
+        self.dependency_images[spec.key] = reference
         return reference
 
     async def installed_distributions(self, image: str) -> dict[str, str]:

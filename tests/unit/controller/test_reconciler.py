@@ -19,6 +19,7 @@ from ci_controller.runtime import (
     ROLE_DEPENDENCY_BUILD,
     ContainerState,
     JobContainerSpec,
+    Sandbox,
 )
 
 
@@ -85,7 +86,9 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
         "ci-python:3.11",
         ("python", "-m", "pytest"),
     )
-    assert (spec.network, spec.memory, spec.cpus, spec.pids) == ("none", "1g", 0.5, 64)
+    assert spec.sandbox == Sandbox(
+        network="none", memory="1g", cpus=0.5, pids=64, max_log_bytes=20 * 1024 * 1024
+    )
     with tarfile.open(fileobj=io.BytesIO(spec.project_tar)) as tar:
         members = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
     assert members == {
@@ -219,6 +222,22 @@ async def test_dependencies_are_built_once_and_reused(world: World) -> None:
     assert "Collecting things" in first_log
     assert "installing" not in await world.log_text(second)
     assert world.runtime.collected == [world.settings.max_dependency_images]
+
+
+async def test_the_dependency_build_gets_the_job_limits_on_the_build_network(
+    world: World,
+) -> None:
+    world.runtime.on_start = passes
+    await world.submit({"requirements.txt": "attrs\n", "test_a.py": ""})
+    await world.reconciled(
+        job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64, max_log_mb=1
+    )
+
+    [spec] = world.runtime.build_specs
+    assert (spec.base_image, spec.requirements) == ("ci-python:3.11", b"attrs\n")
+    assert spec.sandbox == Sandbox(
+        network="isolated", memory="1g", cpus=0.5, pids=64, max_log_bytes=1024 * 1024
+    )
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ async def _completed(world: World, job: Job) -> bool:
 async def test_a_job_claims_the_warm_container_and_a_replacement_starts(world: World) -> None:
     world.runtime.on_start = passes
     controller, warm = await warm_controller(world)
-    assert warm.spec is not None and warm.spec.network == world.settings.job_network
+    assert warm.spec is not None and warm.spec.sandbox.network == world.settings.job_network
 
     job = await world.submit()
     await controller.react()

@@ -1,0 +1,158 @@
+"""The network dependency builds run on, and the check that it is confined.
+
+A build needs the package index and nothing else. With `CI_BUILD_NETWORK=isolated` (the
+default) each installation has a bridge network of its own, `ci-build-<installation>` on the
+interface `cib<installation>`, created the first time a build needs it and kept (labelled
+with the installation). Its containers cannot talk to each other (ICC off). What it reaches
+beyond that is decided by the host firewall `scripts/build-network-firewall` installs for
+every `cib*` interface: public addresses (the index) and the host's DNS resolvers; not the
+Docker host, private, shared or link-local ranges, nor IPv6.
+
+Docker cannot set such rules itself, and the controller may be neither root nor on the
+engine's machine, so before every build it checks them: a sandboxed container on the network
+connects to the network's gateway, which is the Docker host. A rejection (the firewall
+answers "administratively prohibited") or silence lets the build go on; an answer from the
+host (refused or accepted) fails the build with what to do. The check sends traffic only to
+that bridge address of the host. It sees the host rule only; the script installs the
+forwarding (range) rules before it, so one stands for the other.
+
+Any other value of the setting names a Docker network used as it is, unchecked: `bridge`
+(Docker's default) reaches the host and the local network, so it is only for installations
+whose users are all trusted; `none` suits requirements that need no download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import cast
+
+from docker.errors import APIError, NotFound
+
+from ci_controller.docker_containers import DockerContainers, explain
+from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json
+from ci_controller.runtime import (
+    BUILD_NETWORK_ISOLATED,
+    LABEL_INSTALLATION,
+    ROLE_PROBE,
+    RuntimeFault,
+    Sandbox,
+)
+
+logger = logging.getLogger(__name__)
+
+BRIDGE_PREFIX = "cib"
+"""The firewall matches build networks by this interface prefix (`-i cib+`)."""
+_CHECK_PORT = 9
+_CHECK_REACHED_EXIT = 1
+_CHECK = """
+import errno, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+try:
+    socket.create_connection((host, port), timeout=3).close()
+except OSError as exc:
+    if exc.errno == errno.ECONNREFUSED:
+        print(f"the Docker host answered at {host} (connection refused)")
+        sys.exit(1)
+    print(f"the Docker host is unreachable: {exc}")
+    sys.exit(0)
+print(f"the Docker host accepted a connection at {host}:{port}")
+sys.exit(1)
+"""
+_HOW_TO_CONFINE = (
+    "install the firewall for build networks with scripts/build-network-firewall (as root "
+    "on the Docker engine's machine; scripts/install-docker does it), or, if every user of "
+    "this installation is trusted, set CI_BUILD_NETWORK=bridge (see README, Dependency builds)"
+)
+
+
+class BuildNetwork:
+    """Resolves a build's network: the installation's confined network for `isolated`."""
+
+    def __init__(
+        self, *, installation_id: str, calls: EngineApi, containers: DockerContainers
+    ) -> None:
+        self._installation_id = installation_id
+        self._api = calls
+        self._containers = containers
+        self.name = f"ci-build-{installation_id}"
+        self.bridge = f"{BRIDGE_PREFIX}{installation_id}"[:15]  # IFNAMSIZ - 1
+        self._lock = asyncio.Lock()
+
+    async def confine(self, *, image: str, sandbox: Sandbox) -> Sandbox:
+        """`sandbox` with its network ready for a build; `RuntimeFault` when the isolated
+        network lets a build reach the Docker host."""
+        if sandbox.network != BUILD_NETWORK_ISOLATED:
+            return sandbox
+        async with self._lock:  # builds of one controller run concurrently
+            gateway = await asyncio.to_thread(self._ensure)
+        confined = dataclasses.replace(sandbox, network=self.name)
+        await self._check(image=image, sandbox=confined, gateway=gateway)
+        return confined
+
+    def _ensure(self) -> str:
+        """The network's gateway address, creating the network when it is missing."""
+        try:
+            try:
+                found = self._api.inspect_network(self.name)
+            except NotFound:
+                self._create()
+                found = self._api.inspect_network(self.name)
+        except ENGINE_ERRORS as exc:
+            raise RuntimeFault(
+                f"cannot set up the build network {self.name}: {explain(exc)}"
+            ) from exc
+        ipam = cast(Json, found.get("IPAM") or {})
+        configs = cast(list[Json], ipam.get("Config") or [])
+        gateways = [str(c["Gateway"]) for c in configs if c.get("Gateway")]
+        if not gateways:
+            raise RuntimeFault(
+                f"the build network {self.name} has no gateway; remove it "
+                f"(docker network rm {self.name}) and the controller makes it again"
+            )
+        return gateways[0]
+
+    def _create(self) -> None:
+        logger.info("creating the build network %s (interface %s)", self.name, self.bridge)
+        try:
+            self._api.create_network(
+                self.name,
+                driver="bridge",
+                options={
+                    "com.docker.network.bridge.name": self.bridge,
+                    "com.docker.network.bridge.enable_icc": "false",
+                },
+                labels={LABEL_INSTALLATION: self._installation_id},
+                check_duplicate=True,
+            )
+        except APIError as exc:
+            if exc.status_code != 409:  # 409: made meanwhile by another caller
+                raise
+
+    async def _check(self, *, image: str, sandbox: Sandbox, gateway: str) -> None:
+        try:
+            container_id = await asyncio.to_thread(
+                self._containers.create_sandboxed,
+                image,
+                command=["python", "-c", _CHECK, gateway, str(_CHECK_PORT)],
+                sandbox=sandbox,
+                labels=self._containers.labels(role=ROLE_PROBE),
+            )
+        except ENGINE_ERRORS as exc:
+            raise RuntimeFault(
+                f"cannot check the build network {self.name}: {explain(exc)}"
+            ) from exc
+        status, output = await self._containers.run_to_end(container_id)
+        said = output.decode(errors="replace").strip()
+        if status.exit_code == _CHECK_REACHED_EXIT:
+            raise RuntimeFault(
+                f"dependency builds are not confined: from the build network {self.name}, "
+                f"{said}; {_HOW_TO_CONFINE}"
+            )
+        if status.exit_code != 0:
+            raise RuntimeFault(
+                f"cannot check the build network {self.name} (the check exited with "
+                f"{status.exit_code}: {said[-300:]})"
+            )
+        logger.debug("build network %s is confined: %s", self.name, said)

@@ -1,0 +1,146 @@
+"""An in-memory slice of the Docker engine API (`EngineApi`): enough for `DockerRuntime` to
+create, run and commit short-lived containers, with every container and network recorded.
+
+Host configs are kept as the options the runtime passed, so tests assert what it asked the
+engine for. A container prints one line and exits with `exit_code(command)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from docker.errors import NotFound
+
+
+@dataclass
+class CreatedContainer:
+    id: str
+    image: str
+    command: list[str]
+    user: str
+    labels: dict[str, str]
+    host_config: dict[str, object]
+    environment: dict[str, str]
+    archives: list[tuple[str, bytes]] = field(default_factory=lambda: list[tuple[str, bytes]]())
+
+
+class _LogStream:
+    def __init__(self, lines: list[bytes]) -> None:
+        self._lines = lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._lines)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeEngine:
+    """Records what the runtime asks for; answers like a quiet, healthy engine."""
+
+    def __init__(self, *, exit_code: Callable[[list[str]], int] = lambda command: 0) -> None:
+        self.exit_code = exit_code
+        self.containers: dict[str, CreatedContainer] = {}
+        self.networks: dict[str, dict[str, object]] = {}
+        self.volumes: list[str] = []
+        self.removed: list[str] = []
+        self.commits: list[tuple[str, str, str, list[str]]] = []
+
+    # Images.
+
+    def inspect_image(self, image: str) -> Mapping[str, object]:
+        return {"Id": f"sha256:{image}", "Config": {"User": "ci", "Cmd": ["python"]}}
+
+    def commit(
+        self, container: str, *, repository: str, tag: str, changes: Sequence[str]
+    ) -> Mapping[str, object]:
+        self.commits.append((container, repository, tag, list(changes)))
+        return {"Id": f"sha256:{repository}-{tag}"}
+
+    # Networks and volumes.
+
+    def create_volume(self, name: str) -> Mapping[str, object]:
+        self.volumes.append(name)
+        return {"Name": name}
+
+    def create_network(
+        self,
+        name: str,
+        *,
+        driver: str,
+        options: Mapping[str, str],
+        labels: Mapping[str, str],
+        check_duplicate: bool,
+    ) -> Mapping[str, object]:
+        prefix = f"172.{len(self.networks) + 20}"
+        self.networks[name] = {
+            "Name": name,
+            "Driver": driver,
+            "Options": dict(options),
+            "Labels": dict(labels),
+            "IPAM": {"Config": [{"Subnet": f"{prefix}.0.0/16", "Gateway": f"{prefix}.0.1"}]},
+        }
+        return {"Id": name}
+
+    def inspect_network(self, net_id: str) -> Mapping[str, object]:
+        if net_id not in self.networks:
+            raise NotFound(f"network {net_id} not found")
+        return self.networks[net_id]
+
+    # Containers.
+
+    def create_host_config(self, **options: object) -> Mapping[str, object]:
+        return dict(options)
+
+    def create_container(
+        self,
+        image: str,
+        *,
+        command: Sequence[str],
+        user: str,
+        labels: Mapping[str, str],
+        host_config: Mapping[str, object],
+        working_dir: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> Mapping[str, object]:
+        container_id = f"c{len(self.containers):011d}"
+        self.containers[container_id] = CreatedContainer(
+            id=container_id,
+            image=image,
+            command=list(command),
+            user=user,
+            labels=dict(labels),
+            host_config=dict(host_config),
+            environment=dict(environment or {}),
+        )
+        return {"Id": container_id}
+
+    def put_archive(self, container: str, path: str, data: bytes) -> bool:
+        self.containers[container].archives.append((path, data))
+        return True
+
+    def start(self, container: str) -> None:
+        pass
+
+    def logs(
+        self, container: str, *, stream: bool, follow: bool, timestamps: bool, since: int | None
+    ) -> _LogStream:
+        return _LogStream([b"2026-01-01T00:00:00.000000001Z fake output\n"])
+
+    def wait(self, container: str) -> Mapping[str, object]:
+        return {"StatusCode": self.exit_code(self.containers[container].command)}
+
+    def inspect_container(self, container: str) -> Mapping[str, object]:
+        found = self.containers[container]
+        return {
+            "Id": container,
+            "Config": {"Labels": found.labels},
+            "State": {"Status": "exited", "OOMKilled": False},
+        }
+
+    def remove_container(self, container: str, *, force: bool, v: bool) -> None:
+        self.removed.append(container)
+
+    def close(self) -> None:
+        pass

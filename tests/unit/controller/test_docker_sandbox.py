@@ -1,0 +1,168 @@
+"""What `DockerRuntime` asks the engine for when it builds dependencies: the job's sandbox, a
+confined network that is checked first, and no shared cache (against `fake_engine`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tarfile
+from typing import cast
+
+import pytest
+from fake_engine import CreatedContainer, FakeEngine
+
+from ci_common.models import JobId
+from ci_controller.docker_runtime import DockerRuntime
+from ci_controller.engine_api import EngineApi
+from ci_controller.runtime import (
+    DependencyBuildSpec,
+    JobContainerSpec,
+    RuntimeFault,
+    Sandbox,
+)
+
+INSTALLATION = "abc123def456"
+SANDBOX = Sandbox(network="isolated", memory="1g", cpus=0.5, pids=64, max_log_bytes=1 << 20)
+ON_BRIDGE = dataclasses.replace(SANDBOX, network="bridge")
+
+
+def runtime_on(engine: FakeEngine) -> DockerRuntime:
+    api = cast(EngineApi, engine)
+    return DockerRuntime(installation_id=INSTALLATION, calls=api, streams=api)
+
+
+def build_spec(sandbox: Sandbox = SANDBOX) -> DependencyBuildSpec:
+    return DependencyBuildSpec(
+        base_image="ci-python:3.11", key="k1", requirements=b"attrs\n", sandbox=sandbox
+    )
+
+
+async def build(runtime: DockerRuntime, spec: DependencyBuildSpec) -> tuple[str, str]:
+    output: list[str] = []
+
+    async def sink(text: str) -> None:
+        output.append(text)
+
+    image = await runtime.build_dependency_image(spec, output=sink)
+    return image, "".join(output)
+
+
+def is_check(command: list[str]) -> bool:
+    return "socket.create_connection" in " ".join(command)
+
+
+def the_build(engine: FakeEngine) -> CreatedContainer:
+    [container] = [c for c in engine.containers.values() if c.command[:2] == ["sh", "-c"]]
+    return container
+
+
+async def test_a_build_runs_as_the_job_user_with_the_job_limits_and_no_capabilities() -> None:
+    engine = FakeEngine()
+
+    image, output = await build(runtime_on(engine), build_spec())
+
+    assert image == f"ci-deps-{INSTALLATION}:k1"
+    assert "fake output" in output
+    container = the_build(engine)
+    assert container.user == "1000:1000"
+    config = container.host_config
+    assert config["cap_drop"] == ["ALL"]
+    assert config["security_opt"] == ["no-new-privileges"]
+    assert (config["mem_limit"], config["nano_cpus"], config["pids_limit"]) == ("1g", 5e8, 64)
+    assert config["network_mode"] == f"ci-build-{INSTALLATION}"
+    assert "mounts" not in config and "binds" not in config
+    assert engine.volumes == []  # the old shared ci-pip-cache is gone
+    assert "export PIP_NO_CACHE_DIR=1 " in container.command[2]
+    assert container.environment == {}  # a commit would keep it in the image
+    [(path, data)] = container.archives
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        owners = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
+    assert (path, owners) == (
+        "/",
+        {"tmp/ci-deps": (1000, 1000), "tmp/ci-deps/requirements.txt": (1000, 1000)},
+    )
+    assert container.id in engine.removed
+    [(_, repository, tag, changes)] = engine.commits
+    assert (repository, tag, changes[0]) == (f"ci-deps-{INSTALLATION}", "k1", "USER ci")
+
+
+async def test_a_build_and_a_job_container_get_the_same_sandbox() -> None:
+    engine = FakeEngine()
+    runtime = runtime_on(engine)
+    await build(runtime, build_spec(ON_BRIDGE))
+    job = await runtime.create_job_container(
+        JobContainerSpec(
+            job_id=JobId("j1"),
+            image="ci-python:3.11",
+            command=("python", "-m", "pytest"),
+            sandbox=ON_BRIDGE,
+            project_tar=b"",
+        )
+    )
+
+    assert engine.containers[job].host_config == the_build(engine).host_config
+    assert engine.containers[job].user == the_build(engine).user
+
+
+async def test_the_isolated_network_is_the_installations_own_and_checked_first() -> None:
+    engine = FakeEngine()
+
+    await build(runtime_on(engine), build_spec())
+
+    network = engine.networks[f"ci-build-{INSTALLATION}"]
+    assert network["Options"] == {
+        "com.docker.network.bridge.name": f"cib{INSTALLATION}",
+        "com.docker.network.bridge.enable_icc": "false",
+    }
+    assert network["Labels"] == {"ci.installation": INSTALLATION}
+    check, _ = engine.containers.values()
+    assert is_check(check.command)
+    assert check.command[-2:] == ["172.20.0.1", "9"]  # the gateway: the Docker host itself
+    assert check.user == "1000:1000"
+    assert check.host_config["network_mode"] == f"ci-build-{INSTALLATION}"
+    assert check.host_config["cap_drop"] == ["ALL"]
+
+
+async def test_a_second_build_reuses_the_network() -> None:
+    engine = FakeEngine()
+    runtime = runtime_on(engine)
+
+    await build(runtime, build_spec())
+    await build(runtime, build_spec())
+
+    assert list(engine.networks) == [f"ci-build-{INSTALLATION}"]
+
+
+async def test_a_build_network_that_reaches_the_docker_host_refuses_the_build() -> None:
+    engine = FakeEngine(exit_code=lambda command: 1 if is_check(command) else 0)
+
+    with pytest.raises(RuntimeFault) as refused:
+        await build(runtime_on(engine), build_spec())
+
+    message = str(refused.value)
+    assert "not confined" in message
+    assert "scripts/build-network-firewall" in message
+    assert "CI_BUILD_NETWORK=bridge" in message
+    assert all(is_check(c.command) for c in engine.containers.values())  # no build began
+    assert list(engine.containers) == engine.removed
+    assert engine.commits == []
+
+
+async def test_another_build_network_is_used_as_it_is_without_a_check() -> None:
+    engine = FakeEngine()
+
+    await build(runtime_on(engine), build_spec(ON_BRIDGE))
+
+    assert engine.networks == {}
+    assert [c.host_config["network_mode"] for c in engine.containers.values()] == ["bridge"]
+
+
+async def test_an_image_whose_python_the_job_user_cannot_write_says_which_image_to_use() -> None:
+    engine = FakeEngine(exit_code=lambda command: 97 if command[:2] == ["sh", "-c"] else 0)
+
+    with pytest.raises(RuntimeFault) as refused:
+        await build(runtime_on(engine), build_spec())
+
+    assert "does not let the job user (uid 1000) install" in str(refused.value)
+    assert "scripts/build-job-image" in str(refused.value)
+    assert engine.commits == []
