@@ -32,6 +32,11 @@ class JobView(_Wire):
     created_at: datetime = Field(description="when it was submitted (UTC)")
     started_at: datetime | None = Field(description="when its container started (UTC)")
     finished_at: datetime | None = Field(description="when it completed (UTC)")
+    attempts: int = Field(
+        default=0,
+        description="how often it was started: above 1 when a start was cut short before its "
+        "tests began (the controller stopped) and the job was started again"
+    )
 
     @classmethod
     def from_job(cls, job: Job) -> JobView:
@@ -46,6 +51,7 @@ class JobView(_Wire):
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            attempts=job.attempts,
         )
 
 

@@ -68,6 +68,12 @@ class ApiKey(_Record):
         return self.expires_at is None or now < self.expires_at
 
 
+MAX_START_ATTEMPTS = 3
+"""Starts of one job before it ends as `error`: a job whose tests never began because the
+controller died while starting it is started again, but a job that keeps killing its starts
+must not loop forever."""
+
+
 class Job(_Record):
     """One test run of one uploaded project.
 
@@ -90,6 +96,9 @@ class Job(_Record):
     log_bytes: int
     last_log_seq: int
     archive_bytes: int
+    attempts: int = 0
+    """How often the controller has started the job (a start cut short by a controller's
+    death, before the tests ran, is tried again up to `MAX_START_ATTEMPTS`)."""
 
     @property
     def success(self) -> bool | None:

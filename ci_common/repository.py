@@ -54,7 +54,12 @@ class JobRepository(Protocol):
         ...
 
     async def mark_running(self, job_id: JobId, *, container_id: str | None) -> bool:
-        """queued → running, once. False when the job was not queued any more."""
+        """queued → running (its first attempt), once. False when it was not queued any more."""
+        ...
+
+    async def restart_job(self, job_id: JobId) -> Job | None:
+        """Start a running job over, as after `mark_running`: no container, no log cursor,
+        one more attempt. For a job whose tests never began. None if it is not running."""
         ...
 
     async def set_container(self, job_id: JobId, container_id: str) -> None:

@@ -183,16 +183,23 @@ class Controller:
                 self._background.spawn(
                     self._runtime.remove(container.id), what=f"remove {container.id[:12]}"
                 )
-                self._start_worker(job, None)
+                await self._start_again(job)
             elif container is not None:
                 if job.container_id != container.id:
                     await self._repo.set_container(job.id, container.id)
                 self._start_worker(job, container)
             elif job.container_id is None:
                 logger.info("job %s: has no container yet; dispatching it again", job.id)
-                self._start_worker(job, None)
+                await self._start_again(job)
             else:
                 await self._fail_vanished(job)
+
+    async def _start_again(self, job: Job) -> None:
+        """Dispatch a running job whose start was cut short, counting the attempt (the
+        worker refuses a job past `MAX_START_ATTEMPTS`)."""
+        restarted = await self._repo.restart_job(job.id)
+        if restarted is not None:
+            self._start_worker(restarted, None)
 
     async def _reclaim_space(self) -> None:
         """Now and then, give the database's freed pages back (deleted uploads and logs)."""
@@ -252,7 +259,7 @@ class Controller:
             if not await self._repo.mark_running(job.id, container_id=None):
                 continue  # cancelled (or taken) since we listed it
             started = job.model_copy(
-                update={"status": JobStatus.RUNNING, "started_at": datetime.now(UTC)}
+                update={"status": JobStatus.RUNNING, "started_at": datetime.now(UTC), "attempts": 1}
             )
             logger.info("job %s: dispatching", job.id)
             self._start_worker(started, None)

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TypeVar
 
-from ci_common.models import Job, JobConclusion
+from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
 from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
@@ -44,7 +44,6 @@ from ci_controller.log_cursor import LogPosition
 from ci_controller.project import Project, ProjectArchiveError, load_project
 from ci_controller.runtime import (
     PROJECT_MISSING_EXIT,
-    ROLE_WARM,
     ContainerGoneError,
     ContainerInfo,
     ContainerRuntime,
@@ -64,6 +63,10 @@ DRAIN_TIMEOUT_SECONDS = 30.0
 _LARGE_ARCHIVE_BYTES = 256 * 1024
 
 T = TypeVar("T")
+
+
+class ProjectNeverArrivedError(Exception):
+    """The job's container gave up waiting for its project: its tests never began."""
 
 
 class StopReason(Enum):
@@ -114,7 +117,7 @@ class JobWorker:
             repo=env.repo, job=self.job, max_bytes=int(env.settings.max_log_mb * 1024 * 1024)
         )
         try:
-            outcome = await self._supervise(container, log)
+            outcome = await self._attempts(container, log)
         except asyncio.CancelledError:
             # The controller is stopping: store what was read (with its cursor, so the next
             # controller resumes right after it) and leave the job to be adopted.
@@ -134,6 +137,34 @@ class JobWorker:
         await self._finish(outcome, log)
         return outcome
 
+    async def _attempts(self, container: ContainerInfo | None, log: JobLog) -> Outcome:
+        """Supervise the job, starting it over while its tests never began, at most
+        `MAX_START_ATTEMPTS` times in all (a controller that died mid-start is our fault, not
+        the user's; a job that keeps cutting its starts short must not loop forever)."""
+        while self.job.attempts <= MAX_START_ATTEMPTS:
+            try:
+                return await self._supervise(container, log)
+            except ProjectNeverArrivedError:
+                pass
+            if self.container_id is not None:
+                old, self.container_id = self.container_id, None
+                self._env.background.spawn(self._env.runtime.remove(old), what=f"remove {old[:12]}")
+            restarted = await self._env.repo.restart_job(self.job.id)
+            if restarted is None:
+                return Outcome(JobConclusion.ERROR, error="the job stopped running meanwhile")
+            self.job, container = restarted, None
+            if restarted.attempts <= MAX_START_ATTEMPTS:
+                await log.note(
+                    "the project never reached the job's container (the controller stopped "
+                    f"while starting it); starting the job again (attempt {restarted.attempts} "
+                    f"of {MAX_START_ATTEMPTS})"
+                )
+        return Outcome(
+            JobConclusion.ERROR,
+            error=f"the job could not be started in {MAX_START_ATTEMPTS} attempts (the "
+            "controller stopped each time before its tests began); submit it again",
+        )
+
     async def _supervise(self, container: ContainerInfo | None, log: JobLog) -> Outcome:
         deadline = self._deadline()
         if container is None:
@@ -148,11 +179,10 @@ class JobWorker:
             logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
             if container.state is ContainerState.EXITED:
                 deadline = math.inf  # it ended by itself: its exit code decides, not the clock
-            elif container.role == ROLE_WARM and not await self._env.runtime.has_project(
-                container_id
-            ):
-                # Claimed, but the project never arrived: it is still waiting, so give it.
-                logger.info("job %s: handing its warm container the project", self.job.id)
+            elif not await self._env.runtime.has_project(container_id):
+                # Started (or claimed warm), but the controller died before the project was
+                # in: the bootstrap is still waiting for it, so give it.
+                logger.info("job %s: handing its container the project", self.job.id)
                 await self._env.runtime.put_project(container_id, (await self._project()).tar)
         return await self._watch(container_id, log, deadline)
 
@@ -320,11 +350,7 @@ class JobWorker:
         if status.exit_code == 0:
             return Outcome(JobConclusion.SUCCESS, exit_code=0)
         if status.exit_code == PROJECT_MISSING_EXIT:
-            return Outcome(
-                JobConclusion.ERROR,
-                error="the project never reached the job's container (the controller stopped "
-                "while starting it); submit the job again",
-            )
+            raise ProjectNeverArrivedError
         note = None
         if status.oom_killed:
             note = (

@@ -14,7 +14,7 @@ from ci_persistence.uncancellable import uncancellable
 
 _JOB_COLUMNS = (
     "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
-    "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes"
+    "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts"
 )
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
@@ -38,6 +38,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         log_bytes=row["log_bytes"],
         last_log_seq=row["last_log_seq"],
         archive_bytes=row["archive_bytes"],
+        attempts=row["attempts"],
     )
 
 
@@ -110,11 +111,19 @@ class SqliteJobs:
 
     async def mark_running(self, job_id: JobId, *, container_id: str | None) -> bool:
         changed = await self._db.execute(
-            "UPDATE jobs SET status = ?, started_at = ?, container_id = ? "
+            "UPDATE jobs SET status = ?, started_at = ?, container_id = ?, attempts = 1 "
             "WHERE id = ? AND status = ?",
             (JobStatus.RUNNING.value, now_text(), container_id, job_id, JobStatus.QUEUED.value),
         )
         return changed == 1
+
+    async def restart_job(self, job_id: JobId) -> Job | None:
+        changed = await self._db.execute(
+            "UPDATE jobs SET container_id = NULL, log_cursor = NULL, attempts = attempts + 1 "
+            "WHERE id = ? AND status = ?",
+            (job_id, JobStatus.RUNNING.value),
+        )
+        return await self.get_job(job_id) if changed == 1 else None
 
     async def set_container(self, job_id: JobId, container_id: str) -> None:
         await self._db.execute(

@@ -74,7 +74,14 @@ UPDATE jobs SET log_bytes = COALESCE(
     (SELECT SUM(LENGTH(CAST(data AS BLOB))) FROM log_chunks WHERE log_chunks.job_id = jobs.id), 0);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_BASE, _V2_ARCHIVES_AND_LOG_CURSOR)
+# v3: how often a job was started, so a start cut short by a controller's death is retried
+# a bounded number of times.
+_V3_ATTEMPTS = """
+ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET attempts = 1 WHERE started_at IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_BASE, _V2_ARCHIVES_AND_LOG_CURSOR, _V3_ATTEMPTS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

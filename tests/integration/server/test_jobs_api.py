@@ -21,6 +21,7 @@ JOB_VIEW_FIELDS = {
     "created_at",
     "started_at",
     "finished_at",
+    "attempts",
 }
 
 

@@ -183,7 +183,7 @@ class FakeRuntime:
     async def put_project(self, container_id: str, project_tar: bytes) -> None:
         container = self._get(container_id)
         container.project = project_tar
-        if container.role == ROLE_WARM and container.state is ContainerState.RUNNING:
+        if container.state is ContainerState.RUNNING:  # its bootstrap was waiting for it
             self.started.set()
             self.on_start(container)
 

@@ -12,7 +12,7 @@ import pytest
 from controller_world import World
 from fake_runtime import FakeContainer
 
-from ci_common.models import Job, JobConclusion, JobStatus
+from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion, JobStatus
 from ci_controller.log_cursor import LogPosition
 from ci_controller.runtime import (
     PROJECT_MISSING_EXIT,
@@ -464,9 +464,10 @@ async def test_a_created_but_unstarted_container_is_replaced_by_a_fresh_one(
     assert done.container_id != container.id
 
 
-async def test_a_container_whose_project_never_arrived_ends_the_job_as_error(
+async def test_a_container_whose_project_never_arrived_is_replaced_and_the_job_runs(
     world: World,
 ) -> None:
+    world.runtime.on_start = passes
     job = await world.submit()
     assert await world.server.mark_running(job.id, container_id=None)
     container = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
@@ -477,8 +478,55 @@ async def test_a_container_whose_project_never_arrived_ends_the_job_as_error(
     await world.reconciled()
 
     done = await world.job(job)
-    assert done.conclusion is JobConclusion.ERROR
-    assert done.error is not None and "submit the job again" in done.error
+    assert done.conclusion is JobConclusion.SUCCESS
+    assert done.attempts == 2
+    assert done.container_id != container.id
+    assert container.id in world.runtime.removed
+    assert "starting the job again (attempt 2 of 3)" in await world.log_text(job)
+
+
+async def test_a_started_container_still_waiting_for_its_project_gets_it(world: World) -> None:
+    world.runtime.on_start = passes
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
+    await world.server.set_container(job.id, container.id)  # then the controller died
+
+    await world.reconciled()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.SUCCESS
+    assert done.container_id == container.id and done.attempts == 1
+    assert container.project is not None
+
+
+async def test_a_job_whose_starts_keep_being_cut_short_ends_as_error_after_three(
+    world: World,
+) -> None:
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    for _ in range(MAX_START_ATTEMPTS - 1):
+        await world.server.restart_job(job.id)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
+    await world.server.set_container(job.id, container.id)
+    container.exit(PROJECT_MISSING_EXIT)
+
+    await world.reconciled()
+
+    done = await world.job(job)
+    assert done.attempts == MAX_START_ATTEMPTS + 1
+    await world.assert_error_says(job, f"could not be started in {MAX_START_ATTEMPTS} attempts")
+
+
+async def test_a_job_left_without_a_container_counts_its_next_start(world: World) -> None:
+    world.runtime.on_start = passes
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)  # then the controller died
+
+    await world.reconciled()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.SUCCESS and done.attempts == 2
 
 
 async def test_containers_without_a_live_job_are_removed(world: World) -> None:
