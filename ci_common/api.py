@@ -35,7 +35,7 @@ class JobView(_Wire):
     attempts: int = Field(
         default=0,
         description="how often it was started: above 1 when a start was cut short before its "
-        "tests began (the controller stopped) and the job was started again"
+        "tests began (the controller stopped) and the job was started again",
     )
 
     @classmethod
