@@ -232,6 +232,16 @@ class CIService:
             self.wait_for_server()
         return server
 
+    def restart_server(self) -> ManagedProcess:
+        """Kill -9 every server of this service and start a new one (on a new port)."""
+        for process in self.processes:
+            if process.name == "server" and process.alive():
+                process.kill9()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        return self.start_server()
+
     def wait_for_server(self) -> None:
         wait_until(self._healthy, within=STARTUP_TIMEOUT, what=f"the server at {self.base_url}")
 
