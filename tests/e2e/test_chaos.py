@@ -86,6 +86,6 @@ def test_jobs_survive_random_kills_of_the_controller_and_the_server(
         job = service.wait_for_job(job_id, within=180)
         log = service.logs(job_id)
         assert job["conclusion"] == ("success" if should_pass else "failure"), (job, log)
-        assert job["attempts"] <= 3
+        assert job["attempts"] in (1, 2, 3)
         assert numbered_lines(log) == [f"line {n:03d}" for n in range(1, LINES + 1)], log
     wait_until(lambda: service.job_containers() == [], within=30, what="no containers left")
