@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from ci_common.models import (
     ApiKey,
@@ -31,8 +31,9 @@ from ci_common.models import (
 class JobRepository(Protocol):
     """Jobs, archives and logs."""
 
-    async def create_job(self, *, user_id: UserId, archive: bytes) -> Job:
-        """Store a new queued job together with its uploaded archive, atomically."""
+    async def create_job(self, *, user_id: UserId, archive: bytes | BinaryIO) -> Job:
+        """Store a new queued job together with its uploaded archive, atomically. A file is
+        read from its start to its end in blocks, never whole."""
         ...
 
     async def get_job(self, job_id: JobId) -> Job:
@@ -83,7 +84,13 @@ class JobRepository(Protocol):
         ...
 
     async def get_archive(self, job_id: JobId) -> bytes | None:
-        """The uploaded zip, or None once it has been deleted."""
+        """The uploaded zip, or None once it has been deleted. Whole in memory: for tests and
+        tools; the controller uses `copy_archive`."""
+        ...
+
+    async def copy_archive(self, job_id: JobId, into: BinaryIO) -> bool:
+        """Write the uploaded zip into `into` in blocks (never whole in memory); False, with
+        nothing written, once it has been deleted."""
         ...
 
     async def delete_archive(self, job_id: JobId) -> None:

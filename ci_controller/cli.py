@@ -19,6 +19,7 @@ from ci_common.settings import Settings
 from ci_controller.controller import Controller
 from ci_controller.docker_containers import check_memory_limit
 from ci_controller.docker_runtime import DockerRuntime
+from ci_controller.project import remove_stale_staging
 from ci_controller.singleton import ControllerLock
 from ci_persistence import open_repository
 
@@ -78,6 +79,8 @@ async def serve(settings: Settings) -> None:
     try:
         installation_id = await repo.installation_id()
         runtime = await asyncio.to_thread(DockerRuntime.connect, installation_id=installation_id)
+        for left in await asyncio.to_thread(remove_stale_staging):
+            logger.info("removed %s, left by a controller that was killed", left)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

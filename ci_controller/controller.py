@@ -247,14 +247,13 @@ class Controller:
             )
 
     async def _dispatch(self, jobs: list[Job]) -> None:
-        self._warm.backlogged = False
-        for job in dispatch_order(jobs):
-            if self._stopping:
-                return
-            if job.id in self._workers:
-                continue
-            if len(self._workers) >= self._settings.max_parallel_jobs:
-                self._warm.backlogged = True  # queued jobs wait for a slot
+        waiting = [job for job in dispatch_order(jobs) if job.id not in self._workers]
+        free = self._settings.max_parallel_jobs - len(self._workers)
+        # Decided before the first await: a worker started below may claim the warm
+        # container (and ask for a replacement) while later jobs are still being marked.
+        self._warm.backlogged = len(waiting) > free  # queued jobs wait for a slot
+        for job in waiting:
+            if self._stopping or len(self._workers) >= self._settings.max_parallel_jobs:
                 return
             if not await self._repo.mark_running(job.id, container_id=None):
                 continue  # cancelled (or taken) since we listed it

@@ -13,7 +13,7 @@ capped at twice the stored-log limit so a runaway job cannot fill the disk.
 
 Their first process is `bootstrap.BOOTSTRAP` (`WARM_BOOTSTRAP` for warm containers, see
 `warm_pool`); the project is copied in with `put_archive` right after the start (or, for a
-warm container, when a job claims it).
+warm container, when a job claims it), streamed from its tar file on the controller's disk.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import cast
 
 import docker
@@ -91,7 +92,7 @@ class DockerContainers:
         self._api = calls
         self._streams = streams
         self._image_ids: dict[str, tuple[float, str]] = {}
-        self._projects: dict[str, bytes] = {}  # created, not yet started
+        self._projects: dict[str, Path] = {}  # created, not yet started: their project tars
 
     def close(self) -> None:
         self._api.close()
@@ -204,16 +205,29 @@ class DockerContainers:
 
         return await asyncio.to_thread(create_and_start)
 
-    async def put_project(self, container_id: str, project_tar: bytes) -> None:
+    async def put_project(self, container_id: str, project_tar: Path) -> None:
         def put() -> None:
             try:
-                self._api.put_archive(container_id, "/", project_tar)
+                self._put_project(container_id, project_tar)
             except NotFound as exc:
                 raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
             except ENGINE_ERRORS as exc:
                 raise RuntimeFault(f"could not copy the project in: {explain(exc)}") from exc
 
         await asyncio.to_thread(put)
+
+    def _put_project(self, container_id: str, project_tar: Path) -> None:
+        """Stream the tar from its file: the HTTP client sends it in blocks, so the project is
+        never whole in the controller's memory."""
+        try:
+            tar = project_tar.open("rb")
+        except OSError as exc:  # apart from the call: the SDK's errors are OSErrors too
+            raise RuntimeFault(
+                f"the project's tar is gone from the controller's disk ({exc}); submit the "
+                "job again"
+            ) from exc
+        with tar:
+            self._api.put_archive(container_id, "/", tar)
 
     async def has_project(self, container_id: str) -> bool:
         def look() -> bool:
@@ -240,7 +254,7 @@ class DockerContainers:
         try:
             self._api.start(container_id)
             if project is not None:
-                self._api.put_archive(container_id, "/", project)
+                self._put_project(container_id, project)
         except NotFound as exc:
             raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
         except ENGINE_ERRORS as exc:

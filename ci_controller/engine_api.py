@@ -8,7 +8,7 @@ looseness stays in this one file.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Protocol, cast
+from typing import BinaryIO, Protocol, cast
 
 import docker
 from docker.errors import DockerException
@@ -72,7 +72,9 @@ class EngineApi(Protocol):
         environment: Mapping[str, str] | None = None,
     ) -> Json: ...
 
-    def put_archive(self, container: str, path: str, data: bytes) -> bool: ...
+    def put_archive(self, container: str, path: str, data: bytes | BinaryIO) -> bool:
+        """`data` may be a file, which the HTTP client streams in blocks."""
+        ...
 
     def get_archive(self, container: str, path: str) -> tuple[Iterable[bytes], Json]: ...
 

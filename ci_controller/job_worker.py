@@ -1,10 +1,11 @@
 """One job from `running` to `completed`: prepare, start, follow, stop if asked, finalize.
 
 Each running job has one worker (one asyncio task), so everything about a job happens in
-order. A worker either dispatches a job the controller has just marked running (build the
-project tar, find or build its dependency image, create the container with the project in it,
-record the container id, start it; or, for a project the job image serves, claim the warm
-container (`warm_pool`), which is running already, and copy the project in) or adopts one
+order. A worker either dispatches a job the controller has just marked running (stage the
+project's tar on disk (`project.Staging`, removed once the container has it), find or build
+its dependency image, create the container with the project in it, record the container id,
+start it; or, for a project the job image serves, claim the warm container (`warm_pool`),
+which is running already, and copy the project in) or adopts one
 whose container already exists (after a controller restart), and from then on both paths are
 the same: follow the output into the job log from the stored cursor while waiting for the
 container to exit, a cancel request, or the wall-time deadline (counted from `started_at`, so
@@ -41,7 +42,7 @@ from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT
 from ci_controller.dependencies import DependencyImageCache
 from ci_controller.job_log import JobLog
 from ci_controller.log_cursor import LogPosition
-from ci_controller.project import Project, ProjectArchiveError, load_project
+from ci_controller.project import Project, ProjectArchiveError, Staging, build_project
 from ci_controller.runtime import (
     PROJECT_MISSING_EXIT,
     ContainerGoneError,
@@ -60,7 +61,6 @@ logger = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 2.0
 TIMEOUT_GRACE_SECONDS = 5.0
 DRAIN_TIMEOUT_SECONDS = 30.0
-_LARGE_ARCHIVE_BYTES = 256 * 1024
 
 T = TypeVar("T")
 
@@ -168,12 +168,14 @@ class JobWorker:
     async def _supervise(self, container: ContainerInfo | None, log: JobLog) -> Outcome:
         deadline = self._deadline()
         if container is None:
-            prepared = await self._until_stopped(self._prepare(log), deadline)
-            if isinstance(prepared, StopReason):
-                return self._stopped(prepared)
-            container_id, started = prepared
-            if not started:
-                await self._start(container_id)
+            # The project's files live until the container has it, and go however this ends.
+            with Staging() as staging:
+                prepared = await self._until_stopped(self._prepare(staging, log), deadline)
+                if isinstance(prepared, StopReason):
+                    return self._stopped(prepared)
+                container_id, started = prepared
+                if not started:
+                    await self._start(container_id)
         else:
             container_id = self.container_id = container.id
             logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
@@ -183,7 +185,9 @@ class JobWorker:
                 # Started (or claimed warm), but the controller died before the project was
                 # in: the bootstrap is still waiting for it, so give it.
                 logger.info("job %s: handing its container the project", self.job.id)
-                await self._env.runtime.put_project(container_id, (await self._project()).tar)
+                with Staging() as staging:
+                    project = await self._project(staging)
+                    await self._env.runtime.put_project(container_id, project.tar)
         return await self._watch(container_id, log, deadline)
 
     def _deadline(self) -> float:
@@ -191,18 +195,21 @@ class JobWorker:
         elapsed = (datetime.now(UTC) - started).total_seconds()
         return asyncio.get_running_loop().time() + self._env.settings.job_timeout - elapsed
 
-    async def _project(self) -> Project:
-        archive = await self._env.repo.get_archive(self.job.id)
-        if archive is None:
+    async def _project(self, staging: Staging) -> Project:
+        """The stored upload, copied to `staging` in blocks and unpacked into its tar there
+        (in a thread: it may take seconds for a large project)."""
+        with staging.upload.open("r+b") as upload:  # it exists: see `Staging`
+            found = await self._env.repo.copy_archive(self.job.id, upload)
+        if not found:
             raise RuntimeFault("the uploaded project is no longer stored; submit the job again")
-        if len(archive) > _LARGE_ARCHIVE_BYTES:
-            return await asyncio.to_thread(load_project, archive)
-        return load_project(archive)
+        return await asyncio.to_thread(
+            build_project, staging.upload, staging.tar, stop=staging.stop
+        )
 
-    async def _prepare(self, log: JobLog) -> tuple[str, bool]:
+    async def _prepare(self, staging: Staging, log: JobLog) -> tuple[str, bool]:
         """The job's container and whether it runs already (a claimed warm container)."""
         env, job = self._env, self.job
-        project = await self._project()
+        project = await self._project(staging)
         base_id = await env.runtime.ensure_image(env.settings.job_image)
         image = await env.dependencies.image_for(
             job_id=job.id, project=project, base_id=base_id, log=log

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol
 
 from ci_common.errors import CIError
@@ -128,7 +129,9 @@ class JobContainerSpec(WarmContainerSpec):
     """Everything needed to create one job's container: a warm one's spec plus the job."""
 
     job_id: JobId
-    project_tar: bytes
+    project_tar: Path
+    """The project's tar on the controller's disk (`project.Staging`), streamed to the engine,
+    never read whole; it exists until `start` has returned."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,9 +203,10 @@ class ContainerRuntime(Protocol):
         project for as long as it takes; returns its id."""
         ...
 
-    async def put_project(self, container_id: str, project_tar: bytes) -> None:
-        """Copy a project tar into a started (warm) container; its last entry, the ready
-        marker, lets the waiting process go on. `ContainerGoneError` if it does not exist."""
+    async def put_project(self, container_id: str, project_tar: Path) -> None:
+        """Stream the project tar at `project_tar` into a started (warm) container; its last
+        entry, the ready marker, lets the waiting process go on. `ContainerGoneError` if it
+        does not exist."""
         ...
 
     async def has_project(self, container_id: str) -> bool:

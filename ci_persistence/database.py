@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 HEALTH_BUSY_TIMEOUT_MS = 1_000
-WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
-"""What the WAL file is cut back to after a checkpoint (SQLite otherwise keeps its peak size)."""
+WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+"""What the WAL file is cut back to when it restarts after a checkpoint (SQLite otherwise
+keeps its peak size)."""
 RECLAIM_PAGES_PER_CALL = 20_000
 """Free pages returned to the file system per `reclaim_space` (80 MB of 4 KiB pages): enough
 to keep up with deleted uploads, small enough to hold the write lock only briefly."""
@@ -147,18 +148,19 @@ class SqliteDatabase:
                 raise
 
     async def reclaim_space(self) -> None:
-        """Give freed pages back to the file system and cut the WAL back to nothing.
+        """Give freed pages back to the file system and let the WAL shrink.
 
         Deleted uploads and logs leave free pages that SQLite would otherwise keep forever, and
-        the WAL keeps its peak size; with `auto_vacuum = INCREMENTAL` and a truncating
-        checkpoint, the files stay proportional to what is stored. The checkpoint is skipped
-        (not waited for) while readers hold old snapshots; the next call catches up."""
+        the WAL keeps its peak size. With `auto_vacuum = INCREMENTAL` the free pages are cut off
+        the file; a passive checkpoint (it neither waits for nor blocks readers, which a
+        truncating one does to other processes' connections) copies the WAL back, and the
+        next write restarts it, cut back to `WAL_SIZE_LIMIT_BYTES`."""
 
         async def reclaim(conn: aiosqlite.Connection) -> None:
             # The vacuum frees one page per step; the sqlite3 module would step it only once,
             # `executescript` steps it to the end.
             await conn.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES_PER_CALL})")
-            async with conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+            async with conn.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
                 await cursor.fetchall()
 
         await self._run(reclaim)

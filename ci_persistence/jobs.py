@@ -1,15 +1,34 @@
-"""Jobs, their archives and their logs in SQLite (the `JobRepository` half)."""
+"""Jobs, their archives and their logs in SQLite (the `JobRepository` half).
+
+Archives go in and out as streams, never whole in memory: `create_job` inserts a zero-filled
+blob of the archive's size and fills it block by block with SQLite's incremental blob I/O,
+and `copy_archive` reads it back the same way into a file. Both use a short-lived connection
+of their own in a worker thread (aiosqlite has no blob API), so the shared connection is never
+held for the copy; SQLite's locking and busy timeout order them with every other writer, as
+for another process.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
 
 from ci_common.errors import JobNotFoundError
 from ci_common.models import Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
-from ci_persistence.database import SqliteDatabase, from_text, now_text, to_text
+from ci_persistence.database import (
+    BUSY_TIMEOUT_MS,
+    SqliteDatabase,
+    from_text,
+    now_text,
+    to_text,
+)
 from ci_persistence.uncancellable import uncancellable
 
 _JOB_COLUMNS = (
@@ -17,6 +36,7 @@ _JOB_COLUMNS = (
     "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts"
 )
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+ARCHIVE_BLOCK_BYTES = 256 * 1024
 
 
 def job_from_row(row: sqlite3.Row) -> Job:
@@ -56,17 +76,9 @@ class SqliteJobs:
     _db: SqliteDatabase
 
     @uncancellable
-    async def create_job(self, *, user_id: UserId, archive: bytes) -> Job:
-        job_id = str(uuid.uuid4())
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (job_id, user_id, JobStatus.QUEUED.value, now_text(), len(archive)),
-            )
-            await conn.execute(
-                "INSERT INTO job_archives (job_id, data) VALUES (?, ?)", (job_id, archive)
-            )
+    async def create_job(self, *, user_id: UserId, archive: bytes | BinaryIO) -> Job:
+        source = io.BytesIO(archive) if isinstance(archive, bytes) else archive
+        job_id = await asyncio.to_thread(_insert_job, self._db.path, user_id, source)
         return await self.get_job(JobId(job_id))
 
     async def get_job(self, job_id: JobId) -> Job:
@@ -177,6 +189,9 @@ class SqliteJobs:
         row = await self._db.fetch_one("SELECT data FROM job_archives WHERE job_id = ?", (job_id,))
         return None if row is None else bytes(row["data"])
 
+    async def copy_archive(self, job_id: JobId, into: BinaryIO) -> bool:
+        return await asyncio.to_thread(_copy_archive, self._db.path, job_id, into)
+
     async def delete_archive(self, job_id: JobId) -> None:
         await self._db.execute("DELETE FROM job_archives WHERE job_id = ?", (job_id,))
 
@@ -218,3 +233,60 @@ class SqliteJobs:
         row = await self._db.fetch_one("SELECT value FROM meta WHERE key = 'installation_id'")
         assert row is not None, "migration 1 always writes the installation id"
         return str(row["value"])
+
+
+@contextmanager
+def _side_connection(path: Path) -> Generator[sqlite3.Connection]:
+    """A connection of its own for one blob copy, configured like the shared one."""
+    with closing(
+        sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    ) as conn:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        yield conn
+
+
+def _insert_job(path: Path, user_id: UserId, archive: BinaryIO) -> str:
+    """The new job's id, its row and archive committed together. Blocking."""
+    size = archive.seek(0, io.SEEK_END)
+    archive.seek(0)
+    job_id = str(uuid.uuid4())
+    with _side_connection(path) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (job_id, user_id, JobStatus.QUEUED.value, now_text(), size),
+            )
+            rowid = conn.execute(
+                "INSERT INTO job_archives (job_id, data) VALUES (?, zeroblob(?))", (job_id, size)
+            ).lastrowid
+            assert rowid is not None
+            if size:
+                with conn.blobopen("job_archives", "data", rowid, readonly=False) as blob:
+                    while block := archive.read(ARCHIVE_BLOCK_BYTES):
+                        blob.write(block)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return job_id
+
+
+def _copy_archive(path: Path, job_id: JobId, into: BinaryIO) -> bool:
+    """Write the stored archive into `into`; False when there is none. Blocking."""
+    with _side_connection(path) as conn:
+        conn.execute("BEGIN")  # one snapshot: the row found is the row read
+        try:
+            row = conn.execute(
+                "SELECT rowid FROM job_archives WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            with conn.blobopen("job_archives", "data", int(row[0])) as blob:
+                while block := blob.read(ARCHIVE_BLOCK_BYTES):
+                    into.write(block)
+            return True
+        finally:
+            conn.execute("ROLLBACK")

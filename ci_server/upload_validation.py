@@ -1,7 +1,8 @@
 """Checking an uploaded project archive before any job exists.
 
-The order matters: cheap checks on the central directory first (entry count, declared sizes,
-paths, file types, the project marker), then one streaming pass that decompresses every entry.
+The order matters: cheap checks on the central directory first (entry count, the entry rules
+of `ci_common.project_paths` that the controller applies too, declared sizes, the project
+marker), then one streaming pass that decompresses every entry.
 That pass is what keeps us from trusting the directory blindly: `zipfile` stops each entry at
 its declared size and verifies its CRC, so an entry that lies about its size fails as corrupt,
 and the running total is checked against the limit as bytes come out, never after.
@@ -15,8 +16,6 @@ This is blocking code (decompression); the server runs it in a worker thread.
 
 from __future__ import annotations
 
-import re
-import stat
 import struct
 import zipfile
 import zlib
@@ -24,13 +23,12 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ci_common.errors import InvalidInputError
+from ci_common.project_paths import MANIFESTS, ProjectEntryError, check_zip_entries, shown
 from ci_server.errors import UnusableUploadError, UploadTooLargeError
 
-PROJECT_MARKERS = ("requirements.txt", "pyproject.toml")
+PROJECT_MARKERS = MANIFESTS
 _READ_SIZE = 64 * 1024
 _MIB = 1024 * 1024
-_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
-_ENCRYPTED_FLAG = 0x1
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ def validate_archive(file: BinaryIO, *, size: int, limits: UploadLimits) -> None
             _check_contents(archive, entries=entries, limits=limits)
     except (zipfile.BadZipFile, ValueError, OSError, struct.error) as exc:
         raise InvalidInputError(
-            f"the upload is not a valid zip archive ({exc}); send a zip of your project "
+            f"the upload is not a valid zip archive ({_brief(exc)}); send a zip of your project "
             "root, e.g. `cd project && zip -r ../project.zip .`"
         ) from exc
     finally:
@@ -81,51 +79,17 @@ def _check_directory(entries: list[zipfile.ZipInfo], limits: UploadLimits) -> No
             f"the archive has {len(entries)} entries, over the limit of {limits.max_entries}; "
             "leave out virtualenvs, node_modules and build outputs"
         )
-    declared = 0
-    seen: set[str] = set()
-    for entry in entries:
-        _check_entry(entry)
-        if entry.filename in seen:
-            raise UnusableUploadError(
-                f"the archive holds {entry.filename!r} twice; make a fresh zip of the project"
-            )
-        seen.add(entry.filename)
-        declared += entry.file_size
-        if declared > limits.max_unpacked_bytes:
-            raise UploadTooLargeError(
-                f"the archive unpacks to more than {_mib(limits.max_unpacked_bytes)} "
-                "(a zip bomb, or a project with large data files); leave out data files "
-                "(or ask an admin to raise CI_MAX_UNPACKED_MB)"
-            )
-
-
-def _check_entry(entry: zipfile.ZipInfo) -> None:
-    name = entry.filename
-    if name.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(name):
-        raise UnusableUploadError(
-            f"the archive entry {name!r} has an absolute path; zip paths relative to the "
-            "project root"
-        )
-    if ".." in re.split(r"[/\\]", name):
-        raise UnusableUploadError(
-            f"the archive entry {name!r} climbs out of the project with `..`; zip paths "
-            "relative to the project root"
-        )
-    if entry.flag_bits & _ENCRYPTED_FLAG:
-        raise UnusableUploadError(
-            f"the archive entry {name!r} is encrypted; upload an archive without a password"
-        )
-    mode = entry.external_attr >> 16
-    kind = stat.S_IFMT(mode)
-    if kind == stat.S_IFLNK:
-        raise UnusableUploadError(
-            f"the archive entry {name!r} is a symlink; symlinks are not accepted, replace it "
-            "with the file it points to (zip without -y)"
-        )
-    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise UnusableUploadError(
-            f"the archive entry {name!r} is a special file (device, fifo or socket); only "
-            "regular files and directories are accepted"
+    try:
+        # The controller checks the stored upload with the same rules: what passes here runs.
+        checked = check_zip_entries(entries)
+    except ProjectEntryError as exc:
+        raise UnusableUploadError(str(exc)) from exc
+    declared = sum(entry.size for entry in checked)
+    if declared > limits.max_unpacked_bytes:
+        raise UploadTooLargeError(
+            f"the archive unpacks to more than {_mib(limits.max_unpacked_bytes)} "
+            "(a zip bomb, or a project with large data files); leave out data files "
+            "(or ask an admin to raise CI_MAX_UNPACKED_MB)"
         )
 
 
@@ -168,14 +132,20 @@ def _check_contents(
                         )
         except (zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
             raise InvalidInputError(
-                f"the archive entry {entry.filename!r} cannot be unpacked ({exc}); make a "
-                "fresh zip with the standard deflate or store method"
+                f"the archive entry {shown(entry.filename)} cannot be unpacked ({_brief(exc)}); "
+                "make a fresh zip with the standard deflate or store method"
             ) from exc
         except zipfile.BadZipFile as exc:
             raise InvalidInputError(
-                f"the archive entry {entry.filename!r} is corrupt or lies about its size "
-                f"({exc}); make a fresh zip of the project"
+                f"the archive entry {shown(entry.filename)} is corrupt or lies about its size "
+                f"({_brief(exc)}); make a fresh zip of the project"
             ) from exc
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception's text cut short: zipfile's may quote whole entry names."""
+    text = str(exc)
+    return text if len(text) <= 120 else f"{text[:100]}…{text[-19:]}"
 
 
 def _mib(size: int) -> str:

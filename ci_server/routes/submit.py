@@ -50,7 +50,8 @@ async def accept_upload(
     limits = upload_limits(settings)
     size = file.size if file.size is not None else _spooled_size(file)
     await run_in_threadpool(validate_archive, file.file, size=size, limits=limits)
-    job = await repo.create_job(user_id=user.id, archive=await file.read())
+    # The spooled file itself, read in blocks: the upload is never whole in memory.
+    job = await repo.create_job(user_id=user.id, archive=file.file)
     logger.info("job %s: submitted by user %s (%d bytes)", job.id, user.id, size)
     return job
 

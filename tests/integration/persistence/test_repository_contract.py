@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -171,6 +172,37 @@ async def test_archive_deleted_when_no_longer_needed(repo: Repository) -> None:
     await repo.delete_archive(job.id)
     assert await repo.get_archive(job.id) is None
     await repo.delete_archive(job.id)  # twice is fine
+
+
+async def test_an_archive_streams_in_from_a_file_and_out_into_one(repo: Repository) -> None:
+    """Blocks both ways: an archive larger than any block arrives byte for byte."""
+    user = await make_user(repo)
+    archive = bytes(range(256)) * 4099  # about 1 MiB, not a multiple of any block size
+    job = await repo.create_job(user_id=user.id, archive=io.BytesIO(archive))
+    assert job.archive_bytes == len(archive)
+
+    copied = io.BytesIO()
+    assert await repo.copy_archive(job.id, copied) is True
+    assert copied.getvalue() == archive == await repo.get_archive(job.id)
+
+    await repo.delete_archive(job.id)
+    nothing = io.BytesIO()
+    assert await repo.copy_archive(job.id, nothing) is False
+    assert nothing.getvalue() == b""
+
+
+async def test_an_empty_archive_round_trips(repo: Repository) -> None:
+    user = await make_user(repo)
+    job = await repo.create_job(user_id=user.id, archive=b"")
+    copied = io.BytesIO()
+    assert await repo.copy_archive(job.id, copied) is True
+    assert copied.getvalue() == b"" and job.archive_bytes == 0
+
+
+async def test_a_job_for_an_unknown_user_stores_nothing(repo: Repository) -> None:
+    with pytest.raises(Exception):  # noqa: B017, PT011 -- each backend's integrity error
+        await repo.create_job(user_id=UserId(999), archive=io.BytesIO(b"zip"))
+    assert await repo.list_jobs() == []
 
 
 # --- logs -------------------------------------------------------------------------------------

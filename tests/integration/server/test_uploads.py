@@ -45,6 +45,16 @@ def special(name: str, kind: int) -> zipfile.ZipInfo:
     return info
 
 
+def with_an_encrypted_entry() -> bytes:
+    """zipfile cannot write encrypted entries: set the flag in both headers by hand."""
+    data = bytearray(with_requirements(("secret.py", b"x")))
+    [info] = [i for i in zipfile.ZipFile(io.BytesIO(data)).infolist() if i.filename == "secret.py"]
+    data[info.header_offset + 6] |= 0x1  # local header: general purpose flags
+    central = data.rindex(b"PK\x01\x02")  # the last record is the last entry's: secret.py
+    data[central + 8] |= 0x1
+    return bytes(data)
+
+
 def stored_noise(size: int) -> bytes:
     """A zip that cannot compress: its size on the wire is about `size`."""
     import random
@@ -141,6 +151,51 @@ BAD_UPLOADS = [
         id="duplicate-entry",
     ),
     pytest.param(
+        with_requirements(("sub\\file.py", b"x")), 422, "contains a backslash", id="backslash"
+    ),
+    pytest.param(with_requirements((".", b"")), 422, "`.` path component", id="bare-dot"),
+    pytest.param(with_requirements(("./", b"")), 422, "`.` path component", id="bare-dot-dir"),
+    pytest.param(with_requirements(("a/./b.py", b"")), 422, "`.` path component", id="inner-dot"),
+    pytest.param(
+        with_requirements(("a//b.py", b"")), 422, "empty or `.` path component", id="empty-part"
+    ),
+    pytest.param(
+        with_requirements(("x" * 300 + ".py", b"")),
+        422,
+        "has a name of 303 bytes, over the 255 Linux allows; shorten it",
+        id="long-name",
+    ),
+    pytest.param(
+        with_requirements(("/".join(["d" * 250] * 17) + "/a.py", b"")),
+        422,
+        "is a path of 4271 bytes, over the 4084 Linux allows",
+        id="long-path",
+    ),
+    pytest.param(
+        with_requirements(("new\nline.py", b"")),
+        422,
+        "contains a control character",
+        id="control-character",
+    ),
+    pytest.param(
+        with_requirements(("pkg", b""), ("pkg/test_a.py", b"")),
+        422,
+        "'pkg' is both a file and a directory",
+        id="file-and-directory",
+    ),
+    pytest.param(
+        build_zip(lambda archive: archive.writestr("requirements.txt", b"#" * (MIB + 1))),
+        422,
+        "'requirements.txt' is 1048577 bytes, over the 1048576 a manifest may have",
+        id="huge-manifest",
+    ),
+    pytest.param(
+        with_an_encrypted_entry(),
+        422,
+        "is encrypted; upload an archive without a password",
+        id="encrypted",
+    ),
+    pytest.param(
         build_zip(lambda archive: archive.writestr("test_a.py", "def test_a(): pass\n")),
         422,
         "no requirements.txt or pyproject.toml at the root",
@@ -175,7 +230,9 @@ async def test_bad_upload_is_rejected_and_leaves_nothing(
     response = await api.post(endpoint, headers=alice.headers, files=zip_upload(upload))
 
     assert response.status_code == status, response.text
-    assert fragment in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert fragment in detail
+    assert len(detail) < 300, "an error about a long name must stay short"
     assert await repo.list_jobs() == []
 
 
@@ -225,3 +282,38 @@ async def test_an_upload_just_under_the_limits_is_accepted(
     response = await api.post("/submit-async", headers=alice.headers, files=zip_upload(upload))
     assert response.status_code == 202, response.text
     assert len(await repo.list_jobs()) == 1
+
+
+async def test_long_unicode_and_spaced_names_the_controller_can_unpack_are_accepted(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    """The other side of the shared rules: what is legal on Linux is not refused (the e2e
+    tests run such a project)."""
+    names = [
+        "n" * 251 + ".txt",
+        "/".join(["d" * 250] * 15) + "/deep.txt",
+        "données/ünïcode 名前.txt",
+        "with spaces/a b c.txt",
+        "a:b.txt",
+        "..not-a-parent.txt",
+    ]
+    upload = with_requirements(*((name, b"x") for name in names))
+    response = await api.post("/submit-async", headers=alice.headers, files=zip_upload(upload))
+    assert response.status_code == 202, response.text
+    [job] = await repo.list_jobs()
+    assert await repo.get_archive(job.id) == upload
+
+
+async def test_an_accepted_upload_is_stored_byte_for_byte(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    """Stored in blocks from the spooled upload, read back in blocks by the controller."""
+    upload = stored_noise(MIB - 10_000)
+    response = await api.post("/submit-async", headers=alice.headers, files=zip_upload(upload))
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+    assert await repo.get_archive(job_id) == upload
+    copied = io.BytesIO()
+    assert await repo.copy_archive(job_id, copied)
+    assert copied.getvalue() == upload
+    assert (await repo.get_job(job_id)).archive_bytes == len(upload)

@@ -5,6 +5,7 @@ so its commits move the controller's change counter)."""
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,11 +17,21 @@ from controller_world import World
 from fake_runtime import FakeRuntime
 
 from ci_common.settings import Settings
+from ci_controller import project
 from ci_persistence import open_repository
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+def staging_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own temporary directory, so its staged projects can be looked at."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    return project.staging_root()
+
+
+@pytest.fixture
+async def world(tmp_path: Path, staging_root: Path) -> AsyncIterator[World]:
     db_path = tmp_path / "ci.db"
     repo = await open_repository(db_path)
     server = await open_repository(db_path)

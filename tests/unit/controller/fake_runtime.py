@@ -11,6 +11,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ci_common.models import JobId
 from ci_controller.log_cursor import LogPosition
@@ -161,7 +162,7 @@ class FakeRuntime:
             raise ImageMissingError(f"no image {spec.image}")
         container = self.add_container(job_id=spec.job_id, state=ContainerState.CREATED)
         container.spec = spec
-        container.project = spec.project_tar
+        container.project = await asyncio.to_thread(spec.project_tar.read_bytes)
         container.image = spec.image
         return container.id
 
@@ -180,9 +181,9 @@ class FakeRuntime:
         container.image = spec.image
         return container.id
 
-    async def put_project(self, container_id: str, project_tar: bytes) -> None:
+    async def put_project(self, container_id: str, project_tar: Path) -> None:
         container = self._get(container_id)
-        container.project = project_tar
+        container.project = await asyncio.to_thread(project_tar.read_bytes)
         if container.state is ContainerState.RUNNING:  # its bootstrap was waiting for it
             self.started.set()
             self.on_start(container)

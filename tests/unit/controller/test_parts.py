@@ -1,25 +1,21 @@
-"""The controller's pure parts: log positions, the upload conversion, scheduling, the lock and
-the batching log writer."""
+"""The controller's pure parts: log positions, scheduling, the lock and the batching log
+writer (the upload conversion is in test_project.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import subprocess
 import sys
-import tarfile
-import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from controller_world import World, project_zip
+from controller_world import World
 
 from ci_common.models import Job, JobId, JobStatus, UserId
 from ci_controller.job_log import FLUSH_AT_BYTES, JobLog
 from ci_controller.log_cursor import LogPosition, PositionTracker, parse_timestamp
-from ci_controller.project import ProjectArchiveError, load_project
 from ci_controller.runtime import LogFrame
 from ci_controller.scheduling import dispatch_order
 from ci_controller.singleton import ControllerAlreadyRunningError, ControllerLock
@@ -63,68 +59,6 @@ def test_without_a_position_every_frame_is_new() -> None:
         LogPosition(5, 2),
         LogPosition(6, 1),
     ]
-
-
-# The upload.
-
-
-def test_the_project_tar_holds_workspace_owned_by_the_job_user_with_parents() -> None:
-    project = load_project(project_zip({"pkg/sub/test_a.py": "x", "run.sh": "echo"}))
-    with tarfile.open(fileobj=io.BytesIO(project.tar)) as tar:
-        members = {m.name: m for m in tar.getmembers()}
-    assert set(members) == {
-        "workspace",
-        "workspace/pkg",
-        "workspace/pkg/sub",
-        "workspace/pkg/sub/test_a.py",
-        "workspace/run.sh",
-        ".ci-ready",
-    }
-    assert tar_names(project.tar)[-1] == ".ci-ready"  # last: all is there
-    assert {(m.uid, m.gid) for m in members.values()} == {(1000, 1000)}
-    assert project.requirements is None
-
-
-def tar_names(data: bytes) -> list[str]:
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        return tar.getnames()
-
-
-def test_an_uploaded_file_named_like_the_marker_stays_in_the_workspace() -> None:
-    project = load_project(project_zip({".ci-ready": "x", "test_a.py": ""}))
-    names = tar_names(project.tar)
-    assert "workspace/.ci-ready" in names
-    assert names.count(".ci-ready") == 1
-    assert names[-1] == ".ci-ready"
-
-
-def test_requirements_are_normalised_before_hashing() -> None:
-    one = load_project(project_zip({"requirements.txt": "# deps\nattrs==23.1\n\n  pytest  # x\n"}))
-    two = load_project(project_zip({"requirements.txt": "attrs==23.1\npytest\n"}))
-    assert one.requirements == b"attrs==23.1\npytest\n"
-    assert one.dependency_key("sha256:a") == two.dependency_key("sha256:a")
-    assert one.dependency_key("sha256:a") != one.dependency_key("sha256:b")
-
-
-def test_pyproject_dependencies_are_used_without_a_requirements_file() -> None:
-    pyproject = '[project]\nname = "x"\ndependencies = ["attrs", "idna>=3"]\n'
-    project = load_project(project_zip({"pyproject.toml": pyproject}))
-    assert project.requirements == b"attrs\nidna>=3\n"
-
-
-def test_an_empty_requirements_file_needs_no_dependency_image() -> None:
-    project = load_project(project_zip({"requirements.txt": "# nothing\n"}))
-    assert project.dependency_key("sha256:a") is None
-
-
-def test_unsafe_or_corrupt_uploads_are_refused_with_what_to_do() -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("../escape.py", "x")
-    with pytest.raises(ProjectArchiveError, match="relative paths"):
-        load_project(buffer.getvalue())
-    with pytest.raises(ProjectArchiveError, match="submit it again"):
-        load_project(b"not a zip")
 
 
 # Scheduling.

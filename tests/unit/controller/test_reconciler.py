@@ -7,6 +7,7 @@ import io
 import tarfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from controller_world import World
@@ -69,18 +70,18 @@ async def test_a_failing_job_records_pytests_exit_code(world: World) -> None:
 
 
 async def test_the_container_gets_the_project_and_the_configured_limits(world: World) -> None:
-    specs: list[JobContainerSpec] = []
+    specs: list[tuple[JobContainerSpec, bytes]] = []
 
     def record(container: FakeContainer) -> None:
-        assert container.spec is not None
-        specs.append(container.spec)
+        assert container.spec is not None and container.project is not None
+        specs.append((container.spec, container.project))
         passes(container)
 
     world.runtime.on_start = record
     job = await world.submit({"test_a.py": "def test_a(): pass\n"})
     await world.reconciled(job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64)
 
-    [spec] = specs
+    [(spec, project)] = specs
     assert (spec.job_id, spec.image, spec.command) == (
         job.id,
         "ci-python:3.11",
@@ -89,7 +90,7 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
     assert spec.sandbox == Sandbox(
         network="none", memory="1g", cpus=0.5, pids=64, max_log_bytes=20 * 1024 * 1024
     )
-    with tarfile.open(fileobj=io.BytesIO(spec.project_tar)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(project)) as tar:
         members = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
     assert members == {
         "workspace": (1000, 1000),
@@ -322,7 +323,14 @@ async def test_no_more_than_max_parallel_jobs_run_at_once(world: World) -> None:
     world.runtime.container_of(jobs[0].id).exit(0)
     await eventually(lambda: _is_completed(world, jobs[0].id))
     await controller.reconcile()
-    await eventually(lambda: _true(any(c.job_id == jobs[2].id for c in world.runtime.live())))
+    await eventually(  # started, not only created: an exit before the start would be undone
+        lambda: _true(
+            any(
+                c.job_id == jobs[2].id and c.state is ContainerState.RUNNING
+                for c in world.runtime.live()
+            )
+        )
+    )
     for job in jobs[1:]:
         world.runtime.container_of(job.id).exit(0)
     await controller.wait_idle()
@@ -607,3 +615,53 @@ def test_positions_order_by_timestamp_then_count() -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+
+
+# The staged project: on disk only while a dispatch needs it.
+
+
+def _staged(staging_root: Path) -> list[Path]:
+    return list(staging_root.iterdir()) if staging_root.exists() else []
+
+
+async def test_the_staged_project_is_removed_once_the_container_has_it(
+    world: World, staging_root: Path
+) -> None:
+    world.runtime.on_start = passes
+    job = await world.submit()
+    await world.reconciled()
+
+    assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
+    assert _staged(staging_root) == []
+
+
+async def test_an_upload_breaking_the_shared_rules_ends_as_error_and_leaves_no_files(
+    world: World, staging_root: Path
+) -> None:
+    """Stored by an older server that let it through: the controller says what the server
+    would have said, instead of failing deep in the engine."""
+    job = await world.submit({"sub\\test_a.py": "", "test_ok.py": ""})
+    await world.reconciled()
+
+    await world.assert_error_says(job, "contains a backslash")
+    assert world.runtime.containers == {}
+    assert _staged(staging_root) == []
+
+
+async def test_a_cancel_while_the_project_is_staged_removes_its_files(
+    world: World, staging_root: Path
+) -> None:
+    world.runtime.build_gate = asyncio.Event()
+    job = await world.submit({"requirements.txt": "attrs\n", "test_a.py": ""})
+    controller = world.controller()
+    await controller.reconcile()
+    await eventually(lambda: _true(bool(world.runtime.builds)))
+    [staged] = _staged(staging_root)
+    assert (staged / "project.tar").stat().st_size > 0
+
+    await world.server.request_cancel(job.id)
+    await controller.react()
+    await controller.wait_idle()
+
+    assert (await world.job(job)).conclusion is JobConclusion.CANCELLED
+    assert _staged(staging_root) == []
