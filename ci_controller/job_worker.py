@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TypeVar
 
+from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
 from ci_common.repository import JobRepository
 from ci_common.settings import Settings
@@ -121,6 +122,12 @@ class JobWorker:
         except asyncio.CancelledError:
             # The controller is stopping: store what was read (with its cursor, so the next
             # controller resumes right after it) and leave the job to be adopted.
+            with contextlib.suppress(Exception):
+                await log.close()
+            raise
+        except StorageError:
+            # The database failed us, not the job: leave it running for the next reconcile,
+            # which adopts its container or starts it again (an attempt counted).
             with contextlib.suppress(Exception):
                 await log.close()
             raise

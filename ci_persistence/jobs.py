@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import sqlite3
 import uuid
 from collections.abc import Generator, Sequence
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from ci_common.errors import JobNotFoundError
+from ci_common.errors import DatabaseUnavailableError, JobNotFoundError
 from ci_common.models import Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
 from ci_persistence.database import (
     BUSY_TIMEOUT_MS,
@@ -31,12 +32,15 @@ from ci_persistence.database import (
 )
 from ci_persistence.uncancellable import uncancellable
 
+logger = logging.getLogger(__name__)
+
 _JOB_COLUMNS = (
     "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
     "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts"
 )
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
+COPY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def job_from_row(row: sqlite3.Row) -> Job:
@@ -78,7 +82,12 @@ class SqliteJobs:
     @uncancellable
     async def create_job(self, *, user_id: UserId, archive: bytes | BinaryIO) -> Job:
         source = io.BytesIO(archive) if isinstance(archive, bytes) else archive
-        job_id = await asyncio.to_thread(_insert_job, self._db.path, user_id, source)
+        try:
+            job_id = await asyncio.to_thread(_insert_job, self._db.path, user_id, source)
+        except sqlite3.OperationalError as exc:
+            raise DatabaseUnavailableError(
+                f"the database is unavailable ({exc}); try again in a few seconds"
+            ) from exc
         return await self.get_job(JobId(job_id))
 
     async def get_job(self, job_id: JobId) -> Job:
@@ -190,7 +199,23 @@ class SqliteJobs:
         return None if row is None else bytes(row["data"])
 
     async def copy_archive(self, job_id: JobId, into: BinaryIO) -> bool:
-        return await asyncio.to_thread(_copy_archive, self._db.path, job_id, into)
+        # A side connection's blob can meet SQLITE_BUSY without its busy handler being asked
+        # (seen right after another process was killed mid-write): retry briefly, then say so.
+        for delay in COPY_RETRY_DELAYS:
+            try:
+                into.seek(0)
+                into.truncate()
+                return await asyncio.to_thread(_copy_archive, self._db.path, job_id, into)
+            except sqlite3.OperationalError as exc:
+                logger.warning("job %s: reading its upload failed (%s); retrying", job_id, exc)
+                await asyncio.sleep(delay)
+        try:
+            return await asyncio.to_thread(_copy_archive, self._db.path, job_id, into)
+        except sqlite3.OperationalError as exc:
+            raise DatabaseUnavailableError(
+                f"cannot read the job's upload from the database ({exc}); the controller "
+                "tries again at its next pass"
+            ) from exc
 
     async def delete_archive(self, job_id: JobId) -> None:
         await self._db.execute("DELETE FROM job_archives WHERE job_id = ?", (job_id,))

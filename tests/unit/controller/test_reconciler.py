@@ -8,12 +8,14 @@ import tarfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from controller_world import World
 from fake_runtime import FakeContainer
 
-from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion, JobStatus
+from ci_common.errors import DatabaseUnavailableError
+from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion, JobId, JobStatus
 from ci_controller.log_cursor import LogPosition
 from ci_controller.runtime import (
     PROJECT_MISSING_EXIT,
@@ -665,3 +667,26 @@ async def test_a_cancel_while_the_project_is_staged_removes_its_files(
 
     assert (await world.job(job)).conclusion is JobConclusion.CANCELLED
     assert _staged(staging_root) == []
+
+
+async def test_a_database_failure_while_starting_leaves_the_job_to_the_next_pass(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.runtime.on_start = passes
+    job = await world.submit()
+    real_copy = world.repo.copy_archive
+    failures = [DatabaseUnavailableError("the database is unavailable (database is locked)")]
+
+    async def copy_failing_once(job_id: JobId, into: BinaryIO) -> bool:
+        if failures:
+            raise failures.pop()
+        return await real_copy(job_id, into)
+
+    monkeypatch.setattr(world.repo, "copy_archive", copy_failing_once)
+    controller = await world.reconciled()
+    assert (await world.job(job)).status is JobStatus.RUNNING  # not failed for our fault
+
+    await controller.reconcile()
+    await controller.wait_idle()
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.SUCCESS and done.attempts == 2
