@@ -27,33 +27,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from sse_fanout import proc_memory_mb, server_ready, start_server, wait_until
+from sse_fanout import prepare, proc_memory_mb, server_ready, start_server, wait_until
 
-from ci_common.auth import generate_api_key
-from ci_common.models import JobConclusion
+from ci_common.models import JobConclusion, JobId
 from ci_persistence import open_repository
 
 MIB = 1024 * 1024
 SETTLE_SECONDS = 3.0
 
 
-async def prepare(db_path: Path, *, log_bytes: int, chunk_bytes: int) -> tuple[str, str]:
-    """A user, a key and a completed job whose stored log is `log_bytes` long."""
+async def prepare_log(db_path: Path, *, log_bytes: int, chunk_bytes: int) -> tuple[str, str]:
+    """A key and a completed job whose stored log is `log_bytes` long: (job id, key)."""
+    job_id, key = await prepare(db_path)
     repo = await open_repository(db_path)
     try:
-        user = await repo.create_user(name="bench", email="bench@example.org")
-        key = generate_api_key()
-        await repo.create_api_key(
-            user_id=user.id, name="bench", key_hash=key.key_hash, prefix=key.prefix, expires_at=None
-        )
-        job = await repo.create_job(user_id=user.id, archive=b"PK")
-        await repo.mark_running(job.id, container_id=None)
         line = "x" * 99 + "\n"
         chunk = line * (chunk_bytes // len(line))
         for _ in range(log_bytes // len(chunk)):
-            await repo.append_log(job.id, chunk, cursor=None)
-        await repo.complete_job(job.id, conclusion=JobConclusion.FAILURE, exit_code=1)
-        return job.id, key.secret
+            await repo.append_log(JobId(job_id), chunk, cursor=None)
+        await repo.complete_job(JobId(job_id), conclusion=JobConclusion.FAILURE, exit_code=1)
+        return job_id, key
     finally:
         await repo.close()
 
@@ -94,7 +87,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="replay-memory-") as tmp:
         db_path = Path(tmp) / "ci.db"
         job_id, key = asyncio.run(
-            prepare(
+            prepare_log(
                 db_path, log_bytes=int(args.log_mb * MIB), chunk_bytes=int(args.chunk_kb * 1024)
             )
         )

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from ci_server.http_protocol import H11Protocol
 
-from .conftest import STARTUP_TIMEOUT
+from .conftest import ThreadServer
 
 KEEP_ALIVE = 1
 LINGER = 1.5
@@ -41,27 +39,10 @@ Address = tuple[str, int]
 
 @pytest.fixture
 def server(app: FastAPI) -> Iterator[Address]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app,
-        http=QuickH11Protocol,
-        timeout_keep_alive=KEEP_ALIVE,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
-    served = uvicorn.Server(config)
-    thread = threading.Thread(target=served.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not served.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    yield sock.getsockname()
-    served.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    served = ThreadServer(app, http=QuickH11Protocol, timeout_keep_alive=KEEP_ALIVE)
+    served.start()
+    yield served.socket.getsockname()
+    served.stop()
 
 
 def connect(address: Address) -> socket.socket:

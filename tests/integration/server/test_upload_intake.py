@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,16 +25,9 @@ UPLOAD_TIMEOUT = 0.5
 
 
 @pytest.fixture
-def settings(db_path: Path) -> ServerSettings:
-    """One upload at a time, and half a second to send it."""
-    return ServerSettings(
-        db_path=db_path,
-        max_upload_mb=1,
-        max_unpacked_mb=2,
-        max_upload_entries=50,
-        max_uploads=1,
-        upload_timeout=UPLOAD_TIMEOUT,
-    )
+def settings(settings: ServerSettings) -> ServerSettings:
+    """The usual test settings, with one upload at a time and half a second to send it."""
+    return settings.model_copy(update={"max_uploads": 1, "upload_timeout": UPLOAD_TIMEOUT})
 
 
 class Body:
