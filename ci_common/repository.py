@@ -103,9 +103,17 @@ class JobRepository(Protocol):
         ...
 
     async def read_logs(
-        self, job_id: JobId, *, after_seq: int = 0, limit: int | None = None
+        self,
+        job_id: JobId,
+        *,
+        after_seq: int = 0,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> list[LogChunk]:
-        """Chunks with `seq > after_seq`, in order."""
+        """Chunks with `seq > after_seq`, in order: at most `limit` of them and, with
+        `max_bytes`, no more than fit in that many bytes of UTF-8 `data` (but always the first
+        one, however large). Readers page through a log with this, so what a page holds in
+        memory is bounded whatever the log's size and however its chunks are cut."""
         ...
 
     async def change_counter(self) -> int:

@@ -42,6 +42,28 @@ _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
 COPY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
+# One page of a log, bounded by bytes: a walk along the job's chunks in seq order, carrying the
+# running total of their UTF-8 sizes, that stops at the first chunk taking the total to the
+# budget or past it. Only the page's chunks and that one are read, however long the log is (a
+# window function over the rest of the log would read all of it for every page). The caller
+# drops the last chunk when it overflows the budget, unless it is the only one.
+_LOG_PAGE = """
+WITH RECURSIVE page(seq, data, created_at, total) AS (
+    SELECT seq, data, created_at, length(CAST(data AS BLOB)) FROM (
+        SELECT seq, data, created_at FROM log_chunks
+        WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 1
+    )
+    UNION ALL
+    SELECT chunk.seq, chunk.data, chunk.created_at,
+           page.total + length(CAST(chunk.data AS BLOB))
+    FROM page CROSS JOIN log_chunks AS chunk
+    WHERE page.total < ?3 AND chunk.job_id = ?1
+      AND chunk.seq = (SELECT MIN(seq) FROM log_chunks WHERE job_id = ?1 AND seq > page.seq)
+    LIMIT ?4
+)
+SELECT ?1 AS job_id, seq, data, created_at, total FROM page ORDER BY seq
+"""
+
 
 def job_from_row(row: sqlite3.Row) -> Job:
     created_at = from_text(row["created_at"])
@@ -241,13 +263,24 @@ class SqliteJobs:
         return LogChunk(job_id=job_id, seq=seq, data=data, created_at=created_at)
 
     async def read_logs(
-        self, job_id: JobId, *, after_seq: int = 0, limit: int | None = None
+        self,
+        job_id: JobId,
+        *,
+        after_seq: int = 0,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> list[LogChunk]:
-        rows = await self._db.fetch_all(
-            "SELECT job_id, seq, data, created_at FROM log_chunks "
-            "WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (job_id, after_seq, -1 if limit is None else limit),
-        )
+        row_limit = -1 if limit is None else limit
+        if max_bytes is None:
+            rows = await self._db.fetch_all(
+                "SELECT job_id, seq, data, created_at FROM log_chunks "
+                "WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (job_id, after_seq, row_limit),
+            )
+        else:
+            rows = await self._db.fetch_all(_LOG_PAGE, (job_id, after_seq, max_bytes, row_limit))
+            if len(rows) > 1 and rows[-1]["total"] > max_bytes:
+                rows.pop()  # the chunk that told the walk to stop
         return [chunk_from_row(row) for row in rows]
 
     async def change_counter(self) -> int:

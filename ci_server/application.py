@@ -23,6 +23,7 @@ from ci_server.errors import install_error_handlers
 from ci_server.log_hub import LogHub
 from ci_server.routes import health, jobs, submit
 from ci_server.settings import ServerSettings
+from ci_server.upload_intake import UploadSlots
 from ci_server.upload_limit import MULTIPART_OVERHEAD_BYTES, RequestSizeLimit
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ streams the output back. Every endpoint but `/health` needs `Authorization: Bear
 def create_app(settings: Settings) -> FastAPI:
     """An app serving the database `settings.db_path`, opened when the app starts."""
     server_settings = ServerSettings.from_settings(settings)
-    runtime = ServerRuntime(settings=server_settings)
+    runtime = ServerRuntime(
+        settings=server_settings, uploads=UploadSlots(server_settings.max_uploads)
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:

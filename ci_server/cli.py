@@ -1,7 +1,11 @@
 """`ci-server`: run the HTTP API under uvicorn.
 
 Settings other than where to listen come from the environment (`CI_DB_PATH`, upload limits),
-so every worker process builds the same app from `ci_server.app:app`.
+so every worker process builds the same app from `ci_server.app:app`. Two of them configure
+uvicorn itself, per worker process: `CI_MAX_CONNECTIONS` (more get a plain 503) and
+`CI_KEEP_ALIVE_TIMEOUT` (how long a connection may go without a complete request head, before
+its first request or between requests; `ci_server.http_protocol`). Request heads are capped at
+`MAX_REQUEST_HEAD_BYTES`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import uvicorn
 
 from ci_common.errors import CIError
 from ci_persistence import open_repository
+from ci_server.http_protocol import H11Protocol
 from ci_server.settings import ServerSettings
+
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
 
 
 def load_settings() -> ServerSettings:
@@ -82,4 +89,8 @@ def main(host: str, port: int, workers: int, log_level: str) -> None:
         workers=workers,
         log_level=log_level,
         timeout_graceful_shutdown=5,
+        http=H11Protocol,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        limit_concurrency=settings.max_connections,
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
     )

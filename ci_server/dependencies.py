@@ -20,6 +20,7 @@ from ci_common.models import Job, JobId, User
 from ci_common.repository import Repository
 from ci_server.log_hub import LogHub
 from ci_server.settings import ServerSettings
+from ci_server.upload_intake import UploadSlots
 
 
 @dataclass
@@ -27,6 +28,7 @@ class ServerRuntime:
     """What the lifespan opens and every request uses; one per process, on `app.state`."""
 
     settings: ServerSettings
+    uploads: UploadSlots
     repo: Repository | None = None
     hub: LogHub | None = None
 
@@ -56,9 +58,14 @@ def get_hub(runtime: RuntimeDep) -> LogHub:
     return runtime.hub
 
 
+def get_upload_slots(runtime: RuntimeDep) -> UploadSlots:
+    return runtime.uploads
+
+
 SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
 RepoDep = Annotated[Repository, Depends(get_repo)]
 HubDep = Annotated[LogHub, Depends(get_hub)]
+UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]
 
 bearer_scheme = HTTPBearer(
     auto_error=False,

@@ -39,14 +39,29 @@ class UnusableUploadError(InvalidInputError):
     """A well-formed zip that cannot be run as a project (unsafe paths, no requirements; 422)."""
 
 
+class UploadTimeoutError(InvalidInputError):
+    """The upload's body did not arrive within the time allowed (408)."""
+
+
+class ServerBusyError(CIError):
+    """The server is at a configured limit right now; the request may be retried after
+    `retry_after` seconds (503 with `Retry-After`)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 _STATUS_BY_ERROR: tuple[tuple[type[CIError], int], ...] = (
     (AuthenticationError, 401),
     (NotFoundError, 404),
     (UploadTooLargeError, 413),
     (UnusableUploadError, 422),
+    (UploadTimeoutError, 408),
     (InvalidInputError, 400),
     (ConflictError, 409),
     (StorageError, 503),
+    (ServerBusyError, 503),
 )
 
 
@@ -73,11 +88,24 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 UPLOAD_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     400: error_response("not a zip, empty or corrupt"),
+    408: error_response("the upload did not arrive within CI_UPLOAD_TIMEOUT seconds"),
     413: error_response("archive, unpacked size or entry count over the limit"),
     422: error_response(
         "unsafe entries (absolute path, `..`, symlink, device), no requirements.txt or "
         "pyproject.toml at the root, or no `file` field"
     ),
+    503: {
+        **error_response(
+            "the server is receiving as many uploads as it takes at once (CI_MAX_UPLOADS); "
+            "retry after `Retry-After` seconds"
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "seconds to wait before retrying",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
 }
 
 
@@ -92,13 +120,17 @@ async def handle_ci_error(request: Request, exc: Exception) -> JSONResponse:
     """Map any `CIError` to its status with the error's message as `detail`."""
     assert isinstance(exc, CIError)
     status = status_for(exc)
-    if status >= 500:
+    if isinstance(exc, ServerBusyError):
+        logger.warning("%s %s refused: %s", request.method, request.url.path, exc)
+    elif status >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc)
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] = {}
     if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, ServerBusyError):
+        headers["Retry-After"] = str(exc.retry_after)
     elif status == 503:
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
 

@@ -29,10 +29,9 @@ from ci_server.log_hub import (
     JobStarted,
     LogHub,
     Resync,
-    encode_chunk,
+    encode_chunks,
 )
-
-REPLAY_PAGE = 1000
+from ci_server.log_pages import log_pages
 
 
 def job_id_message(job: Job) -> bytes:
@@ -145,14 +144,11 @@ class JobStream:
         yield complete_message(job)
 
     async def _replay(self, *, up_to: int | None) -> AsyncIterator[bytes]:
-        """Stored chunks after `_last_sent` (up to `up_to` if given), a page at a time."""
-        while up_to is None or self._last_sent < up_to:
-            chunks = await self._repo.read_logs(
-                self._job.id, after_seq=self._last_sent, limit=REPLAY_PAGE
-            )
-            if up_to is not None:
-                chunks = [chunk for chunk in chunks if chunk.seq <= up_to]
-            if not chunks:
-                return
-            self._last_sent = chunks[-1].seq
-            yield b"".join(encode_chunk(chunk) for chunk in chunks)
+        """Stored chunks after `_last_sent` (up to `up_to` if given), a page at a time, each
+        read once the client has taken the one before."""
+        pages = log_pages(
+            self._repo, self._job.id, after_seq=self._last_sent, up_to=up_to, encode=encode_chunks
+        )
+        async for last_seq, page in pages:
+            self._last_sent = last_seq
+            yield page

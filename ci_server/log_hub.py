@@ -6,7 +6,7 @@ cost a query per follower per tick, so a single task does the asking for all of 
 - every `poll_interval` it reads `change_counter()` (SQLite's `data_version`, one cheap
   pragma); only when that moved, or when `full_check_interval` has passed, does it read the
   followed jobs (one `get_jobs` query) and, for each job whose `last_log_seq` grew, the new
-  chunks (one `read_logs` per job, not per follower);
+  chunks (per job, not per follower, in pages of bounded size: `log_pages`);
 - it encodes each chunk as an SSE message once and puts the same bytes on every follower's
   queue, with `JobStarted` before and `JobFinished` after the chunks when the status moved;
 - the full check exists because `data_version` does not move for this process's own writes
@@ -15,7 +15,9 @@ cost a query per follower per tick, so a single task does the asking for all of 
 The hub delivers every chunk with `seq > Follower.start_seq`; a follower that wants older
 chunks reads them itself once, on subscribing. A follower whose queue overflows (a client
 that stopped reading) gets a `Resync` instead of more chunks and catches up from the
-database, so a slow client costs memory bounded by `queue_limit`, not by the log's size.
+database a page at a time, so a slow client costs memory bounded by `queue_limit` updates and
+`queue_limit_bytes` of encoded chunks, not by the log's size. The batches are shared, so the
+followers of one job together hold at most one queue's worth.
 """
 
 from __future__ import annotations
@@ -24,18 +26,22 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_right
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from sse_starlette import ServerSentEvent
 
 from ci_common.api import LogEvent
 from ci_common.models import Job, JobId, JobStatus, LogChunk
 from ci_common.repository import JobRepository
+from ci_server.log_pages import LOG_PAGE_BYTES, log_pages
 
 logger = logging.getLogger(__name__)
 
 ERROR_BACKOFF_SECONDS = 1.0
+QUEUE_LIMIT_BYTES = 16 * LOG_PAGE_BYTES
 
 
 def encode_chunk(chunk: LogChunk) -> bytes:
@@ -44,24 +50,38 @@ def encode_chunk(chunk: LogChunk) -> bytes:
     return ServerSentEvent(data=event.model_dump_json(), id=str(chunk.seq)).encode()
 
 
+def encode_chunks(chunks: Sequence[LogChunk]) -> bytes:
+    return b"".join(encode_chunk(chunk) for chunk in chunks)
+
+
 @dataclass(frozen=True)
 class ChunkBatch:
-    """New chunks of one job, in order, with their SSE encoding."""
+    """New chunks of one job, in order, SSE-encoded into one buffer (`starts[i]` is where
+    chunk `seqs[i]` begins in `joined`)."""
 
     seqs: tuple[int, ...]
-    encoded: tuple[bytes, ...]
+    starts: tuple[int, ...]
     joined: bytes
 
     @classmethod
     def of(cls, chunks: Sequence[LogChunk]) -> ChunkBatch:
-        encoded = tuple(encode_chunk(chunk) for chunk in chunks)
-        return cls(seqs=tuple(c.seq for c in chunks), encoded=encoded, joined=b"".join(encoded))
+        encoded = [encode_chunk(chunk) for chunk in chunks]
+        return cls(
+            seqs=tuple(chunk.seq for chunk in chunks),
+            starts=tuple(accumulate((len(message) for message in encoded[:-1]), initial=0)),
+            joined=b"".join(encoded),
+        )
 
     def after(self, seq: int) -> bytes:
         """The encoded chunks with a sequence number above `seq`."""
-        if not self.seqs or self.seqs[0] > seq:
+        index = bisect_right(self.seqs, seq)
+        if index == 0:
             return self.joined
-        return b"".join(data for s, data in zip(self.seqs, self.encoded, strict=True) if s > seq)
+        return self.joined[self.starts[index] :] if index < len(self.seqs) else b""
+
+    @property
+    def size(self) -> int:
+        return len(self.joined)
 
     @property
     def last_seq(self) -> int:
@@ -90,23 +110,35 @@ HubUpdate = ChunkBatch | JobStarted | JobFinished | Resync
 
 @dataclass(eq=False)
 class Follower:
-    """One subscriber's inbox. `start_seq`/`status` are the hub's view when it subscribed."""
+    """One subscriber's inbox. `start_seq`/`status` are the hub's view when it subscribed.
+
+    The inbox holds at most `max_updates` updates and `max_bytes` of encoded chunks; an update
+    that would pass either replaces everything queued by one `Resync`."""
 
     job_id: JobId
     start_seq: int
     status: JobStatus
-    queue: asyncio.Queue[HubUpdate]
+    max_updates: int
+    max_bytes: int
+    queue: asyncio.Queue[HubUpdate] = field(default_factory=asyncio.Queue[HubUpdate])
+    queued_bytes: int = 0
 
     async def next(self) -> HubUpdate:
-        return await self.queue.get()
+        update = await self.queue.get()
+        if isinstance(update, ChunkBatch):
+            self.queued_bytes -= update.size
+        return update
 
     def deliver(self, update: HubUpdate) -> None:
-        try:
+        size = update.size if isinstance(update, ChunkBatch) else 0
+        if self.queue.qsize() < self.max_updates and self.queued_bytes + size <= self.max_bytes:
             self.queue.put_nowait(update)
-        except asyncio.QueueFull:
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(Resync())
+            self.queued_bytes += size
+            return
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(Resync())
+        self.queued_bytes = 0
 
 
 @dataclass(eq=False)
@@ -130,11 +162,13 @@ class LogHub:
         poll_interval: float = 0.02,
         full_check_interval: float = 1.0,
         queue_limit: int = 256,
+        queue_limit_bytes: int = QUEUE_LIMIT_BYTES,
     ) -> None:
         self._repo = repo
         self._poll_interval = poll_interval
         self._full_check_interval = full_check_interval
         self._queue_limit = queue_limit
+        self._queue_limit_bytes = queue_limit_bytes
         self._jobs: dict[JobId, _FollowedJob] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -180,7 +214,8 @@ class LogHub:
             job_id=job.id,
             start_seq=followed.cursor,
             status=followed.status,
-            queue=asyncio.Queue(self._queue_limit),
+            max_updates=self._queue_limit,
+            max_bytes=self._queue_limit_bytes,
         )
         followed.followers.add(follower)
         try:
@@ -223,11 +258,16 @@ class LogHub:
             if started:
                 # Even if it finished within one tick: it ran before it printed anything.
                 followed.broadcast(JobStarted())
-            if job.last_log_seq > followed.cursor:
-                chunks = await self._repo.read_logs(job.id, after_seq=followed.cursor)
-                if chunks:
-                    followed.cursor = chunks[-1].seq
-                    followed.broadcast(ChunkBatch.of(chunks))
+            pages = log_pages(
+                self._repo,
+                job.id,
+                after_seq=followed.cursor,
+                up_to=job.last_log_seq,
+                encode=ChunkBatch.of,
+            )
+            async for last_seq, batch in pages:
+                followed.cursor = last_seq
+                followed.broadcast(batch)
             if finished:
                 followed.broadcast(JobFinished(job))
             if job.is_terminal and self._jobs.get(job.id) is followed:

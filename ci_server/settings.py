@@ -14,7 +14,8 @@ MIB = 1024 * 1024
 
 
 class ServerSettings(Settings):
-    """`Settings` plus how the server streams logs."""
+    """`Settings` plus how the server streams logs and how many connections and uploads one
+    server process takes on at once."""
 
     sse_ping_interval: float = Field(
         default=15.0, gt=0, description="seconds between keep-alive comments on an idle SSE stream"
@@ -26,6 +27,27 @@ class ServerSettings(Settings):
     )
     log_full_check_interval: float = Field(
         default=1.0, gt=0, description="seconds between full re-reads of followed jobs (safety net)"
+    )
+    max_uploads: int = Field(
+        default=4,
+        gt=0,
+        description="uploads one server process receives, checks and stores at once; more get "
+        "503 with Retry-After (each may spool up to CI_MAX_UPLOAD_MB to a temporary file)",
+    )
+    upload_timeout: float = Field(
+        default=120, gt=0, description="seconds an upload's body may take to arrive (then 408)"
+    )
+    max_connections: int = Field(
+        default=1000,
+        gt=0,
+        description="open connections per server process, log streams included; more get 503 "
+        "(read by `ci-server`: uvicorn's limit_concurrency)",
+    )
+    keep_alive_timeout: int = Field(
+        default=5,
+        gt=0,
+        description="seconds a connection may sit without a complete request head, before its "
+        "first request or between requests, before it is closed (read by `ci-server`)",
     )
 
     @classmethod

@@ -1,10 +1,15 @@
 """A cap on request bodies, enforced while they arrive rather than after they are spooled.
 
-The multipart parser writes an upload to a temporary file before any endpoint sees it, so the
-archive size limit must also act one level lower: a `Content-Length` over the cap is refused
-before a byte is read, and a body that grows past it (chunked, or a lying length) is cut off
-mid-stream. The endpoint still checks the exact archive size; this cap allows for the few
-bytes of multipart framing around it.
+The multipart parser writes an upload to a temporary file as it reads it, so the archive size
+limit must also act one level lower: a `Content-Length` over the cap is refused before a byte
+is read, and a body that grows past it (chunked, or a lying length) is cut off mid-stream. The
+endpoint still checks the exact archive size; this cap allows for the few bytes of multipart
+framing around it.
+
+Refusing does not close the connection: most clients read the response only once they have
+sent the whole body, and a server that closes with the body unread makes the kernel reset the
+connection, losing the response. uvicorn throws the rest of the body away instead, and
+`ci_server.http_protocol` bounds how long that may take.
 """
 
 from __future__ import annotations
@@ -56,7 +61,6 @@ class RequestSizeLimit:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
                 ],
             }
         )

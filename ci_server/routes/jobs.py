@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -16,13 +16,13 @@ from ci_common.models import Job, JobStatus
 from ci_common.repository import JobRepository
 from ci_server.dependencies import CurrentUser, HubDep, OwnedJob, RepoDep, SettingsDep
 from ci_server.errors import ERROR_RESPONSES, error_response
+from ci_server.log_pages import log_pages, log_text
 from ci_server.routes.sse import SSE_RESPONSE, job_event_response
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
-LOG_PAGE = 1000
 MAX_SEQ = 2**62  # SQLite integers are 64-bit; anything larger is no seq we issued
 
 
@@ -113,11 +113,9 @@ def _parse_last_event_id(value: str) -> int:
     return seq
 
 
-async def _log_text(repo: JobRepository, job: Job) -> AsyncGenerator[bytes]:
-    after = 0
-    while True:
-        chunks = await repo.read_logs(job.id, after_seq=after, limit=LOG_PAGE)
-        if not chunks:
-            return
-        after = chunks[-1].seq
-        yield "".join(chunk.data for chunk in chunks).encode()
+async def _log_text(repo: JobRepository, job: Job) -> AsyncIterator[bytes]:
+    """The log as stored when the request came, a page at a time, each read once the client
+    has taken the one before."""
+    pages = log_pages(repo, job.id, after_seq=0, up_to=job.last_log_seq, encode=log_text)
+    async for _, page in pages:
+        yield page

@@ -2,6 +2,8 @@
 
 `/submit` streams the whole job, `/submit-stream` does the same after a `job_id` event, and
 `/submit-async` returns 202 at once. Nothing is stored unless the archive passed every check.
+The caller is authenticated before a byte of the body is read (`AcceptedJob` depends on
+`CurrentUser`; see `ci_server.upload_intake`).
 """
 
 from __future__ import annotations
@@ -9,30 +11,23 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, Depends, Request
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from ci_common.api import SubmitAccepted
-from ci_common.models import Job, User
-from ci_common.repository import JobRepository
-from ci_server.dependencies import CurrentUser, HubDep, RepoDep, SettingsDep
+from ci_common.models import Job
+from ci_server.dependencies import CurrentUser, HubDep, RepoDep, SettingsDep, UploadSlotsDep
 from ci_server.errors import ERROR_RESPONSES, UPLOAD_ERROR_RESPONSES
 from ci_server.routes.sse import SSE_RESPONSE, job_event_response
 from ci_server.settings import ServerSettings
+from ci_server.upload_intake import ARCHIVE_REQUEST_BODY, archive_field
 from ci_server.upload_validation import UploadLimits, validate_archive
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["submit"], responses={**ERROR_RESPONSES, **UPLOAD_ERROR_RESPONSES})
-
-ArchiveFile = Annotated[
-    UploadFile,
-    File(
-        description="a zip of the project root, holding requirements.txt or pyproject.toml "
-        "at its top level"
-    ),
-]
 
 
 def upload_limits(settings: ServerSettings) -> UploadLimits:
@@ -43,17 +38,30 @@ def upload_limits(settings: ServerSettings) -> UploadLimits:
     )
 
 
-async def accept_upload(
-    *, file: UploadFile, user: User, repo: JobRepository, settings: ServerSettings
+async def accepted_job(
+    request: Request,
+    user: CurrentUser,
+    repo: RepoDep,
+    settings: SettingsDep,
+    uploads: UploadSlotsDep,
 ) -> Job:
-    """Validate the spooled upload and store it as a new queued job."""
-    limits = upload_limits(settings)
-    size = file.size if file.size is not None else _spooled_size(file)
-    await run_in_threadpool(validate_archive, file.file, size=size, limits=limits)
-    # The spooled file itself, read in blocks: the upload is never whole in memory.
-    job = await repo.create_job(user_id=user.id, archive=file.file)
+    """The caller's upload, received, validated and stored as a new queued job.
+
+    Dependencies resolve before this runs, so the caller is known (from the headers alone)
+    before the body is read; then an upload slot is taken, or the answer is 503 at once."""
+    with uploads.take():
+        async with archive_field(request, time_limit=settings.upload_timeout) as file:
+            size = file.size if file.size is not None else _spooled_size(file)
+            limits = upload_limits(settings)
+            await run_in_threadpool(validate_archive, file.file, size=size, limits=limits)
+            async with uploads.storing:  # one archive written at a time
+                # The spooled file itself, read in blocks: never whole in memory.
+                job = await repo.create_job(user_id=user.id, archive=file.file)
     logger.info("job %s: submitted by user %s (%d bytes)", job.id, user.id, size)
     return job
+
+
+AcceptedJob = Annotated[Job, Depends(accepted_job)]
 
 
 def _spooled_size(file: UploadFile) -> int:
@@ -68,11 +76,11 @@ def _spooled_size(file: UploadFile) -> int:
     summary="Submit a project and stream the whole job",
     response_class=EventSourceResponse,
     responses=SSE_RESPONSE,
+    openapi_extra=ARCHIVE_REQUEST_BODY,
 )
 async def submit(
-    file: ArchiveFile, user: CurrentUser, repo: RepoDep, hub: HubDep, settings: SettingsDep
+    job: AcceptedJob, repo: RepoDep, hub: HubDep, settings: SettingsDep
 ) -> EventSourceResponse:
-    job = await accept_upload(file=file, user=user, repo=repo, settings=settings)
     return job_event_response(repo=repo, hub=hub, settings=settings, job=job, after_seq=0)
 
 
@@ -81,19 +89,21 @@ async def submit(
     summary="Submit a project and stream the job, announcing its id first",
     response_class=EventSourceResponse,
     responses=SSE_RESPONSE,
+    openapi_extra=ARCHIVE_REQUEST_BODY,
 )
 async def submit_stream(
-    file: ArchiveFile, user: CurrentUser, repo: RepoDep, hub: HubDep, settings: SettingsDep
+    job: AcceptedJob, repo: RepoDep, hub: HubDep, settings: SettingsDep
 ) -> EventSourceResponse:
-    job = await accept_upload(file=file, user=user, repo=repo, settings=settings)
     return job_event_response(
         repo=repo, hub=hub, settings=settings, job=job, after_seq=0, announce=True
     )
 
 
-@router.post("/submit-async", status_code=202, summary="Submit a project; returns at once")
-async def submit_async(
-    file: ArchiveFile, user: CurrentUser, repo: RepoDep, settings: SettingsDep
-) -> SubmitAccepted:
-    job = await accept_upload(file=file, user=user, repo=repo, settings=settings)
+@router.post(
+    "/submit-async",
+    status_code=202,
+    summary="Submit a project; returns at once",
+    openapi_extra=ARCHIVE_REQUEST_BODY,
+)
+async def submit_async(job: AcceptedJob) -> SubmitAccepted:
     return SubmitAccepted(job_id=job.id, status=job.status)

@@ -225,6 +225,36 @@ async def test_log_chunks_get_increasing_seq_and_read_after(repo: Repository) ->
     assert stored.log_bytes == sum(len(f"line {i}\n") for i in range(1, 6))
 
 
+async def test_log_pages_are_bounded_by_bytes(repo: Repository) -> None:
+    user = await make_user(repo)
+    job = await repo.create_job(user_id=user.id, archive=b"x")
+    other = await repo.create_job(user_id=user.id, archive=b"x")
+    sizes = [3, 4, 10, 1, 1, 1, 2]
+    for n, size in enumerate(sizes):
+        await repo.append_log(job.id, "é" * (size // 2) + "x" * (size % 2), cursor=None)
+        await repo.append_log(other.id, f"other {n}", cursor=None)
+
+    async def page(after: int, max_bytes: int, limit: int | None = None) -> list[int]:
+        chunks = await repo.read_logs(job.id, after_seq=after, max_bytes=max_bytes, limit=limit)
+        return [chunk.seq for chunk in chunks]
+
+    # Sizes count UTF-8 bytes ("é" is two); a page stops before the chunk that would overflow.
+    assert await page(0, 7) == [1, 2]
+    assert await page(0, 6) == [1]
+    assert await page(2, 5) == [3]  # a chunk over the budget still comes, alone
+    assert await page(3, 5) == [4, 5, 6, 7]
+    assert await page(3, 2) == [4, 5]
+    assert await page(3, 100, limit=2) == [4, 5]
+    assert await page(0, 10**9) == list(range(1, 8))
+    assert await page(7, 100) == []
+
+    # Paging by bytes reads every chunk exactly once, in order.
+    seen: list[int] = []
+    while chunks := await repo.read_logs(job.id, after_seq=seen[-1] if seen else 0, max_bytes=8):
+        seen += [chunk.seq for chunk in chunks]
+    assert seen == list(range(1, 8))
+
+
 async def test_logs_are_per_job(repo: Repository) -> None:
     user = await make_user(repo)
     one = await repo.create_job(user_id=user.id, archive=b"x")

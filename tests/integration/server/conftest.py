@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -150,16 +151,17 @@ def hub_of(app: FastAPI) -> LogHub:
 
 
 class ThreadServer:
-    """uvicorn serving `app` on a free port, in a background thread of this process."""
+    """uvicorn serving `app` on a free port, in a background thread of this process;
+    `options` go to `uvicorn.Config` (a protocol class, timeouts)."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, **options: Any) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
         port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1, **options
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
