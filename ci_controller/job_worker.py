@@ -61,6 +61,7 @@ CANCEL_GRACE_SECONDS = 2.0
 TIMEOUT_GRACE_SECONDS = 5.0
 DRAIN_TIMEOUT_SECONDS = 30.0
 _LARGE_ARCHIVE_BYTES = 256 * 1024
+_KILLED = 128 + 9  # SIGKILL: the tests themselves were killed
 
 T = TypeVar("T")
 
@@ -328,11 +329,14 @@ class JobWorker:
                 error="the project never reached the job's container (the controller stopped "
                 "while starting it); submit the job again",
             )
+        memory = self._env.settings.job_memory
         note = None
-        if status.oom_killed:
+        if status.oom_killed and status.exit_code == _KILLED:
+            note = f"the tests ran out of memory (CI_JOB_MEMORY={memory}) and were killed"
+        elif status.oom_killed:
             note = (
-                f"the tests ran out of memory (CI_JOB_MEMORY={self._env.settings.job_memory}) "
-                "and were killed"
+                "the kernel killed a process the tests started because it ran out of memory "
+                f"(CI_JOB_MEMORY={memory})"
             )
         return Outcome(JobConclusion.FAILURE, exit_code=status.exit_code, note=note)
 

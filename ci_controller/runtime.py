@@ -115,7 +115,8 @@ class LogFrame:
 
 @dataclass(frozen=True)
 class ExitStatus:
-    """How a container ended: its exit code and whether the kernel killed it for memory."""
+    """How a job container ended: the exit code of its tests, and whether the kernel killed a
+    process in it for memory (the tests themselves, exit code 137, or one they started)."""
 
     exit_code: int
     oom_killed: bool = False

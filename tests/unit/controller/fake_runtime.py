@@ -45,6 +45,7 @@ class FakeContainer:
     state: ContainerState = ContainerState.CREATED
     frames: list[LogFrame] = field(default_factory=lambda: list[LogFrame]())
     exit_code: int | None = None
+    oom_killed: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def emit(self, data: bytes, *, same_timestamp: bool = False) -> LogFrame:
@@ -59,9 +60,11 @@ class FakeContainer:
         self.poke()
         return frame
 
-    def exit(self, code: int) -> None:
+    def exit(self, code: int, *, oom_killed: bool = False) -> None:
+        """End with `code`; `oom_killed` is what the runtime reports about memory."""
         self.state = ContainerState.EXITED
         self.exit_code = code
+        self.oom_killed = oom_killed
         self.poke()
 
     def poke(self) -> None:
@@ -218,7 +221,7 @@ class FakeRuntime:
                 raise ContainerGoneError(f"container {container_id} vanished")
             if container.state is ContainerState.EXITED:
                 assert container.exit_code is not None
-                return ExitStatus(exit_code=container.exit_code)
+                return ExitStatus(exit_code=container.exit_code, oom_killed=container.oom_killed)
             await container.changed.wait()
 
     async def stop(self, container_id: str, *, grace: float) -> None:

@@ -67,6 +67,38 @@ async def test_a_failing_job_records_pytests_exit_code(world: World) -> None:
     assert (done.conclusion, done.exit_code, done.success) == (JobConclusion.FAILURE, 1, False)
 
 
+@pytest.mark.parametrize(
+    ("code", "flags", "last_line"),
+    [
+        (137, {"oom_killed": True}, "[ci] the tests ran out of memory (CI_JOB_MEMORY=64m)"),
+        (
+            1,
+            {"oom_killed": True},
+            "[ci] the kernel killed a process the tests started because it ran out of memory "
+            "(CI_JOB_MEMORY=64m)",
+        ),
+        (1, {}, "1 failed\n"),
+    ],
+    ids=["tests-killed-for-memory", "child-killed-for-memory", "plain-failure"],
+)
+async def test_a_job_that_hit_a_limit_fails_with_pytests_code_and_a_note_saying_which(
+    world: World, code: int, flags: dict[str, bool], last_line: str
+) -> None:
+    def ends(container: FakeContainer) -> None:
+        container.emit(b"1 failed\n")
+        container.exit(code, **flags)
+
+    world.runtime.on_start = ends
+    job = await world.submit()
+    await world.reconciled(job_memory="64m")
+
+    done = await world.job(job)
+    assert (done.conclusion, done.exit_code, done.error) == (JobConclusion.FAILURE, code, None)
+    log = await world.log_text(job)
+    assert log.startswith("1 failed\n")
+    assert log.splitlines(keepends=True)[-1].startswith(last_line)
+
+
 async def test_the_container_gets_the_project_and_the_configured_limits(world: World) -> None:
     specs: list[JobContainerSpec] = []
 
