@@ -1,13 +1,21 @@
-"""The job container's first process: wait for the project, then run pytest in-process.
+"""The job container's first process: an init that reaps, and the job it forks, which waits
+for the project and then runs pytest in-process.
 
-`BOOTSTRAP` is a few lines of Python that fold stderr into stdout (one
-stream keeps Docker's timestamps in order, which the log cursor relies on), exit at once on
-SIGTERM (as PID 1 nothing else would; it replaces `--init`, which costs 25 ms per start), wait
-for the project and then run `python -m pytest` in the same interpreter. The container is
-started first and the project copied in right after (`put_archive` costs ~50 ms, which now
-overlaps the interpreter's start-up instead of preceding the container's start). The project
-tar ends with `READY_MARKER`, so the bootstrap knows it is complete. If it never comes (the
-controller died in between) the bootstrap exits with `PROJECT_MISSING_EXIT` after a minute.
+`BOOTSTRAP` is a few lines of Python that fold stderr into stdout (one stream keeps Docker's
+timestamps in order, which the log cursor relies on) and fork at once. The parent stays PID 1
+and does what `docker run --init` would (which costs 25 ms per start): it reaps every process
+that ends up as its child (tests leave orphans behind, `sh -c "cmd & exit"`; unreaped, their
+zombies use up the pid limit), passes SIGTERM and SIGINT on to the job, and exits with the
+job's status when the job ends (a signal as 128 + its number), which takes every process left
+in the container with it. The fork costs about a millisecond and happens before the project
+arrives, so it is off the dispatch path.
+
+The job (the child) waits for the project and then runs `python -m pytest` in the same
+interpreter. The container is started first and the project copied in right after
+(`put_archive` costs ~50 ms, which now overlaps the interpreter's start-up instead of
+preceding the container's start). The project tar ends with `READY_MARKER`, so the job knows
+it is complete. If it never comes (the controller died in between) the job exits with
+`PROJECT_MISSING_EXIT` after a minute.
 
 A warm container (`ROLE_WARM`, see `warm_pool`) is the same container started before any job
 exists: same image, limits and user, a bootstrap that waits without a deadline (it may sit
@@ -24,6 +32,8 @@ workspace where the tests do not see it.
 
 from __future__ import annotations
 
+import posixpath
+
 from ci_controller.project import READY_MARKER, WORKSPACE
 from ci_controller.runtime import PROJECT_MISSING_EXIT
 
@@ -33,10 +43,15 @@ JOB_COMMAND = ("python", "-m", "pytest")
 JOB_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def bootstrap(*, wait_seconds: int | None) -> str:
+def bootstrap(*, wait_seconds: int | None, root: str = "/") -> str:
     """The job container's first process. It prints nothing until its project has arrived, so
     a warm container's log is empty when its job claims it. `wait_seconds=None` (warm
-    containers) waits for as long as it takes: nobody knows when a job will come."""
+    containers) waits for as long as it takes: nobody knows when a job will come. `root` is
+    where the container's file system begins (the tests run it on the host, in a directory)."""
+
+    def at(path: str) -> str:
+        return posixpath.join(root, path.lstrip("/"))
+
     if wait_seconds is None:
         give_up = ""
     else:
@@ -48,11 +63,26 @@ def bootstrap(*, wait_seconds: int | None) -> str:
 import os, runpy, signal, sys, time
 os.dup2(1, 2)
 signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
-marker = {"/" + READY_MARKER!r}
+job = os.fork()
+if job:
+    def forward(signum, _):
+        try:
+            os.kill(job, signum)
+        except OSError:
+            pass
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == job:
+            break
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+marker = {at(READY_MARKER)!r}
 deadline = time.monotonic() + {wait_seconds or 0}
 while not os.path.exists(marker):{give_up}
     time.sleep(0.002)
-os.chdir({JOB_WORKDIR!r})
+os.chdir({at(JOB_WORKDIR)!r})
 command = sys.argv[1:]
 if command[:2] == ["python", "-m"]:
     sys.argv = command[2:]

@@ -1,5 +1,6 @@
-"""A job's limits on a real engine: memory kills get a note whether they hit the tests or a
-process they started."""
+"""A job's limits on a real engine: orphans are reaped (the pid limit is not used up by
+zombies), and memory kills get a note whether they hit the tests or a process they
+started."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from harness import MakeService
+from harness import CIService, MakeService
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +25,28 @@ def project(tmp_path: Path, test: str) -> Path:
 
 def last_line(log: str) -> str:
     return log.rstrip("\n").rsplit("\n", 1)[-1]
+
+
+def test_orphans_are_reaped_so_700_of_them_fit_in_the_512_pid_limit(
+    service: CIService, tmp_path: Path
+) -> None:
+    job_id = service.submit(
+        project(
+            tmp_path,
+            """
+            import subprocess
+
+            def test_orphans():
+                for _ in range(700):  # each leaves `true` to PID 1
+                    subprocess.run(["sh", "-c", "true & exit 0"], check=True)
+            """,
+        )
+    )
+
+    job = service.wait_for_job(job_id)
+
+    assert (job["conclusion"], job["exit_code"]) == ("success", 0), service.logs(job_id)
+    assert "1 passed" in service.logs(job_id)
 
 
 @pytest.mark.parametrize(
