@@ -17,6 +17,13 @@ preceding the container's start). The project tar ends with `READY_MARKER`, so t
 it is complete. If it never comes (the controller died in between) the job exits with
 `PROJECT_MISSING_EXIT` after a minute.
 
+What a job may write is bounded (CI_JOB_DISK): each of `WRITABLE_PLACES` is a file system of
+that size (see `docker_containers`), so a full one fails the write with "No space left on
+device". When pytest then fails (exit codes 1-5) with one of them full (less than 1% free),
+PID 1 adds `DISK_FULL_EXIT` to its code, so the controller can say why; `exit_status` undoes
+it. It looks once pytest has ended: a place filled and emptied again (a temporary file
+removed after its write failed) goes unnoticed, though the traceback still says why.
+
 A warm container (`ROLE_WARM`, see `warm_pool`) is the same container started before any job
 exists: same image, limits and user, a bootstrap that waits without a deadline (it may sit
 idle for hours), and the project arrives with `put_project` once a job claims it. Its bounded
@@ -35,12 +42,19 @@ from __future__ import annotations
 import posixpath
 
 from ci_controller.project import READY_MARKER, WORKSPACE
-from ci_controller.runtime import PROJECT_MISSING_EXIT
+from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
 
 PROJECT_WAIT_SECONDS = 60
 JOB_WORKDIR = f"/{WORKSPACE}"
+JOB_SCRATCH = ("/tmp", "/var/tmp")
+WRITABLE_PLACES = (JOB_WORKDIR, *JOB_SCRATCH)
+"""Where a job may write, each place holding at most CI_JOB_DISK."""
 JOB_COMMAND = ("python", "-m", "pytest")
 JOB_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+PYTEST_FAILURES = range(1, 6)
+DISK_FULL_EXIT = 110
+"""Added to pytest's exit code (1-5) when the tests failed with a writable place full: a
+container exit code of 111-115 means pytest's 1-5 plus "the disk was full"."""
 
 
 def bootstrap(*, wait_seconds: int | None, root: str = "/") -> str:
@@ -52,6 +66,7 @@ def bootstrap(*, wait_seconds: int | None, root: str = "/") -> str:
     def at(path: str) -> str:
         return posixpath.join(root, path.lstrip("/"))
 
+    places = tuple(at(place) for place in WRITABLE_PLACES)
     if wait_seconds is None:
         give_up = ""
     else:
@@ -70,13 +85,22 @@ if job:
             os.kill(job, signum)
         except OSError:
             pass
+    def full(place):
+        try:
+            room = os.statvfs(place)
+        except OSError:
+            return False
+        return room.f_bavail * 100 < room.f_blocks or bool(room.f_files and not room.f_favail)
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     while True:
         pid, status = os.waitpid(-1, 0)
         if pid == job:
             break
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    if {PYTEST_FAILURES.start} <= code < {PYTEST_FAILURES.stop} and any(map(full, {places!r})):
+        code += {DISK_FULL_EXIT}
+    os._exit(code)
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 marker = {at(READY_MARKER)!r}
 deadline = time.monotonic() + {wait_seconds or 0}
@@ -90,6 +114,14 @@ if command[:2] == ["python", "-m"]:
 else:
     os.execvp(command[0], command)
 """
+
+
+def exit_status(exit_code: int, *, oom_killed: bool) -> ExitStatus:
+    """How a job ended, from its container's exit code (which `bootstrap` may have raised by
+    `DISK_FULL_EXIT`) and the engine's word on memory."""
+    if exit_code - DISK_FULL_EXIT in PYTEST_FAILURES:
+        return ExitStatus(exit_code - DISK_FULL_EXIT, oom_killed=oom_killed, disk_full=True)
+    return ExitStatus(exit_code, oom_killed=oom_killed)
 
 
 BOOTSTRAP = bootstrap(wait_seconds=PROJECT_WAIT_SECONDS)

@@ -10,6 +10,15 @@ Job containers run as uid 1000 with no capabilities, no new privileges, the job'
 memory, CPU and pid limits, and a json-file log (the driver `logs` can read back) capped at
 twice the stored-log limit so a runaway job cannot fill the disk.
 
+What a job writes stays off the engine's disk and within CI_JOB_DISK: /tmp and /var/tmp are
+tmpfs mounts of that size, and so is the workspace, but as an anonymous volume of the `local`
+driver with tmpfs options. A plain tmpfs mount would not do there: the engine extracts
+`put_archive` into the container's root file system underneath the mount (verified on Docker
+20.10), where the job would never see its project, while it extracts into volumes properly.
+The volume carries the container's labels and goes with it (`remove_container(v=True)`). The
+rest of the root file system (say the home directory) is the image's writable layer, as
+before: bounding that needs a storage driver with quotas (overlay2 on xfs with pquota).
+
 Their first process is `bootstrap.BOOTSTRAP` (`WARM_BOOTSTRAP` for warm containers, see
 `warm_pool`); the project is copied in with `put_archive` right after the start (or, for a
 warm container, when a job claims it).
@@ -25,14 +34,20 @@ from typing import cast
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
-from docker.types import LogConfig
+from docker.types import DriverConfig, LogConfig, Mount
 
 from ci_common.models import JobId
-from ci_controller.bootstrap import BOOTSTRAP, JOB_WORKDIR, WARM_BOOTSTRAP
+from ci_controller.bootstrap import (
+    BOOTSTRAP,
+    JOB_SCRATCH,
+    JOB_WORKDIR,
+    WARM_BOOTSTRAP,
+    exit_status,
+)
 from ci_controller.docker_logs import read_output
 from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json, engine_api
 from ci_controller.log_cursor import LogPosition
-from ci_controller.project import JOB_UID, READY_MARKER
+from ci_controller.project import JOB_GID, JOB_UID, READY_MARKER
 from ci_controller.runtime import (
     LABEL_INSTALLATION,
     LABEL_JOB_ID,
@@ -149,6 +164,8 @@ class DockerContainers:
                 mem_limit=spec.memory,
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids,
+                tmpfs={place: f"size={spec.disk},mode=1777,exec" for place in JOB_SCRATCH},
+                mounts=[_workspace_mount(spec.disk, labels=labels)],
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 log_config=LogConfig(type="json-file", config={"max-size": str(log_cap)}),  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
@@ -185,7 +202,7 @@ class DockerContainers:
             except NotFound as exc:
                 raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
             except ENGINE_ERRORS as exc:
-                raise RuntimeFault(f"could not copy the project in: {explain(exc)}") from exc
+                raise _project_fault("could not copy the project in", exc) from exc
 
         await asyncio.to_thread(put)
 
@@ -218,7 +235,7 @@ class DockerContainers:
         except NotFound as exc:
             raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
         except ENGINE_ERRORS as exc:
-            raise RuntimeFault(f"could not start the job container: {explain(exc)}") from exc
+            raise _project_fault("could not start the job container", exc) from exc
 
     async def follow_logs(
         self, container_id: str, *, after: LogPosition | None
@@ -251,7 +268,7 @@ class DockerContainers:
                 raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
             except ENGINE_ERRORS as exc:
                 raise RuntimeFault(f"lost track of the job container: {explain(exc)}") from exc
-            return ExitStatus(exit_code=exit_code, oom_killed=oom_killed)
+            return exit_status(exit_code, oom_killed=oom_killed)
 
         return await in_daemon_thread(f"wait-{container_id[:12]}", wait_and_inspect)
 
@@ -331,6 +348,24 @@ def _container_info(container_id: str, labels: Mapping[str, str], state: Json) -
         role=labels.get(LABEL_ROLE, ""),
         state=folded.get(status, ContainerState.EXITED),
     )
+
+
+def _workspace_mount(size: int, *, labels: dict[str, str]) -> Mount:
+    """The workspace: an anonymous tmpfs volume of `size` bytes (see the module docstring),
+    labelled like its container."""
+    options = f"size={size},uid={JOB_UID},gid={JOB_GID},mode=0755,nosuid,nodev"
+    driver = DriverConfig("local", {"type": "tmpfs", "device": "tmpfs", "o": options})
+    return Mount(JOB_WORKDIR, None, type="volume", driver_config=driver, labels=labels)  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
+
+
+def _project_fault(what: str, exc: BaseException) -> RuntimeFault:
+    why = explain(exc)
+    if "no space left on device" in why.lower():
+        return RuntimeFault(
+            f"{what}: the project does not fit into the job's workspace; make it smaller or "
+            f"ask the admin to raise CI_JOB_DISK ({why})"
+        )
+    return RuntimeFault(f"{what}: {why}")
 
 
 def check_memory_limit(memory: str) -> None:

@@ -37,7 +37,7 @@ from ci_common.models import Job, JobConclusion
 from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
-from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT
+from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, WRITABLE_PLACES
 from ci_controller.dependencies import DependencyImageCache
 from ci_controller.job_log import JobLog
 from ci_controller.log_cursor import LogPosition
@@ -191,6 +191,7 @@ class JobWorker:
                 memory=env.settings.job_memory,
                 cpus=env.settings.job_cpus,
                 pids=env.settings.job_pids,
+                disk=env.settings.job_disk_bytes,
                 max_log_bytes=int(env.settings.max_log_mb * 1024 * 1024),
                 environment=JOB_ENVIRONMENT,
             )
@@ -329,15 +330,25 @@ class JobWorker:
                 error="the project never reached the job's container (the controller stopped "
                 "while starting it); submit the job again",
             )
-        memory = self._env.settings.job_memory
-        note = None
+        settings = self._env.settings
+        notes: list[str] = []
         if status.oom_killed and status.exit_code == _KILLED:
-            note = f"the tests ran out of memory (CI_JOB_MEMORY={memory}) and were killed"
-        elif status.oom_killed:
-            note = (
-                "the kernel killed a process the tests started because it ran out of memory "
-                f"(CI_JOB_MEMORY={memory})"
+            notes.append(
+                f"the tests ran out of memory (CI_JOB_MEMORY={settings.job_memory}) and were killed"
             )
+        elif status.oom_killed:
+            notes.append(
+                "the kernel killed a process the tests started because it ran out of memory "
+                f"(CI_JOB_MEMORY={settings.job_memory})"
+            )
+        if status.disk_full:
+            *most, last = WRITABLE_PLACES
+            notes.append(
+                f"the tests filled the space they may write to: {', '.join(most)} and {last} "
+                f"hold at most {settings.job_disk} each (CI_JOB_DISK; the workspace holds the "
+                "project too); write less there, or ask the admin to raise CI_JOB_DISK"
+            )
+        note = "; ".join(notes) or None
         return Outcome(JobConclusion.FAILURE, exit_code=status.exit_code, note=note)
 
     async def _finish(self, outcome: Outcome, log: JobLog) -> None:

@@ -93,6 +93,8 @@ class WarmContainerSpec:
     memory: str
     cpus: float
     pids: int
+    disk: int
+    """Bytes the job may write to each of its writable places (`bootstrap.WRITABLE_PLACES`)."""
     max_log_bytes: int
     environment: Mapping[str, str] = field(default_factory=lambda: dict[str, str]())
 
@@ -115,11 +117,13 @@ class LogFrame:
 
 @dataclass(frozen=True)
 class ExitStatus:
-    """How a job container ended: the exit code of its tests, and whether the kernel killed a
-    process in it for memory (the tests themselves, exit code 137, or one they started)."""
+    """How a job container ended: the exit code of its tests, whether the kernel killed a
+    process in it for memory (the tests themselves, exit code 137, or one they started), and
+    whether a place the tests may write to was full when they failed (CI_JOB_DISK)."""
 
     exit_code: int
     oom_killed: bool = False
+    disk_full: bool = False
 
 
 class ContainerRuntime(Protocol):

@@ -116,6 +116,7 @@ class WarmPool:
                     memory=settings.job_memory,
                     cpus=settings.job_cpus,
                     pids=settings.job_pids,
+                    disk=settings.job_disk_bytes,
                     max_log_bytes=int(settings.max_log_mb * 1024 * 1024),
                     environment=JOB_ENVIRONMENT,
                 )

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ci_controller.bootstrap import bootstrap
+from ci_controller.bootstrap import DISK_FULL_EXIT, bootstrap, exit_status
 from ci_controller.project import READY_MARKER, WORKSPACE
-from ci_controller.runtime import PROJECT_MISSING_EXIT
+from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
 
 
 @pytest.fixture
@@ -88,3 +88,28 @@ def test_a_project_that_never_comes_ends_the_container_with_its_own_code(
 
     assert code == PROJECT_MISSING_EXIT
     assert out == "[ci] the project never reached the container\n"
+
+
+@pytest.mark.parametrize(
+    ("container_code", "status"),
+    [
+        (0, ExitStatus(0)),
+        (1, ExitStatus(1)),
+        (DISK_FULL_EXIT + 1, ExitStatus(1, disk_full=True)),
+        (DISK_FULL_EXIT + 5, ExitStatus(5, disk_full=True)),
+        (DISK_FULL_EXIT, ExitStatus(DISK_FULL_EXIT)),
+        (DISK_FULL_EXIT + 6, ExitStatus(DISK_FULL_EXIT + 6)),
+        (PROJECT_MISSING_EXIT, ExitStatus(PROJECT_MISSING_EXIT)),
+        (137, ExitStatus(137)),
+    ],
+)
+def test_only_pytests_failures_raised_by_disk_full_exit_read_as_a_full_disk(
+    container_code: int, status: ExitStatus
+) -> None:
+    assert exit_status(container_code, oom_killed=False) == status
+
+
+def test_the_engines_word_on_memory_is_kept() -> None:
+    assert exit_status(DISK_FULL_EXIT + 1, oom_killed=True) == ExitStatus(
+        1, oom_killed=True, disk_full=True
+    )

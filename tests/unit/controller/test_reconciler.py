@@ -77,9 +77,15 @@ async def test_a_failing_job_records_pytests_exit_code(world: World) -> None:
             "[ci] the kernel killed a process the tests started because it ran out of memory "
             "(CI_JOB_MEMORY=64m)",
         ),
+        (
+            1,
+            {"disk_full": True},
+            "[ci] the tests filled the space they may write to: /workspace, /tmp and /var/tmp "
+            "hold at most 20m each (CI_JOB_DISK;",
+        ),
         (1, {}, "1 failed\n"),
     ],
-    ids=["tests-killed-for-memory", "child-killed-for-memory", "plain-failure"],
+    ids=["tests-killed-for-memory", "child-killed-for-memory", "disk-full", "plain-failure"],
 )
 async def test_a_job_that_hit_a_limit_fails_with_pytests_code_and_a_note_saying_which(
     world: World, code: int, flags: dict[str, bool], last_line: str
@@ -90,7 +96,7 @@ async def test_a_job_that_hit_a_limit_fails_with_pytests_code_and_a_note_saying_
 
     world.runtime.on_start = ends
     job = await world.submit()
-    await world.reconciled(job_memory="64m")
+    await world.reconciled(job_memory="64m", job_disk="20m")
 
     done = await world.job(job)
     assert (done.conclusion, done.exit_code, done.error) == (JobConclusion.FAILURE, code, None)
@@ -109,7 +115,9 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
 
     world.runtime.on_start = record
     job = await world.submit({"test_a.py": "def test_a(): pass\n"})
-    await world.reconciled(job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64)
+    await world.reconciled(
+        job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64, job_disk="20m"
+    )
 
     [spec] = specs
     assert (spec.job_id, spec.image, spec.command) == (
@@ -118,6 +126,7 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
         ("python", "-m", "pytest"),
     )
     assert (spec.network, spec.memory, spec.cpus, spec.pids) == ("none", "1g", 0.5, 64)
+    assert spec.disk == 20 * 1024 * 1024
     with tarfile.open(fileobj=io.BytesIO(spec.project_tar)) as tar:
         members = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
     assert members == {
