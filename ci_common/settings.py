@@ -7,9 +7,10 @@ All processes agree on the database location by default: `$XDG_DATA_HOME/ci/ci.d
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +18,22 @@ def default_db_path() -> Path:
     """The database file every process uses unless `CI_DB_PATH` says otherwise."""
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "ci" / "ci.db"
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size as Docker writes them (`512m`, `1g`, `1.5G`, `20MiB`, `4096`): binary
+    units, case-insensitive. `ValueError` for anything else, or for nothing."""
+    found = _SIZE.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"{text!r} is not a size; use e.g. 512m or 1g")
+    size = int(float(found.group(1)) * _UNITS[found.group(2).lower()])
+    if size <= 0:
+        raise ValueError(f"{text!r} is no space at all; use e.g. 512m or 1g")
+    return size
 
 
 class Settings(BaseSettings):
@@ -47,6 +64,11 @@ class Settings(BaseSettings):
         "refused while it reaches the Docker host); or a network used as is, e.g. `bridge` "
         "(reaches the host and the local network: trusted users only) or `none`",
     )
+    job_disk: str = Field(
+        default="1g",
+        description="what a job may write to each of its workspace, /tmp and /var/tmp "
+        "(in-memory file systems of this size, so it counts against job_memory too)",
+    )
     max_parallel_jobs: int = Field(
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="jobs running at once"
     )
@@ -64,3 +86,13 @@ class Settings(BaseSettings):
         description="keep one started, unused job container waiting for the next job, so "
         "Docker's container start (~200 ms) is off the dispatch path; false turns it off",
     )
+
+    @field_validator("job_disk")
+    @classmethod
+    def _a_size(cls, value: str) -> str:
+        parse_size(value)
+        return value
+
+    @property
+    def job_disk_bytes(self) -> int:
+        return parse_size(self.job_disk)

@@ -44,8 +44,8 @@ def cli(db_path: Path | None, log_level: str) -> None:
     """Run queued jobs in Docker containers and keep the database in step with the engine.
 
     Settings come from CI_* environment variables: CI_JOB_IMAGE, CI_JOB_TIMEOUT,
-    CI_JOB_NETWORK, CI_JOB_MEMORY, CI_JOB_CPUS, CI_MAX_PARALLEL_JOBS, CI_RECONCILE_INTERVAL,
-    CI_MAX_LOG_MB.
+    CI_JOB_NETWORK, CI_JOB_MEMORY, CI_JOB_CPUS, CI_JOB_DISK, CI_MAX_PARALLEL_JOBS,
+    CI_RECONCILE_INTERVAL, CI_MAX_LOG_MB.
     """
     logging.basicConfig(
         level=log_level.upper(),

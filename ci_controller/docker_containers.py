@@ -11,6 +11,15 @@ by `create_sandboxed`: uid 1000 with no capabilities, no new privileges, the `Sa
 network, memory, CPU and pid limits, and a json-file log (the driver `logs` can read back)
 capped at twice the stored-log limit so a runaway job cannot fill the disk.
 
+What a job writes stays off the engine's disk and within CI_JOB_DISK: /tmp and /var/tmp are
+tmpfs mounts of that size, and so is the workspace, but as an anonymous volume of the `local`
+driver with tmpfs options. A plain tmpfs mount would not do there: the engine extracts
+`put_archive` into the container's root file system underneath the mount (verified on Docker
+20.10), where the job would never see its project, while it extracts into volumes properly.
+The volume carries the container's labels and goes with it (`remove_container(v=True)`). The
+rest of the root file system (say the home directory) is the image's writable layer, as
+before: bounding that needs a storage driver with quotas (overlay2 on xfs with pquota).
+
 Their first process is `bootstrap.BOOTSTRAP` (`WARM_BOOTSTRAP` for warm containers, see
 `warm_pool`); the project is copied in with `put_archive` right after the start (or, for a
 warm container, when a job claims it), streamed from its tar file on the controller's disk.
@@ -28,14 +37,20 @@ from typing import cast
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
-from docker.types import LogConfig
+from docker.types import DriverConfig, LogConfig, Mount
 
 from ci_common.models import JobId
-from ci_controller.bootstrap import BOOTSTRAP, JOB_WORKDIR, WARM_BOOTSTRAP
+from ci_controller.bootstrap import (
+    BOOTSTRAP,
+    JOB_SCRATCH,
+    JOB_WORKDIR,
+    WARM_BOOTSTRAP,
+    exit_status,
+)
 from ci_controller.docker_logs import read_output
 from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json, engine_api
 from ci_controller.log_cursor import LogPosition
-from ci_controller.project import JOB_UID, READY_MARKER
+from ci_controller.project import JOB_GID, JOB_UID, READY_MARKER
 from ci_controller.runtime import (
     LABEL_INSTALLATION,
     LABEL_JOB_ID,
@@ -62,7 +77,6 @@ JOB_USER = f"{JOB_UID}:{JOB_UID}"
 
 
 IMAGE_ID_TTL_SECONDS = 5.0
-_KILLED = 128 + 9
 BUILD_IMAGE_HINT = (
     "build one with scripts/build-job-image and set CI_JOB_IMAGE=ci-python:3.11 "
     "(or point CI_JOB_IMAGE at any image with python and pip)"
@@ -155,6 +169,7 @@ class DockerContainers:
                 labels=labels,
                 working_dir=JOB_WORKDIR,
                 environment=spec.environment,
+                bounded_places=True,
             )
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(
@@ -170,16 +185,28 @@ class DockerContainers:
         labels: Mapping[str, str],
         working_dir: str | None = None,
         environment: Mapping[str, str] | None = None,
+        bounded_places: bool = False,
     ) -> str:
         """Create (not start) a container that runs a user's code: as the job user, with no
         capabilities and no new privileges, in `sandbox`. The one place these are decided,
-        for job containers and dependency builds alike. Raises the SDK's errors."""
+        for job containers and dependency builds alike. Raises the SDK's errors.
+
+        `bounded_places` (job containers) puts the workspace, /tmp and /var/tmp on file systems
+        of `sandbox.disk` bytes each. A dependency build gets none: its requirements are copied
+        into /tmp before it starts, and a copy lands under a tmpfs mount, not in it."""
         log_cap = max(2 * sandbox.max_log_bytes, 10 * 1024 * 1024)
+        places: dict[str, object] = {}
+        if bounded_places:
+            places = {
+                "tmpfs": {place: f"size={sandbox.disk},mode=1777,exec" for place in JOB_SCRATCH},
+                "mounts": [_workspace_mount(sandbox.disk, labels=labels)],
+            }
         host_config = self._api.create_host_config(
             network_mode=sandbox.network,
             mem_limit=sandbox.memory,
             nano_cpus=int(sandbox.cpus * 1e9),
             pids_limit=sandbox.pids,
+            **places,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             log_config=LogConfig(type="json-file", config={"max-size": str(log_cap)}),  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
@@ -212,7 +239,7 @@ class DockerContainers:
             except NotFound as exc:
                 raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
             except ENGINE_ERRORS as exc:
-                raise RuntimeFault(f"could not copy the project in: {explain(exc)}") from exc
+                raise _project_fault("could not copy the project in", exc) from exc
 
         await asyncio.to_thread(put)
 
@@ -258,7 +285,7 @@ class DockerContainers:
         except NotFound as exc:
             raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
         except ENGINE_ERRORS as exc:
-            raise RuntimeFault(f"could not start the job container: {explain(exc)}") from exc
+            raise _project_fault("could not start the job container", exc) from exc
 
     async def follow_logs(
         self, container_id: str, *, after: LogPosition | None
@@ -281,14 +308,17 @@ class DockerContainers:
                 result = self._streams.wait(container_id)
                 exit_code = int(cast(int, result["StatusCode"]))
                 oom_killed = False
-                if exit_code == _KILLED:  # only then is it worth asking why
+                if exit_code != 0:  # only then is it worth asking why
+                    # The engine sets OOMKilled when the kernel killed any process in the
+                    # container's memory cgroup, also one the tests started (verified on
+                    # Docker 20.10, cgroup v1).
                     state = cast(Json, self._api.inspect_container(container_id)["State"])
                     oom_killed = bool(state.get("OOMKilled"))
             except NotFound as exc:
                 raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
             except ENGINE_ERRORS as exc:
                 raise RuntimeFault(f"lost track of the job container: {explain(exc)}") from exc
-            return ExitStatus(exit_code=exit_code, oom_killed=oom_killed)
+            return exit_status(exit_code, oom_killed=oom_killed)
 
         return await in_daemon_thread(f"wait-{container_id[:12]}", wait_and_inspect)
 
@@ -381,6 +411,24 @@ def _container_info(container_id: str, labels: Mapping[str, str], state: Json) -
         role=labels.get(LABEL_ROLE, ""),
         state=folded.get(status, ContainerState.EXITED),
     )
+
+
+def _workspace_mount(size: int, *, labels: Mapping[str, str]) -> Mount:
+    """The workspace: an anonymous tmpfs volume of `size` bytes (see the module docstring),
+    labelled like its container."""
+    options = f"size={size},uid={JOB_UID},gid={JOB_GID},mode=0755,nosuid,nodev"
+    driver = DriverConfig("local", {"type": "tmpfs", "device": "tmpfs", "o": options})
+    return Mount(JOB_WORKDIR, None, type="volume", driver_config=driver, labels=dict(labels))  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
+
+
+def _project_fault(what: str, exc: BaseException) -> RuntimeFault:
+    why = explain(exc)
+    if "no space left on device" in why.lower():
+        return RuntimeFault(
+            f"{what}: the project does not fit into the job's workspace; make it smaller or "
+            f"ask the admin to raise CI_JOB_DISK ({why})"
+        )
+    return RuntimeFault(f"{what}: {why}")
 
 
 def check_memory_limit(memory: str) -> None:

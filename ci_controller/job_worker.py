@@ -39,7 +39,7 @@ from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
 from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
-from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT
+from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, WRITABLE_PLACES
 from ci_controller.dependencies import DependencyImageCache
 from ci_controller.job_log import JobLog
 from ci_controller.log_cursor import LogPosition
@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 2.0
 TIMEOUT_GRACE_SECONDS = 5.0
 DRAIN_TIMEOUT_SECONDS = 30.0
+_KILLED = 128 + 9  # SIGKILL: the tests themselves were killed
 
 T = TypeVar("T")
 
@@ -365,12 +366,25 @@ class JobWorker:
             return Outcome(JobConclusion.SUCCESS, exit_code=0)
         if status.exit_code == PROJECT_MISSING_EXIT:
             raise ProjectNeverArrivedError
-        note = None
-        if status.oom_killed:
-            note = (
-                f"the tests ran out of memory (CI_JOB_MEMORY={self._env.settings.job_memory}) "
-                "and were killed"
+        settings = self._env.settings
+        notes: list[str] = []
+        if status.oom_killed and status.exit_code == _KILLED:
+            notes.append(
+                f"the tests ran out of memory (CI_JOB_MEMORY={settings.job_memory}) and were killed"
             )
+        elif status.oom_killed:
+            notes.append(
+                "the kernel killed a process the tests started because it ran out of memory "
+                f"(CI_JOB_MEMORY={settings.job_memory})"
+            )
+        if status.disk_full:
+            *most, last = WRITABLE_PLACES
+            notes.append(
+                f"the tests filled the space they may write to: {', '.join(most)} and {last} "
+                f"hold at most {settings.job_disk} each (CI_JOB_DISK; the workspace holds the "
+                "project too); write less there, or ask the admin to raise CI_JOB_DISK"
+            )
+        note = "; ".join(notes) or None
         return Outcome(JobConclusion.FAILURE, exit_code=status.exit_code, note=note)
 
     async def _finish(self, outcome: Outcome, log: JobLog) -> None:

@@ -100,6 +100,8 @@ class Sandbox:
     memory: str
     cpus: float
     pids: int
+    disk: int
+    """Bytes the job may write to each of its writable places (`bootstrap.WRITABLE_PLACES`)."""
     max_log_bytes: int
 
     @classmethod
@@ -110,6 +112,7 @@ class Sandbox:
             memory=settings.job_memory,
             cpus=settings.job_cpus,
             pids=settings.job_pids,
+            disk=settings.job_disk_bytes,
             max_log_bytes=int(settings.max_log_mb * 1024 * 1024),
         )
 
@@ -156,10 +159,13 @@ class LogFrame:
 
 @dataclass(frozen=True)
 class ExitStatus:
-    """How a container ended: its exit code and whether the kernel killed it for memory."""
+    """How a job container ended: the exit code of its tests, whether the kernel killed a
+    process in it for memory (the tests themselves, exit code 137, or one they started), and
+    whether a place the tests may write to was full when they failed (CI_JOB_DISK)."""
 
     exit_code: int
     oom_killed: bool = False
+    disk_full: bool = False
 
 
 class ContainerRuntime(Protocol):

@@ -349,6 +349,21 @@ class CIService:
         finally:
             client.close()
 
+    def dangling_volumes(self) -> list[str]:
+        """Names of volumes labelled with this installation that no container uses (a job
+        container's workspace left behind)."""
+        client = docker_client()
+        try:
+            found = cast(
+                dict[str, list[dict[str, object]] | None],
+                client.api.volumes(  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
+                    filters={"label": f"ci.installation={self.installation_id()}", "dangling": True}
+                ),
+            )
+        finally:
+            client.close()
+        return [str(v["Name"]) for v in found.get("Volumes") or []]
+
     def job_containers(self) -> list[str]:
         """Every container of this installation except the unclaimed warm container a running
         controller keeps for the next job: one warm container no job references (a claimed
@@ -389,7 +404,7 @@ class CIService:
         try:
             for container_id in self.containers():
                 with contextlib.suppress(NotFound, APIError):  # removal already in progress
-                    client.api.remove_container(container_id, force=True)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
+                    client.api.remove_container(container_id, force=True, v=True)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
             for image in client.images.list(filters={"label": label}):
                 for tag in image.tags:
                     with contextlib.suppress(NotFound, APIError):

@@ -120,6 +120,7 @@ def test_no_container_is_left_after_many_jobs(make_service: MakeService) -> None
         for job in jobs
     )
     wait_until(lambda: service.job_containers() == [], within=20, what="containers to be removed")
+    assert service.dangling_volumes() == []  # their workspaces went with them
     wait_until(lambda: _no_archives_left(service), within=10, what="the uploads to be deleted")
 
 

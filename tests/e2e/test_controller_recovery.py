@@ -103,7 +103,7 @@ def test_a_job_whose_container_vanished_ends_as_error(service: CIService) -> Non
     controller.kill9()
     client = docker_client()
     try:
-        client.containers.get(container_of(service, job_id)).remove(force=True)
+        client.containers.get(container_of(service, job_id)).remove(force=True, v=True)
     finally:
         client.close()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_common.settings import Settings, default_db_path
+from ci_common.settings import Settings, default_db_path, parse_size
 
 
 def test_default_db_path_does_not_depend_on_the_working_directory(
@@ -49,4 +49,39 @@ def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_value_is_rejected_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_JOB_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="job_timeout"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("1g", 1 << 30),
+        ("20m", 20 << 20),
+        ("20M", 20 << 20),
+        ("512MiB", 512 << 20),
+        ("1.5g", 3 << 29),
+        ("64k", 64 << 10),
+        ("4096", 4096),
+        (" 2G ", 2 << 30),
+    ],
+)
+def test_sizes_read_as_docker_writes_them(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "lots", "1x", "-1g", "0", "0m", "1 g b"])
+def test_anything_else_is_not_a_size(text: str) -> None:
+    with pytest.raises(ValueError, match="512m or 1g"):
+        parse_size(text)
+
+
+def test_job_disk_defaults_to_1g_and_a_bad_one_is_rejected_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CI_JOB_DISK", raising=False)
+    assert (Settings().job_disk, Settings().job_disk_bytes) == ("1g", 1 << 30)
+    monkeypatch.setenv("CI_JOB_DISK", "20m")
+    assert Settings().job_disk_bytes == 20 << 20
+    monkeypatch.setenv("CI_JOB_DISK", "plenty")
+    with pytest.raises(ValueError, match="job_disk"):
         Settings()

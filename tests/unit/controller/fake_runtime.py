@@ -47,6 +47,8 @@ class FakeContainer:
     state: ContainerState = ContainerState.CREATED
     frames: list[LogFrame] = field(default_factory=lambda: list[LogFrame]())
     exit_code: int | None = None
+    oom_killed: bool = False
+    disk_full: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def emit(self, data: bytes, *, same_timestamp: bool = False) -> LogFrame:
@@ -61,9 +63,11 @@ class FakeContainer:
         self.poke()
         return frame
 
-    def exit(self, code: int) -> None:
+    def exit(self, code: int, *, oom_killed: bool = False, disk_full: bool = False) -> None:
+        """End with `code`; the flags are what the runtime reports about memory and disk."""
         self.state = ContainerState.EXITED
         self.exit_code = code
+        self.oom_killed, self.disk_full = oom_killed, disk_full
         self.poke()
 
     def poke(self) -> None:
@@ -220,7 +224,11 @@ class FakeRuntime:
                 raise ContainerGoneError(f"container {container_id} vanished")
             if container.state is ContainerState.EXITED:
                 assert container.exit_code is not None
-                return ExitStatus(exit_code=container.exit_code)
+                return ExitStatus(
+                    exit_code=container.exit_code,
+                    oom_killed=container.oom_killed,
+                    disk_full=container.disk_full,
+                )
             await container.changed.wait()
 
     async def stop(self, container_id: str, *, grace: float) -> None:

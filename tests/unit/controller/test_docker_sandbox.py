@@ -22,7 +22,9 @@ from ci_controller.runtime import (
 )
 
 INSTALLATION = "abc123def456"
-SANDBOX = Sandbox(network="isolated", memory="1g", cpus=0.5, pids=64, max_log_bytes=1 << 20)
+SANDBOX = Sandbox(
+    network="isolated", memory="1g", cpus=0.5, pids=64, disk=1 << 30, max_log_bytes=1 << 20
+)
 ON_BRIDGE = dataclasses.replace(SANDBOX, network="bridge")
 
 
@@ -100,7 +102,12 @@ async def test_a_build_and_a_job_container_get_the_same_sandbox() -> None:
         )
     )
 
-    assert engine.containers[job].host_config == the_build(engine).host_config
+    # The same sandbox; only the job gets bounded writable places (CI_JOB_DISK), which a
+    # build cannot have: its requirements are copied into /tmp before it starts.
+    job_config = dict(engine.containers[job].host_config)
+    assert set(job_config.pop("tmpfs")) == {"/tmp", "/var/tmp"}  # pyright: ignore[reportArgumentType] -- the fake keeps options as given
+    assert [m["Target"] for m in job_config.pop("mounts")] == ["/workspace"]  # pyright: ignore[reportGeneralTypeIssues,reportUnknownVariableType] -- the SDK's Mount is a dict
+    assert job_config == the_build(engine).host_config
     assert engine.containers[job].user == the_build(engine).user
 
 

@@ -71,6 +71,44 @@ async def test_a_failing_job_records_pytests_exit_code(world: World) -> None:
     assert (done.conclusion, done.exit_code, done.success) == (JobConclusion.FAILURE, 1, False)
 
 
+@pytest.mark.parametrize(
+    ("code", "flags", "last_line"),
+    [
+        (137, {"oom_killed": True}, "[ci] the tests ran out of memory (CI_JOB_MEMORY=64m)"),
+        (
+            1,
+            {"oom_killed": True},
+            "[ci] the kernel killed a process the tests started because it ran out of memory "
+            "(CI_JOB_MEMORY=64m)",
+        ),
+        (
+            1,
+            {"disk_full": True},
+            "[ci] the tests filled the space they may write to: /workspace, /tmp and /var/tmp "
+            "hold at most 20m each (CI_JOB_DISK;",
+        ),
+        (1, {}, "1 failed\n"),
+    ],
+    ids=["tests-killed-for-memory", "child-killed-for-memory", "disk-full", "plain-failure"],
+)
+async def test_a_job_that_hit_a_limit_fails_with_pytests_code_and_a_note_saying_which(
+    world: World, code: int, flags: dict[str, bool], last_line: str
+) -> None:
+    def ends(container: FakeContainer) -> None:
+        container.emit(b"1 failed\n")
+        container.exit(code, **flags)
+
+    world.runtime.on_start = ends
+    job = await world.submit()
+    await world.reconciled(job_memory="64m", job_disk="20m")
+
+    done = await world.job(job)
+    assert (done.conclusion, done.exit_code, done.error) == (JobConclusion.FAILURE, code, None)
+    log = await world.log_text(job)
+    assert log.startswith("1 failed\n")
+    assert log.splitlines(keepends=True)[-1].startswith(last_line)
+
+
 async def test_the_container_gets_the_project_and_the_configured_limits(world: World) -> None:
     specs: list[tuple[JobContainerSpec, bytes]] = []
 
@@ -81,7 +119,9 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
 
     world.runtime.on_start = record
     job = await world.submit({"test_a.py": "def test_a(): pass\n"})
-    await world.reconciled(job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64)
+    await world.reconciled(
+        job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64, job_disk="20m"
+    )
 
     [(spec, project)] = specs
     assert (spec.job_id, spec.image, spec.command) == (
@@ -90,7 +130,12 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
         ("python", "-m", "pytest"),
     )
     assert spec.sandbox == Sandbox(
-        network="none", memory="1g", cpus=0.5, pids=64, max_log_bytes=20 * 1024 * 1024
+        network="none",
+        memory="1g",
+        cpus=0.5,
+        pids=64,
+        disk=20 * 1024 * 1024,
+        max_log_bytes=20 * 1024 * 1024,
     )
     with tarfile.open(fileobj=io.BytesIO(project)) as tar:
         members = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
@@ -233,13 +278,18 @@ async def test_the_dependency_build_gets_the_job_limits_on_the_build_network(
     world.runtime.on_start = passes
     await world.submit({"requirements.txt": "attrs\n", "test_a.py": ""})
     await world.reconciled(
-        job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64, max_log_mb=1
+        job_network="none", job_memory="1g", job_cpus=0.5, job_pids=64, max_log_mb=1, job_disk="20m"
     )
 
     [spec] = world.runtime.build_specs
     assert (spec.base_image, spec.requirements) == ("ci-python:3.11", b"attrs\n")
     assert spec.sandbox == Sandbox(
-        network="isolated", memory="1g", cpus=0.5, pids=64, max_log_bytes=1024 * 1024
+        network="isolated",
+        memory="1g",
+        cpus=0.5,
+        pids=64,
+        disk=20 * 1024 * 1024,
+        max_log_bytes=1024 * 1024,
     )
 
 

@@ -1,0 +1,115 @@
+"""The job container's first process, run on the host under a temporary root: how the job's
+end becomes the container's exit code, and what PID 1 does with signals. (Reaping orphans
+needs it to be PID 1; the e2e tests check that in a real container.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ci_controller.bootstrap import DISK_FULL_EXIT, bootstrap, exit_status
+from ci_controller.project import READY_MARKER, WORKSPACE
+from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A container root with the project in place."""
+    (tmp_path / WORKSPACE).mkdir()
+    (tmp_path / READY_MARKER).touch()
+    return tmp_path
+
+
+def start(root: Path, *command: str, wait_seconds: int | None = 5) -> subprocess.Popen[str]:
+    script = bootstrap(wait_seconds=wait_seconds, root=str(root))
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},  # this venv's plugins are slow
+    )
+
+
+def run(root: Path, *command: str, wait_seconds: int | None = 5) -> tuple[int, str, str]:
+    process = start(root, *command, wait_seconds=wait_seconds)
+    out, err = process.communicate(timeout=60)
+    return process.returncode, out, err
+
+
+@pytest.mark.parametrize(
+    ("shell", "code"),
+    [("exit 0", 0), ("exit 3", 3), ("kill -TERM $$", 128 + 15), ("kill -KILL $$", 128 + 9)],
+)
+def test_the_containers_exit_code_is_the_jobs_and_a_signal_becomes_128_plus_it(
+    root: Path, shell: str, code: int
+) -> None:
+    assert run(root, "sh", "-c", shell)[0] == code
+
+
+def test_pytest_runs_in_the_workspace_with_stderr_folded_into_stdout(root: Path) -> None:
+    (root / WORKSPACE / "test_it.py").write_text(
+        "import os, sys\n"
+        "def test_it():\n"
+        "    print('to stderr', file=sys.stderr)\n"
+        f"    assert os.getcwd() == {str(root / WORKSPACE)!r}\n"
+        "    assert False, 'as planned'\n"
+    )
+
+    code, out, err = run(root, "python", "-m", "pytest", "-p", "no:cacheprovider", "-s")
+
+    assert code == 1
+    assert "to stderr" in out and "as planned" in out and "1 failed" in out
+    assert err == ""
+
+
+def test_sigterm_reaches_the_job_and_ends_the_container_with_143(root: Path) -> None:
+    process = start(root, "sh", "-c", "echo started; exec sleep 30")
+    assert process.stdout is not None
+    assert process.stdout.readline() == "started\n"
+    began = time.monotonic()
+
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(timeout=10) == 128 + signal.SIGTERM
+    assert time.monotonic() - began < 5
+
+
+def test_a_project_that_never_comes_ends_the_container_with_its_own_code(
+    tmp_path: Path,
+) -> None:
+    code, out, _ = run(tmp_path, "sh", "-c", "exit 0", wait_seconds=0)
+
+    assert code == PROJECT_MISSING_EXIT
+    assert out == "[ci] the project never reached the container\n"
+
+
+@pytest.mark.parametrize(
+    ("container_code", "status"),
+    [
+        (0, ExitStatus(0)),
+        (1, ExitStatus(1)),
+        (DISK_FULL_EXIT + 1, ExitStatus(1, disk_full=True)),
+        (DISK_FULL_EXIT + 5, ExitStatus(5, disk_full=True)),
+        (DISK_FULL_EXIT, ExitStatus(DISK_FULL_EXIT)),
+        (DISK_FULL_EXIT + 6, ExitStatus(DISK_FULL_EXIT + 6)),
+        (PROJECT_MISSING_EXIT, ExitStatus(PROJECT_MISSING_EXIT)),
+        (137, ExitStatus(137)),
+    ],
+)
+def test_only_pytests_failures_raised_by_disk_full_exit_read_as_a_full_disk(
+    container_code: int, status: ExitStatus
+) -> None:
+    assert exit_status(container_code, oom_killed=False) == status
+
+
+def test_the_engines_word_on_memory_is_kept() -> None:
+    assert exit_status(DISK_FULL_EXIT + 1, oom_killed=True) == ExitStatus(
+        1, oom_killed=True, disk_full=True
+    )
