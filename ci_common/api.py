@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ci_common.models import Job, JobConclusion, JobStatus
+from ci_common.models import GitInfo, Job, JobConclusion, JobStatus
 
 
 class _Wire(BaseModel):
@@ -37,6 +37,23 @@ class JobView(_Wire):
         description="how often it was started: above 1 when a start was cut short before its "
         "tests began (the controller stopped) and the job was started again",
     )
+    project: str | None = Field(
+        default=None,
+        description="the project's name: pyproject's [project].name, else the "
+        "uploaded directory's name (as the client sent it)",
+    )
+    git: GitInfo | None = Field(
+        default=None,
+        description="`{commit, branch, dirty}` of the uploaded git checkout; null outside git",
+    )
+    pytest_args: list[str] = Field(
+        default_factory=lambda: list[str](),
+        description="arguments given to `python -m pytest` after its own",
+    )
+    env: dict[str, str] = Field(
+        default_factory=lambda: dict[str, str](),
+        description="environment set for pytest (beside CI=true and CI_JOB_ID)",
+    )
 
     @classmethod
     def from_job(cls, job: Job) -> JobView:
@@ -52,6 +69,10 @@ class JobView(_Wire):
             started_at=job.started_at,
             finished_at=job.finished_at,
             attempts=job.attempts,
+            project=job.project,
+            git=job.git,
+            pytest_args=list(job.pytest_args),
+            env=dict(job.env),
         )
 
 
@@ -60,6 +81,22 @@ class SubmitAccepted(_Wire):
 
     job_id: str = Field(description="the new job's UUID4")
     status: JobStatus = Field(description="always `queued` for a new job")
+
+
+class Limits(_Wire):
+    """`GET /limits`: what this server accepts, so a client checks before it uploads."""
+
+    max_upload_bytes: int = Field(description="largest archive accepted (CI_MAX_UPLOAD_MB)")
+    max_unpacked_bytes: int = Field(description="largest total unpacked size (CI_MAX_UNPACKED_MB)")
+    max_upload_entries: int = Field(description="most entries in one archive")
+    max_pytest_args: int = Field(description="most pytest arguments")
+    max_pytest_arg_bytes: int = Field(description="longest pytest argument, UTF-8 bytes")
+    max_pytest_args_bytes: int = Field(description="all pytest arguments together, UTF-8 bytes")
+    max_env_vars: int = Field(description="most environment variables")
+    max_env_value_bytes: int = Field(description="longest environment value, UTF-8 bytes")
+    max_env_bytes: int = Field(description="all names and values together, UTF-8 bytes")
+    env_name_pattern: str = Field(description="what an environment variable's name must match")
+    reserved_env_names: list[str] = Field(description="names the service sets itself")
 
 
 class ErrorBody(_Wire):

@@ -52,3 +52,8 @@ class StorageError(CIError):
 class DatabaseUnavailableError(StorageError):
     """The database is there but cannot serve right now (locked past the busy timeout, disk
     full, an I/O error): worth retrying later, unlike a wrong path or schema."""
+
+
+class InvalidJobOptionsError(InvalidInputError):
+    """What a submit asked of its job beyond the files (pytest arguments, environment,
+    provenance) breaks a rule or a limit (422); the message names the field and the fix."""

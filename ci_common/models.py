@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NewType
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 JobId = NewType("JobId", str)
 UserId = NewType("UserId", int)
@@ -74,6 +74,17 @@ controller died while starting it is started again, but a job that keeps killing
 must not loop forever."""
 
 
+class GitInfo(_Record):
+    """Where the uploaded tree came from, when it was a git checkout (as the client saw it)."""
+
+    commit: str
+    """The full hash of `HEAD`."""
+    branch: str | None
+    """The checked-out branch; None for a detached `HEAD`."""
+    dirty: bool
+    """The work tree differed from `HEAD` (`git status --porcelain` printed something)."""
+
+
 class Job(_Record):
     """One test run of one uploaded project.
 
@@ -99,6 +110,13 @@ class Job(_Record):
     attempts: int = 0
     """How often the controller has started the job (a start cut short by a controller's
     death, before the tests ran, is tried again up to `MAX_START_ATTEMPTS`)."""
+    pytest_args: tuple[str, ...] = ()
+    """Passed to `python -m pytest` after its own arguments (see `ci_common.job_options`)."""
+    env: dict[str, str] = Field(default_factory=lambda: dict[str, str]())
+    """Set in the container for pytest, beside `CI=true` and `CI_JOB_ID`."""
+    project: str | None = None
+    """The project's name as the client gave it (pyproject's, else the directory's)."""
+    git: GitInfo | None = None
 
     @property
     def success(self) -> bool | None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
+from ci_common.job_options import JobOptions
 from ci_common.models import (
     ApiKey,
     ApiKeyId,
@@ -31,9 +32,12 @@ from ci_common.models import (
 class JobRepository(Protocol):
     """Jobs, archives and logs."""
 
-    async def create_job(self, *, user_id: UserId, archive: bytes | BinaryIO) -> Job:
-        """Store a new queued job together with its uploaded archive, atomically. A file is
-        read from its start to its end in blocks, never whole."""
+    async def create_job(
+        self, *, user_id: UserId, archive: bytes | BinaryIO, options: JobOptions | None = None
+    ) -> Job:
+        """Store a new queued job together with its uploaded archive and what the submit
+        asked of it (`options`, checked already), atomically. A file is read from its start
+        to its end in blocks, never whole."""
         ...
 
     async def get_job(self, job_id: JobId) -> Job:
@@ -45,9 +49,14 @@ class JobRepository(Protocol):
         ...
 
     async def list_jobs(
-        self, *, user_id: UserId | None = None, status: JobStatus | None = None, limit: int = 50
+        self,
+        *,
+        user_id: UserId | None = None,
+        status: JobStatus | None = None,
+        project: str | None = None,
+        limit: int = 50,
     ) -> list[Job]:
-        """Jobs newest first, optionally one user's and of one status."""
+        """Jobs newest first, optionally one user's, of one status, of one project."""
         ...
 
     async def list_active_jobs(self) -> list[Job]:

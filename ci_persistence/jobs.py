@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import sqlite3
 import uuid
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ci_common.errors import DatabaseUnavailableError, JobNotFoundError
-from ci_common.models import Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
+from ci_common.job_options import JobOptions
+from ci_common.models import GitInfo, Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
 from ci_persistence.database import (
     BUSY_TIMEOUT_MS,
     SqliteDatabase,
@@ -36,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 _JOB_COLUMNS = (
     "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
-    "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts"
+    "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts, "
+    "pytest_args, env, project, git"
 )
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
@@ -85,6 +88,10 @@ def job_from_row(row: sqlite3.Row) -> Job:
         last_log_seq=row["last_log_seq"],
         archive_bytes=row["archive_bytes"],
         attempts=row["attempts"],
+        pytest_args=tuple(json.loads(row["pytest_args"])),
+        env=json.loads(row["env"]),
+        project=row["project"],
+        git=GitInfo.model_validate_json(row["git"]) if row["git"] else None,
     )
 
 
@@ -102,10 +109,14 @@ class SqliteJobs:
     _db: SqliteDatabase
 
     @uncancellable
-    async def create_job(self, *, user_id: UserId, archive: bytes | BinaryIO) -> Job:
+    async def create_job(
+        self, *, user_id: UserId, archive: bytes | BinaryIO, options: JobOptions | None = None
+    ) -> Job:
         source = io.BytesIO(archive) if isinstance(archive, bytes) else archive
         try:
-            job_id = await asyncio.to_thread(_insert_job, self._db.path, user_id, source)
+            job_id = await asyncio.to_thread(
+                _insert_job, self._db.path, user_id, source, options or JobOptions()
+            )
         except sqlite3.OperationalError as exc:
             raise DatabaseUnavailableError(
                 f"the database is unavailable ({exc}); try again in a few seconds"
@@ -128,13 +139,21 @@ class SqliteJobs:
         return [job_from_row(row) for row in rows]
 
     async def list_jobs(
-        self, *, user_id: UserId | None = None, status: JobStatus | None = None, limit: int = 50
+        self,
+        *,
+        user_id: UserId | None = None,
+        status: JobStatus | None = None,
+        project: str | None = None,
+        limit: int = 50,
     ) -> list[Job]:
         clauses: list[str] = []
         params: list[object] = []
         if user_id is not None:
             clauses.append("user_id = ?")
             params.append(user_id)
+        if project is not None:
+            clauses.append("project = ?")
+            params.append(project)
         if status is not None:
             clauses.append("status = ?")
             params.append(status.value)
@@ -304,7 +323,7 @@ def _side_connection(path: Path) -> Generator[sqlite3.Connection]:
         yield conn
 
 
-def _insert_job(path: Path, user_id: UserId, archive: BinaryIO) -> str:
+def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOptions) -> str:
     """The new job's id, its row and archive committed together. Blocking."""
     size = archive.seek(0, io.SEEK_END)
     archive.seek(0)
@@ -313,9 +332,19 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO) -> str:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
-                "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (job_id, user_id, JobStatus.QUEUED.value, now_text(), size),
+                "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes, pytest_args, "
+                "env, project, git) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    user_id,
+                    JobStatus.QUEUED.value,
+                    now_text(),
+                    size,
+                    json.dumps(list(options.pytest_args)),
+                    json.dumps(options.env),
+                    options.project,
+                    options.git.model_dump_json() if options.git else None,
+                ),
             )
             rowid = conn.execute(
                 "INSERT INTO job_archives (job_id, data) VALUES (?, zeroblob(?))", (job_id, size)

@@ -81,7 +81,22 @@ ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 UPDATE jobs SET attempts = 1 WHERE started_at IS NOT NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_BASE, _V2_ARCHIVES_AND_LOG_CURSOR, _V3_ATTEMPTS)
+# v4: what each job was asked to run (pytest arguments, environment) and what it tested (the
+# project's name, its git commit), so `ci list --project` finds a project's jobs quickly.
+_V4_JOB_OPTIONS = """
+ALTER TABLE jobs ADD COLUMN pytest_args TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE jobs ADD COLUMN env TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE jobs ADD COLUMN project TEXT;
+ALTER TABLE jobs ADD COLUMN git TEXT;
+CREATE INDEX jobs_user_project_created ON jobs(user_id, project, created_at DESC);
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    _V1_BASE,
+    _V2_ARCHIVES_AND_LOG_CURSOR,
+    _V3_ATTEMPTS,
+    _V4_JOB_OPTIONS,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -21,6 +21,7 @@ from ci_common.errors import (
     CIError,
     ConflictError,
     InvalidInputError,
+    InvalidJobOptionsError,
     NotFoundError,
     StorageError,
 )
@@ -58,6 +59,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[CIError], int], ...] = (
     (UploadTooLargeError, 413),
     (UnusableUploadError, 422),
     (UploadTimeoutError, 408),
+    (InvalidJobOptionsError, 422),
     (InvalidInputError, 400),
     (ConflictError, 409),
     (StorageError, 503),

@@ -18,8 +18,9 @@ takes one write at a time anyway.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
@@ -57,10 +58,20 @@ class UploadSlots:
             self.in_use -= 1
 
 
+@dataclass(frozen=True)
+class ReceivedUpload:
+    """A submit's body: the archive, spooled, and the text fields beside it."""
+
+    file: UploadFile
+    fields: Mapping[str, str]
+    """Every other field by name (the job's options, see `ci_common.job_options`)."""
+
+
 @asynccontextmanager
-async def archive_field(request: Request, *, time_limit: float) -> AsyncGenerator[UploadFile]:
+async def received_upload(request: Request, *, time_limit: float) -> AsyncGenerator[ReceivedUpload]:
     """The request's multipart field `file`, spooled (to a temporary file past 1 MiB) and
-    closed when the block ends. 408 if the body takes longer than `time_limit` seconds."""
+    closed when the block ends, with the form's text fields. 408 if the body takes longer
+    than `time_limit` seconds."""
     try:
         async with asyncio.timeout(time_limit):
             form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
@@ -78,11 +89,28 @@ async def archive_field(request: Request, *, time_limit: float) -> AsyncGenerato
                 f"body {ARCHIVE_FIELD}: no file; send the zip as the multipart form field "
                 f"`{ARCHIVE_FIELD}` (curl -F {ARCHIVE_FIELD}=@project.zip)"
             )
-        yield file
+        fields: dict[str, str] = {}
+        for name, value in form.multi_items():
+            if name == ARCHIVE_FIELD:
+                continue
+            if not isinstance(value, str):
+                raise UnusableUploadError(
+                    f"body {name}: a file where text was expected; send it as a plain form "
+                    f"field (curl -F '{name}=...', not -F {name}=@file)"
+                )
+            fields[name] = value
+        yield ReceivedUpload(file=file, fields=fields)
     finally:
         await form.close()
 
 
+_TEXT_FIELDS = {
+    "pytest_args": 'JSON array of strings given to pytest, e.g. ["-k", "parse", "-x"]',
+    "env": 'JSON object of environment variables for pytest, e.g. {"FOO": "bar"}',
+    "project": "the project's name (pyproject's [project].name, else the directory's)",
+    "git": 'JSON object {"commit": "<full hash>", "branch": "main" or null, "dirty": false} '
+    "of the checkout the files came from",
+}
 ARCHIVE_REQUEST_BODY: dict[str, object] = {
     "requestBody": {
         "required": True,
@@ -97,7 +125,11 @@ ARCHIVE_REQUEST_BODY: dict[str, object] = {
                             "format": "binary",
                             "description": "a zip of the project root, holding requirements.txt "
                             "or pyproject.toml at its top level",
-                        }
+                        },
+                        **{
+                            name: {"type": "string", "description": description}
+                            for name, description in _TEXT_FIELDS.items()
+                        },
                     },
                 }
             }

@@ -31,9 +31,12 @@ async def list_jobs(
     user: CurrentUser,
     repo: RepoDep,
     status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
+    project: Annotated[
+        str | None, Query(max_length=200, description="only jobs of this project (its name)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many jobs")] = 50,
 ) -> list[JobView]:
-    jobs = await repo.list_jobs(user_id=user.id, status=status, limit=limit)
+    jobs = await repo.list_jobs(user_id=user.id, status=status, project=project, limit=limit)
     return [JobView.from_job(job) for job in jobs]
 
 

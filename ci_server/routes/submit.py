@@ -1,7 +1,10 @@
 """`/submit*`: accept a project zip, validate it, store the job, and answer three ways.
 
 `/submit` streams the whole job, `/submit-stream` does the same after a `job_id` event, and
-`/submit-async` returns 202 at once. Nothing is stored unless the archive passed every check.
+`/submit-async` returns 202 at once. Beside `file`, each takes the same optional form fields:
+pytest arguments, environment and where the files came from, checked by
+`ci_common.job_options` (422). Nothing is stored unless the fields and the archive passed
+every check.
 The caller is authenticated before a byte of the body is read (`AcceptedJob` depends on
 `CurrentUser`; see `ci_server.upload_intake`).
 """
@@ -17,12 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ci_common.api import SubmitAccepted
+from ci_common.job_options import parse_job_options
 from ci_common.models import Job
 from ci_server.dependencies import CurrentUser, HubDep, RepoDep, SettingsDep, UploadSlotsDep
 from ci_server.errors import ERROR_RESPONSES, UPLOAD_ERROR_RESPONSES
 from ci_server.routes.sse import SSE_RESPONSE, job_event_response
 from ci_server.settings import ServerSettings
-from ci_server.upload_intake import ARCHIVE_REQUEST_BODY, archive_field
+from ci_server.upload_intake import ARCHIVE_REQUEST_BODY, received_upload
 from ci_server.upload_validation import UploadLimits, validate_archive
 
 logger = logging.getLogger(__name__)
@@ -50,13 +54,21 @@ async def accepted_job(
     Dependencies resolve before this runs, so the caller is known (from the headers alone)
     before the body is read; then an upload slot is taken, or the answer is 503 at once."""
     with uploads.take():
-        async with archive_field(request, time_limit=settings.upload_timeout) as file:
+        async with received_upload(request, time_limit=settings.upload_timeout) as upload:
+            fields = upload.fields
+            options = parse_job_options(
+                pytest_args=fields.get("pytest_args"),
+                env=fields.get("env"),
+                project=fields.get("project"),
+                git=fields.get("git"),
+            )
+            file = upload.file
             size = file.size if file.size is not None else _spooled_size(file)
             limits = upload_limits(settings)
             await run_in_threadpool(validate_archive, file.file, size=size, limits=limits)
             async with uploads.storing:  # one archive written at a time
                 # The spooled file itself, read in blocks: never whole in memory.
-                job = await repo.create_job(user_id=user.id, archive=file.file)
+                job = await repo.create_job(user_id=user.id, archive=file.file, options=options)
     logger.info("job %s: submitted by user %s (%d bytes)", job.id, user.id, size)
     return job
 

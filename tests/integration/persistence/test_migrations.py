@@ -80,3 +80,25 @@ async def test_unusable_path_says_what_to_do(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(StorageError, match="CI_DB_PATH"):
         await open_repository(blocker / "ci.db")
+
+
+async def test_jobs_from_before_job_options_read_as_none_asked(tmp_path: Path) -> None:
+    path = tmp_path / "ci.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await migrate(conn, target=3) == 3
+        await conn.execute(
+            "INSERT INTO users (name, email, created_at) VALUES ('Ada', 'ada@x.org', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+        await conn.execute(
+            "INSERT INTO jobs (id, user_id, status, created_at) VALUES ('old-job', 1, 'queued', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+
+    repo = await open_repository(path)
+    try:
+        job = await repo.get_job(JobId("old-job"))
+        assert (job.pytest_args, job.env, job.project, job.git) == ((), {}, None, None)
+        assert [j.id for j in await repo.list_jobs(project="anything")] == []
+    finally:
+        await repo.close()

@@ -22,6 +22,10 @@ JOB_VIEW_FIELDS = {
     "started_at",
     "finished_at",
     "attempts",
+    "project",
+    "git",
+    "pytest_args",
+    "env",
 }
 
 
@@ -231,6 +235,7 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
         "/jobs/{job_id}/stream",
         "/jobs/{job_id}/logs",
         "/jobs/{job_id}/cancel",
+        "/limits",
         "/health",
     }
     job_view = schema["components"]["schemas"]["JobView"]["properties"]
