@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import shlex
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
 from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
-from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, WRITABLE_PLACES
+from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, WRITABLE_PLACES, job_file
 from ci_controller.dependencies import DependencyImageCache
 from ci_controller.job_log import JobLog
 from ci_controller.log_cursor import LogPosition
@@ -176,6 +177,7 @@ class JobWorker:
     async def _supervise(self, container: ContainerInfo | None, log: JobLog) -> Outcome:
         deadline = self._deadline()
         if container is None:
+            await self._announce(log)
             # The project's files live until the container has it, and go however this ends.
             with Staging() as staging:
                 prepared = await self._until_stopped(self._prepare(staging, log), deadline)
@@ -211,8 +213,21 @@ class JobWorker:
         if not found:
             raise RuntimeFault("the uploaded project is no longer stored; submit the job again")
         return await asyncio.to_thread(
-            build_project, staging.upload, staging.tar, stop=staging.stop
+            build_project,
+            staging.upload,
+            staging.tar,
+            job_file=job_file(self.job),
+            stop=staging.stop,
         )
+
+    async def _announce(self, log: JobLog) -> None:
+        """Say at the log's start what the submit asked for beyond pytest's defaults (the
+        environment's names only: its values may be secrets, and the job JSON has them)."""
+        job = self.job
+        if job.pytest_args:
+            await log.note(f"pytest arguments: {shlex.join(job.pytest_args)}")
+        if job.env:
+            await log.note(f"environment: {', '.join(sorted(job.env))} (values not shown)")
 
     async def _prepare(self, staging: Staging, log: JobLog) -> tuple[str, bool]:
         """The job's container and whether it runs already (a claimed warm container)."""

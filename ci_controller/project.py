@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import re
@@ -62,6 +63,9 @@ logger = logging.getLogger(__name__)
 READY_MARKER = ".ci-ready"
 """The tar's last entry, at the container's root: once it exists, the whole project does (it
 is never removed: see `docker_containers` for why)."""
+JOB_FILE = ".ci-job.json"
+"""The entry before the marker, at the container's root: the job's pytest arguments and
+environment, which the bootstrap reads before it runs pytest (see `bootstrap.job_file`)."""
 JOB_UID = 1000
 JOB_GID = 1000
 COPY_BLOCK_BYTES = 256 * 1024
@@ -157,17 +161,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def build_project(upload: Path, tar: Path, *, stop: threading.Event | None = None) -> Project:
-    """Write the tar of the zip at `upload` into the existing file `tar` (a `Staging`'s);
-    `ProjectArchiveError` says what is wrong. Blocking (run it in a thread); memory stays flat
-    whatever the zip unpacks to."""
+def build_project(
+    upload: Path, tar: Path, *, job_file: bytes = b"{}", stop: threading.Event | None = None
+) -> Project:
+    """Write the tar of the zip at `upload`, with `job_file` as `JOB_FILE`, into the existing
+    file `tar` (a `Staging`'s); `ProjectArchiveError` says what is wrong. Blocking (run it in
+    a thread); memory stays flat whatever the zip unpacks to."""
     stop = stop or threading.Event()
     try:
         with zipfile.ZipFile(upload) as archive:
             infos = archive.infolist()
             entries = check_zip_entries(infos)
             requirements = _requirements(archive, infos, entries)
-            _write_tar(archive, infos, entries, tar, stop)
+            _write_tar(archive, infos, entries, tar, stop, job_file)
     except ProjectEntryError as exc:
         raise ProjectArchiveError(str(exc)) from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
@@ -231,6 +237,7 @@ def _write_tar(
     entries: list[ProjectEntry],
     path: Path,
     stop: threading.Event,
+    job_file: bytes,
 ) -> None:
     directories: set[str] = set()
     with (
@@ -262,6 +269,8 @@ def _write_tar(
             header = _tar_info(target, tarfile.REGTYPE, mode=mode, size=info.file_size)
             with archive.open(info) as member:
                 tar.addfile(header, _ZipReader(cast(BinaryIO, member), info, stop))
+        job_info = _tar_info(JOB_FILE, tarfile.REGTYPE, mode=0o600, size=len(job_file))
+        tar.addfile(job_info, io.BytesIO(job_file))
         tar.addfile(_tar_info(READY_MARKER, tarfile.REGTYPE, mode=0o644, size=0))
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fake_runtime import FakeRuntime
 
+from ci_common.job_options import JobOptions
 from ci_common.models import Job, JobConclusion, User
 from ci_common.settings import Settings
 from ci_controller.controller import Controller
@@ -46,9 +47,15 @@ class World:
         await controller.wait_idle()
         return controller
 
-    async def submit(self, files: dict[str, str] | None = None, *, user: User | None = None) -> Job:
+    async def submit(
+        self,
+        files: dict[str, str] | None = None,
+        *,
+        user: User | None = None,
+        options: JobOptions | None = None,
+    ) -> Job:
         return await self.server.create_job(
-            user_id=(user or self.user).id, archive=project_zip(files)
+            user_id=(user or self.user).id, archive=project_zip(files), options=options
         )
 
     async def job(self, job: Job) -> Job:

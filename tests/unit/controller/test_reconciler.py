@@ -142,6 +142,7 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
     assert members == {
         "workspace": (1000, 1000),
         "workspace/test_a.py": (1000, 1000),
+        ".ci-job.json": (1000, 1000),
         ".ci-ready": (1000, 1000),
     }
 
