@@ -16,7 +16,7 @@ import io
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ci_client.client import CIClient, Reconnecting, ReconnectPolicy
+    from ci_client.job_request import JobRequest
     from ci_client.stream import Event
 
 JOB_STATUSES = ("queued", "running", "completed")
@@ -202,33 +203,88 @@ def submit() -> None:
     """Submit work to the CI server."""
 
 
-@submit.command("test")
+PYTEST_ARGS = "pytest_args"
+
+
+class PytestArgsCommand(click.Command):
+    """A command whose arguments after the first `--` are pytest's (in `ctx.meta`), kept
+    apart from its own, so `ci submit test -- -k parse` never takes `-k` for PATH."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta[PYTEST_ARGS] = tuple(args[split + 1 :])
+            args = args[:split]
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise click.NoSuchOption(
+                exc.option_name,
+                message=f"No such option: {exc.option_name}; pytest's options go after `--`: "
+                f"ci submit test -- {exc.option_name}",
+                possibilities=exc.possibilities,
+                ctx=ctx,
+            ) from None
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[-- PYTEST_ARGS...]"]
+
+
+@submit.command("test", cls=PytestArgsCommand)
 @click.argument("path", default=".", type=click.Path(path_type=Path))
 @click.option("--async", "detach", is_flag=True, help="Print the job id and exit at once.")
+@click.option(
+    "-e",
+    "--env",
+    "env_options",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help="Set an environment variable for the tests (repeatable); -e KEY alone passes KEY's "
+    "value from here.",
+)
 @connection_options
 @pass_state
-def submit_test(state: CLIState, path: Path, detach: bool) -> None:
+def submit_test(state: CLIState, path: Path, detach: bool, env_options: tuple[str, ...]) -> None:
     """Zip the project at PATH (default: here) and run its tests with pytest.
 
-    Follows the job live and exits with pytest's exit code; with --async, prints
-    `Job submitted: <id>` and exits 0 (`ci wait <id>` follows it later).
+    Arguments after `--` go to pytest: `ci submit test -- -k parse -x`. Follows the job live
+    and exits with pytest's exit code; with --async, prints `Job submitted: <id>` and exits 0
+    (`ci wait <id>` follows it later).
     """
-    from ci_client.archive import DEFAULT_MAX_BYTES, format_size, pack_project
+    from ci_client.archive import format_size, pack_project
+    from ci_client.job_request import JobRequest, check_packed, parse_env_options
+    from ci_client.provenance import git_provenance, project_name
 
     state.config().require_api_key()
-    archive = pack_project(path, max_bytes=DEFAULT_MAX_BYTES)
-    say(
-        f"Packed {archive.file_count} files from {path} "
-        f"({format_size(archive.size)} zipped, {format_size(archive.unpacked_bytes)} unpacked"
-        f"{', chosen by git' if archive.used_git else ''})"
+    pytest_args: tuple[str, ...] = click.get_current_context().meta.get(PYTEST_ARGS, ())
+    request = JobRequest(
+        pytest_args=pytest_args, env=parse_env_options(env_options, local=os.environ)
     )
     with state.client() as client:
+        limits = client.limits()
+        request.check(limits)
+        archive = pack_project(path, max_bytes=limits.max_upload_bytes)
+        check_packed(archive, limits)
+        request = replace(request, project=project_name(path), git=git_provenance(path))
+        say(
+            f"Packed {archive.file_count} files of {request.project} from {path} "
+            f"({format_size(archive.size)} zipped, {format_size(archive.unpacked_bytes)} unpacked"
+            f"{', chosen by git' if archive.used_git else ''}){_describe_git(request)}"
+        )
         if detach:
-            job_id = client.submit_async(archive.data)
+            job_id = client.submit_async(archive.data, request)
             click.echo(f"Job submitted: {job_id}")
             say(f"Follow it with `ci wait {job_id} --all`.")
             return
-        finish(_follow(client, client.submit_stream(archive.data), job_id=None))
+        finish(_follow(client, client.submit_stream(archive.data, request), job_id=None))
+
+
+def _describe_git(request: JobRequest) -> str:
+    git = request.git
+    if git is None:
+        return ""
+    where = f" on {git['branch']}" if git["branch"] else ""
+    return f"; commit {git['commit'][:12]}{where}{', uncommitted changes' if git['dirty'] else ''}"
 
 
 @cli.command()
@@ -267,18 +323,22 @@ def _follow(client: CIClient, events: Iterator[Event], *, job_id: str | None) ->
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the full jobs as a JSON array.")
 @click.option("--status", type=click.Choice(JOB_STATUSES), help="Only jobs in this status.")
+@click.option("--project", metavar="NAME", help="Only jobs of this project.")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
 @connection_options
 @pass_state
-def list_jobs(state: CLIState, as_json: bool, status: str | None, limit: int) -> None:
+def list_jobs(
+    state: CLIState, as_json: bool, status: str | None, project: str | None, limit: int
+) -> None:
     """Your jobs, newest first."""
     with state.client() as client:
-        jobs = client.list_jobs(status=status, limit=limit)
+        jobs = client.list_jobs(status=status, project=project, limit=limit)
     if as_json:
         click.echo(json.dumps([job.model_dump(mode="json") for job in jobs], indent=2))
         return
     if not jobs:
-        say("No jobs yet. Submit one with `ci submit test`." if status is None else "No jobs.")
+        filtered = status is not None or project is not None
+        say("No jobs." if filtered else "No jobs yet. Submit one with `ci submit test`.")
         return
     from ci_client.render import print_job_table
 

@@ -36,6 +36,7 @@ from ci_client.errors import (
 from ci_client.httpx_lean import httpx
 
 if TYPE_CHECKING:
+    from ci_client.job_request import JobRequest, ServerLimits
     from ci_client.stream import Event, StreamCursor
     from ci_common.api import JobView
 
@@ -115,9 +116,29 @@ class CIClient:
         """Whether the server answers `GET /health` with 200."""
         return self._request("GET", "/health").status_code == 200
 
-    def submit_async(self, archive: bytes) -> str:
-        """Upload a project zip as a new job; return its id at once (`POST /submit-async`)."""
-        response = self._request("POST", "/submit-async", files=_upload(archive), upload=True)
+    def limits(self) -> ServerLimits:
+        """What the server accepts (`GET /limits`); the defaults from a server too old to
+        say."""
+        from ci_client.job_request import ServerLimits
+
+        try:
+            response = self._request("GET", "/limits")
+        except RequestRejected as exc:
+            if exc.status_code == 404:
+                return ServerLimits()
+            raise
+        return ServerLimits.from_json(_json_object(response))
+
+    def submit_async(self, archive: bytes, request: JobRequest | None = None) -> str:
+        """Upload a project zip as a new job, with `request`'s pytest arguments, environment
+        and provenance; return its id at once (`POST /submit-async`)."""
+        response = self._request(
+            "POST",
+            "/submit-async",
+            files=_upload(archive),
+            data=request.form_fields() if request else None,
+            upload=True,
+        )
         body = _json_object(response)
         job_id = body.get("job_id")
         if not isinstance(job_id, str):
@@ -131,13 +152,18 @@ class CIClient:
         response = self._request("GET", f"/jobs/{job_id}", job_id=job_id)
         return _validate(JobView, response)
 
-    def list_jobs(self, *, status: str | None = None, limit: int | None = None) -> list[JobView]:
-        """The caller's jobs, newest first (`GET /jobs`)."""
+    def list_jobs(
+        self, *, status: str | None = None, project: str | None = None, limit: int | None = None
+    ) -> list[JobView]:
+        """The caller's jobs, newest first, optionally of one status or project (`GET
+        /jobs`)."""
         from ci_common.api import JobView
 
         params: dict[str, str | int] = {}
         if status is not None:
             params["status"] = status
+        if project is not None:
+            params["project"] = project
         if limit is not None:
             params["limit"] = limit
         response = self._request("GET", "/jobs", params=params)
@@ -156,15 +182,20 @@ class CIClient:
 
     # -- streams --------------------------------------------------------------------------
 
-    def submit_stream(self, archive: bytes) -> Iterator[Event]:
-        """Upload a project and follow the new job from its start (`POST /submit-stream`).
-        The first event is a `JobIdEvent`; the last a `CompleteEvent`."""
+    def submit_stream(self, archive: bytes, request: JobRequest | None = None) -> Iterator[Event]:
+        """Upload a project (with `request`'s options) and follow the new job from its start
+        (`POST /submit-stream`). The first event is a `JobIdEvent`; the last a
+        `CompleteEvent`."""
         from ci_client.stream import StreamCursor
 
-        request = self._http.build_request(
-            "POST", "/submit-stream", files=_upload(archive), timeout=STREAM_TIMEOUT
+        http_request = self._http.build_request(
+            "POST",
+            "/submit-stream",
+            files=_upload(archive),
+            data=request.form_fields() if request else None,
+            timeout=STREAM_TIMEOUT,
         )
-        return self._follow(request, StreamCursor(job_id=None, replay=True), upload=True)
+        return self._follow(http_request, StreamCursor(job_id=None, replay=True), upload=True)
 
     def stream(self, job_id: str, *, from_beginning: bool = False) -> Iterator[Event]:
         """Follow a job (`GET /jobs/{id}/stream`) until its `CompleteEvent`: from now on, or
@@ -266,9 +297,10 @@ class CIClient:
         upload: bool = False,
         params: dict[str, str | int] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
+        data: dict[str, str] | None = None,
     ) -> httpx.Response:
         try:
-            response = self._http.request(method, path, params=params, files=files)
+            response = self._http.request(method, path, params=params, files=files, data=data)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         check_response(response, job_id=job_id, upload=upload)

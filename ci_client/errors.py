@@ -27,6 +27,11 @@ class ArchiveError(ClientError):
     `pyproject.toml`, or bigger than the upload limit."""
 
 
+class JobRequestError(ClientError):
+    """The pytest arguments or `-e` options break a rule of the server, found before
+    anything was uploaded (exit 64, a usage error of `ci`)."""
+
+
 class ServerUnreachable(ClientError):
     """No connection to the server could be made (or kept)."""
 

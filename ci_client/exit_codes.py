@@ -39,6 +39,7 @@ from ci_client.errors import (
     ClientError,
     ConfigError,
     JobNotFound,
+    JobRequestError,
     RequestRejected,
     ServerError,
     ServerUnreachable,
@@ -118,6 +119,8 @@ def exit_code_for_error(error: ClientError) -> int:
     match error:
         case ConfigError():
             return ExitCode.CONFIG
+        case JobRequestError():
+            return ExitCode.USAGE
         case ArchiveError() | RequestRejected():
             return ExitCode.BAD_INPUT
         case JobNotFound():

@@ -8,6 +8,7 @@ tens of milliseconds at start-up and every other command would pay for it.
 from __future__ import annotations
 
 import io
+import shlex
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
@@ -63,18 +64,31 @@ def job_duration(job: JobView, *, now: datetime | None = None) -> str:
     return format_seconds(max(0.0, (now - job.started_at).total_seconds())) + "…"
 
 
+def describe_commit(job: JobView) -> str:
+    """`1a2b3c4d5e6f main*`: the commit (12 digits), its branch, `*` for uncommitted changes;
+    `-` when the files did not come from a git checkout."""
+    if job.git is None:
+        return "-"
+    branch = f" {job.git.branch}" if job.git.branch else ""
+    return f"{job.git.commit[:12]}{branch}{'*' if job.git.dirty else ''}"
+
+
 def print_job_table(jobs: list[JobView], *, stream: TextIO, colour: bool) -> None:
-    """The `ci list` table: short id, status, conclusion, created, duration."""
+    """The `ci list` table: short id, project, commit, status, conclusion, created,
+    duration."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "STATUS", "CONCLUSION", "CREATED", "DURATION"):
+    for column in ("ID", "PROJECT", "COMMIT", "STATUS", "CONCLUSION", "CREATED", "DURATION"):
         table.add_column(column, no_wrap=True)
     for job in jobs:
         conclusion = job.conclusion.value if job.conclusion else "-"
         table.add_row(
             short_id(job.id),
+            escape(job.project or "-"),
+            escape(describe_commit(job)),
             f"[{STATUS_STYLES.get(job.status.value, 'default')}]{job.status.value}[/]",
             f"[{CONCLUSION_STYLES.get(conclusion, 'default')}]{conclusion}[/]",
             format_time(job.created_at),
@@ -95,6 +109,8 @@ def job_card(job: JobView) -> list[str]:
     """The `ci status` lines: every field a user asks about, aligned."""
     rows = [
         ("job", job.id),
+        ("project", job.project or "-"),
+        ("commit", describe_commit(job)),
         ("status", job.status.value + (" (cancel requested)" if _cancelling(job) else "")),
         ("conclusion", job.conclusion.value if job.conclusion else "-"),
         ("exit code", str(job.exit_code) if job.exit_code is not None else "-"),
@@ -103,6 +119,10 @@ def job_card(job: JobView) -> list[str]:
         ("finished", format_time(job.finished_at)),
         ("duration", job_duration(job)),
     ]
+    if job.pytest_args:
+        rows.append(("pytest args", shlex.join(job.pytest_args)))
+    if job.env:
+        rows.append(("environment", f"{', '.join(sorted(job.env))} (values: --json)"))
     if job.error:
         rows.append(("error", job.error))
     width = max(len(label) for label, _ in rows)

@@ -160,10 +160,10 @@ async def test_list_status_and_logs(cli: Cli, repo: SqliteRepository, alice: Acc
     table = await cli.run("list")
     assert table.exit_code == 0
     rows = [line.split() for line in table.stdout.splitlines()]
-    assert rows[0] == ["ID", "STATUS", "CONCLUSION", "CREATED", "DURATION"]
-    assert [row[:3] for row in rows[1:]] == [
-        [queued[:8], "queued", "-"],
-        [done[:8], "completed", "success"],
+    assert rows[0] == ["ID", "PROJECT", "COMMIT", "STATUS", "CONCLUSION", "CREATED", "DURATION"]
+    assert [row[:5] for row in rows[1:]] == [
+        [queued[:8], "-", "-", "queued", "-"],
+        [done[:8], "-", "-", "completed", "success"],
     ]
     as_json = await cli.run("list", "--json", "--status", "completed", "--limit", "5")
     assert [job["id"] for job in json.loads(as_json.stdout)] == [done]
@@ -231,10 +231,10 @@ async def test_an_unreachable_server_exits_69(cli: Cli, server: RestartableServe
     assert f"cannot reach the CI server at {server.url}" in result.stderr
 
 
-async def test_an_oversized_upload_is_refused_by_the_server_with_65(
+async def test_an_upload_over_the_servers_limit_is_refused_with_65(
     cli: Cli, server: RestartableServer, tmp_path: Path
 ) -> None:
-    # The client's own limit is the default 50 MiB; this server only takes 1 MiB.
+    # The client's default is 50 MiB; this server only takes 1 MiB, and says so (/limits).
     await asyncio.to_thread(server.stop)
     server.settings = server.settings.model_copy(update={"max_upload_mb": 1})
     await asyncio.to_thread(server.start)
@@ -244,7 +244,7 @@ async def test_an_oversized_upload_is_refused_by_the_server_with_65(
     (project / "blob.bin").write_bytes(random.Random(0).randbytes(2 * 1024 * 1024))
     result = await cli.run("submit", "test", str(project), "--async")
     assert result.exit_code == 65
-    assert "1 MiB limit" in result.stderr
+    assert "over the upload limit of 1.0 MiB" in result.stderr
 
 
 async def test_ctrl_c_detaches_with_130_and_the_job_goes_on(

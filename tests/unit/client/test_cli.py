@@ -72,7 +72,7 @@ def test_submit_streams_test_output_to_stdout_and_status_to_stderr(
     assert f"Job submitted: {JOB}" in result.stderr
     assert "Packed 4 files" in result.stderr
     assert "passed" in result.stderr.splitlines()[-1]
-    assert b"tests/test_inventory.py" in server.requests[0].content
+    assert b"tests/test_inventory.py" in server.requests_to("/submit-stream")[0].content
 
 
 @pytest.mark.parametrize(
@@ -270,9 +270,17 @@ def test_list_shows_a_table_or_json(server: FakeServer, cli_state: CLIState) -> 
     table = run(cli_state, "list", "--limit", "2", "--status", "running")
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "CONCLUSION", "CREATED", "DURATION"]
-    assert lines[1].split()[:3] == ["aaaaaaaa", "running", "-"]
-    assert lines[2].split()[:3] == [JOB[:8], "completed", "success"]
+    assert lines[0].split() == [
+        "ID",
+        "PROJECT",
+        "COMMIT",
+        "STATUS",
+        "CONCLUSION",
+        "CREATED",
+        "DURATION",
+    ]
+    assert lines[1].split()[:5] == ["aaaaaaaa", "-", "-", "running", "-"]
+    assert lines[2].split()[:5] == [JOB[:8], "-", "-", "completed", "success"]
     assert lines[2].split()[-2:] == ["1m", "05s"]
     assert "\x1b[" not in table.stdout
     assert server.requests[0].url.params == httpx.QueryParams({"limit": "2", "status": "running"})
