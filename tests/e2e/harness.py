@@ -209,6 +209,10 @@ class CIService:
     def start_server(self, *, wait: bool = True) -> ManagedProcess:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit it: uvicorn takes an inherited fd for AF_UNIX, so asyncio
+        # would not set it, and every second request on a connection would wait ~40 ms for
+        # a delayed ACK (Nagle). `ci-server --port` gets it from asyncio.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
         fd = listener.fileno()
