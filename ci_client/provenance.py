@@ -2,9 +2,10 @@
 
 Sent with every submit (form fields `project` and `git`) so a list of jobs tells projects and
 commits apart. The name is `[project].name` of the root's `pyproject.toml`, else the
-directory's name. The commit, branch and dirtiness come from git itself (`rev-parse`,
-`status --porcelain`), the same answer the user's own prompt gives; outside a work tree, or
-when git is missing or refuses, there is no git provenance and the submit goes on.
+directory's name. The commit, branch and dirtiness come from git itself, in one call (`git
+status --porcelain=v2 --branch` says what `rev-parse HEAD`, `rev-parse --abbrev-ref HEAD`
+and `status --porcelain` would, in ~4 ms instead of ~8); outside a work tree, or when git is
+missing or refuses, there is no git provenance and the submit goes on.
 """
 
 from __future__ import annotations
@@ -45,16 +46,24 @@ def project_name(root: Path) -> str:
 
 def git_provenance(root: Path) -> GitProvenance | None:
     """HEAD's commit, the branch (None when detached) and whether the work tree differs from
-    it; None outside a git work tree or without a first commit."""
-    commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
-    if commit is None or not commit:
+    it (changed, staged or untracked files); None outside a git work tree or without a first
+    commit."""
+    status = _git(root, "status", "--porcelain=v2", "--branch")
+    if status is None:
         return None
-    branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
-    status = _git(root, "status", "--porcelain")
+    headers: dict[str, str] = {}
+    dirty = False
+    for line in status.splitlines():
+        if line.startswith("# "):
+            key, _, value = line[2:].partition(" ")
+            headers[key] = value
+        elif line:
+            dirty = True
+    commit, branch = headers.get("branch.oid"), headers.get("branch.head")
+    if commit is None or commit == "(initial)":
+        return None
     return GitProvenance(
-        commit=commit,
-        branch=branch if branch and branch != "HEAD" else None,
-        dirty=bool(status),
+        commit=commit, branch=None if branch in (None, "(detached)") else branch, dirty=dirty
     )
 
 
@@ -74,4 +83,4 @@ def _git(root: Path, *args: str) -> str | None:
         return None
     if result.returncode != 0:
         return None
-    return result.stdout.decode("utf-8", errors="replace").strip()
+    return result.stdout.decode("utf-8", errors="replace")
