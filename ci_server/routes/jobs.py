@@ -32,7 +32,7 @@ async def list_jobs(
     repo: RepoDep,
     status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
     project: Annotated[
-        str | None, Query(max_length=200, description="only jobs of this project (its name)")
+        str | None, Query(max_length=255, description="only jobs of this project (its name)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many jobs")] = 50,
 ) -> list[JobView]:

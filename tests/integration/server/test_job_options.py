@@ -99,7 +99,7 @@ BAD_OPTIONS = [
     ({"env": '{"FOO": "a\\u0000b"}'}, "env FOO contains a NUL"),
     ({"env": json.dumps({"FOO": "x" * (MAX_ENV_VALUE_BYTES + 1)})}, "per value"),
     ({"project": "a\nb"}, "project must be a name"),
-    ({"project": "p" * 201}, "project must be a name"),
+    ({"project": "p" * 256}, "project must be a name"),
     ({"git": '{"commit": "abc"}'}, "git.commit must be a full lowercase commit hash"),
     ({"git": json.dumps({"commit": COMMIT, "branch": "main"})}, "git.dirty must be true"),
     ({"git": json.dumps({"commit": COMMIT, "dirty": 0})}, "git.dirty must be true"),
