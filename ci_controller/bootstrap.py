@@ -31,7 +31,7 @@ job existed, so its command and environment could not carry them, and a cold one
 no second way. The bootstrap sets the environment and appends the arguments to its command.
 Variables the interpreter reads only at start-up (`PYTHON*`, e.g. `PYTHONPATH`) would be
 ignored by pytest in the same interpreter, so when the job sets one, the bootstrap execs a
-fresh `python -m pytest` instead (about 30 ms more, for those jobs only).
+fresh `python -m pytest` instead (an interpreter start, ~15 ms, for those jobs only).
 
 A warm container (`ROLE_WARM`, see `warm_pool`) is the same container started before any job
 exists: same image, limits and user, a bootstrap that waits without a deadline (it may sit
