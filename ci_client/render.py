@@ -64,31 +64,44 @@ def job_duration(job: JobView, *, now: datetime | None = None) -> str:
     return format_seconds(max(0.0, (now - job.started_at).total_seconds())) + "…"
 
 
-def describe_commit(job: JobView) -> str:
-    """`1a2b3c4d5e6f main*`: the commit (12 digits), its branch, `*` for uncommitted changes;
-    `-` when the files did not come from a git checkout."""
+SHORT_COMMIT_LENGTH = 10
+
+
+def short_commit(job: JobView) -> str:
+    """`1a2b3c4d5e*`: the commit's first digits, `*` when the tree had uncommitted changes;
+    `-` when the files did not come from a git checkout. One word, as scripts split rows."""
     if job.git is None:
         return "-"
-    branch = f" {job.git.branch}" if job.git.branch else ""
-    return f"{job.git.commit[:12]}{branch}{'*' if job.git.dirty else ''}"
+    return job.git.commit[:SHORT_COMMIT_LENGTH] + ("*" if job.git.dirty else "")
+
+
+def describe_commit(job: JobView) -> str:
+    """The status card's commit: in full, its branch, and whether the tree differed."""
+    if job.git is None:
+        return "- (not a git checkout)"
+    branch = f" on {job.git.branch}" if job.git.branch else " (detached HEAD)"
+    changes = ", with uncommitted changes" if job.git.dirty else ""
+    return f"{job.git.commit}{branch}{changes}"
 
 
 def print_job_table(jobs: list[JobView], *, stream: TextIO, colour: bool) -> None:
-    """The `ci list` table: short id, project, commit, status, conclusion, created,
+    """The `ci list` table: short id, project, commit, branch, status, conclusion, created,
     duration."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "PROJECT", "COMMIT", "STATUS", "CONCLUSION", "CREATED", "DURATION"):
+    columns = ("ID", "PROJECT", "COMMIT", "BRANCH", "STATUS", "CONCLUSION", "CREATED", "DURATION")
+    for column in columns:
         table.add_column(column, no_wrap=True)
     for job in jobs:
         conclusion = job.conclusion.value if job.conclusion else "-"
         table.add_row(
             short_id(job.id),
             escape(job.project or "-"),
-            escape(describe_commit(job)),
+            escape(short_commit(job)),
+            escape(job.git.branch if job.git and job.git.branch else "-"),
             f"[{STATUS_STYLES.get(job.status.value, 'default')}]{job.status.value}[/]",
             f"[{CONCLUSION_STYLES.get(conclusion, 'default')}]{conclusion}[/]",
             format_time(job.created_at),

@@ -111,7 +111,8 @@ def test_async_then_wait_then_list_and_logs(service: CIService) -> None:
     listed = ci(service, "list")
     assert listed.returncode == 0
     [row] = [line.split() for line in listed.stdout.splitlines()[1:]]
-    assert row[:3] == [job_id[:8], "completed", "success"]
+    # ID, PROJECT (the directory's name), COMMIT and BRANCH (of this checkout), STATUS, ...
+    assert [row[0], row[1], *row[4:6]] == [job_id[:8], "passing", "completed", "success"]
 
     logs = ci(service, "logs", job_id[:8])
     assert (logs.returncode, logs.stdout) == (0, service.logs(job_id))

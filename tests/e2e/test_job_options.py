@@ -171,13 +171,15 @@ def test_ci_list_tells_projects_and_commits_apart(service: CIService, tmp_path: 
     listed = ci(service, "list")
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:]}
-    assert rows[first[:8]][1:4] == ["alpha-lib", commit[:12], "trunk*"]
-    assert rows[second[:8]][1:3] == ["beta-dir", "-"]
+    assert rows[first[:8]][1:4] == ["alpha-lib", f"{commit[:10]}*", "trunk"]
+    assert rows[second[:8]][1:4] == ["beta-dir", "-", "-"]
     only = ci(service, "list", "--project", "beta-dir")
     assert [line.split()[0] for line in only.stdout.splitlines()[1:]] == [second[:8]]
     assert service.job(first)["git"] == {"commit": commit, "branch": "trunk", "dirty": True}
     status = ci(service, "status", first)
-    assert re.search(rf"^commit: +{commit[:12]} trunk\*$", status.stdout, re.MULTILINE)
+    assert re.search(
+        rf"^commit: +{commit} on trunk, with uncommitted changes$", status.stdout, re.MULTILINE
+    )
     assert re.search(r"^project: +alpha-lib$", status.stdout, re.MULTILINE)
 
 

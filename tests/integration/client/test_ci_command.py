@@ -160,10 +160,19 @@ async def test_list_status_and_logs(cli: Cli, repo: SqliteRepository, alice: Acc
     table = await cli.run("list")
     assert table.exit_code == 0
     rows = [line.split() for line in table.stdout.splitlines()]
-    assert rows[0] == ["ID", "PROJECT", "COMMIT", "STATUS", "CONCLUSION", "CREATED", "DURATION"]
-    assert [row[:5] for row in rows[1:]] == [
-        [queued[:8], "-", "-", "queued", "-"],
-        [done[:8], "-", "-", "completed", "success"],
+    assert rows[0] == [
+        "ID",
+        "PROJECT",
+        "COMMIT",
+        "BRANCH",
+        "STATUS",
+        "CONCLUSION",
+        "CREATED",
+        "DURATION",
+    ]
+    assert [row[:6] for row in rows[1:]] == [
+        [queued[:8], "-", "-", "-", "queued", "-"],
+        [done[:8], "-", "-", "-", "completed", "success"],
     ]
     as_json = await cli.run("list", "--json", "--status", "completed", "--limit", "5")
     assert [job["id"] for job in json.loads(as_json.stdout)] == [done]

@@ -274,13 +274,14 @@ def test_list_shows_a_table_or_json(server: FakeServer, cli_state: CLIState) -> 
         "ID",
         "PROJECT",
         "COMMIT",
+        "BRANCH",
         "STATUS",
         "CONCLUSION",
         "CREATED",
         "DURATION",
     ]
-    assert lines[1].split()[:5] == ["aaaaaaaa", "-", "-", "running", "-"]
-    assert lines[2].split()[:5] == [JOB[:8], "-", "-", "completed", "success"]
+    assert lines[1].split()[:6] == ["aaaaaaaa", "-", "-", "-", "running", "-"]
+    assert lines[2].split()[:6] == [JOB[:8], "-", "-", "-", "completed", "success"]
     assert lines[2].split()[-2:] == ["1m", "05s"]
     assert "\x1b[" not in table.stdout
     assert server.requests[0].url.params == httpx.QueryParams({"limit": "2", "status": "running"})

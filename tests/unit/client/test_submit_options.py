@@ -202,17 +202,19 @@ def test_list_filters_by_project_and_shows_project_and_commit(
 
     table = run(cli_state, "list", "--project", "inventory")
     assert table.exit_code == 0, table.output
-    assert table.stdout.splitlines()[1].split()[:4] == [
+    assert table.stdout.splitlines()[1].split()[:5] == [
         JOB[:8],
         "inventory",
-        "0123456789ab",
-        "main*",
+        "0123456789*",
+        "main",
+        "completed",
     ]
     assert server.requests[0].url.params["project"] == "inventory"
 
     card = run(cli_state, "status", JOB).stdout
     assert "project:     inventory" in card
-    assert "commit:      0123456789ab main*" in card
+    commit = "0123456789abcdef" * 2 + "01234567"
+    assert f"commit:      {commit} on main, with uncommitted changes" in card
     assert "pytest args: -k 'parse me'" in card
     assert "environment: FOO (values: --json)" in card
     assert "secret" not in card
