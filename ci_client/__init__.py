@@ -1,9 +1,11 @@
 """The CI service's client: the `ci` command and a Python library for the server's API.
 
-    from ci_client import CIClient, pack_project
+    from ci_client import CIClient, JobRequest, pack_project
 
     with CIClient(server_url="http://localhost:8000", api_key="ci_...") as client:
         job_id = client.submit_async(pack_project(Path(".")).data)
+        request = JobRequest(pytest_args=("-k", "parse"), env={"FOO": "bar"})
+        job_id = client.submit_async(pack_project(Path(".")).data, request)
 
 Every error raised on purpose is a `ClientError` (see `ci_client.errors`). The exports that
 pull in httpx or pydantic are loaded on first use (PEP 562 `__getattr__`), because this package
@@ -21,6 +23,7 @@ from ci_client.errors import (
     ClientError,
     ConfigError,
     JobNotFound,
+    JobRequestError,
     RequestRejected,
     ServerError,
     ServerUnreachable,
@@ -32,12 +35,15 @@ from ci_client.exit_codes import ExitCode
 if TYPE_CHECKING:
     from ci_client.archive import ProjectArchive, pack_project
     from ci_client.client import CIClient, ReconnectPolicy
+    from ci_client.job_request import JobRequest, ServerLimits
 
 _LAZY = {
     "CIClient": "ci_client.client",
     "ReconnectPolicy": "ci_client.client",
     "ProjectArchive": "ci_client.archive",
     "pack_project": "ci_client.archive",
+    "JobRequest": "ci_client.job_request",
+    "ServerLimits": "ci_client.job_request",
 }
 
 __all__ = [
@@ -48,10 +54,13 @@ __all__ = [
     "ConfigError",
     "ExitCode",
     "JobNotFound",
+    "JobRequest",
+    "JobRequestError",
     "ProjectArchive",
     "ReconnectPolicy",
     "RequestRejected",
     "ServerError",
+    "ServerLimits",
     "ServerUnreachable",
     "StreamLost",
     "UploadRejected",
