@@ -4,6 +4,7 @@ needs it to be PID 1; the e2e tests check that in a real container.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ci_controller.bootstrap import DISK_FULL_EXIT, bootstrap, exit_status
-from ci_controller.project import READY_MARKER, WORKSPACE
+from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
 
 
@@ -113,3 +114,34 @@ def test_the_engines_word_on_memory_is_kept() -> None:
     assert exit_status(DISK_FULL_EXIT + 1, oom_killed=True) == ExitStatus(
         1, oom_killed=True, disk_full=True
     )
+
+
+def test_the_job_files_arguments_and_environment_reach_pytest(root: Path) -> None:
+    (root / JOB_FILE).write_text(
+        json.dumps({"pytest_args": ["-k", "chosen", "-s"], "env": {"FOO": "bar", "CI": "true"}})
+    )
+    (root / WORKSPACE / "test_it.py").write_text(
+        "import os\n"
+        "def test_chosen():\n"
+        "    print('FOO is', os.environ['FOO'], 'CI is', os.environ['CI'])\n"
+        "def test_other():\n"
+        "    assert False, 'deselected by -k'\n"
+    )
+
+    code, out, _ = run(root, "python", "-m", "pytest", "-p", "no:cacheprovider")
+
+    assert code == 0, out
+    assert "FOO is bar CI is true" in out and "1 passed, 1 deselected" in out
+
+
+def test_a_python_start_up_variable_gets_a_fresh_interpreter(root: Path) -> None:
+    (root / WORKSPACE / "lib").mkdir()
+    (root / WORKSPACE / "lib" / "helper.py").write_text("VALUE = 7\n")
+    (root / JOB_FILE).write_text(json.dumps({"pytest_args": [], "env": {"PYTHONPATH": "lib"}}))
+    (root / WORKSPACE / "test_it.py").write_text(
+        "import helper\ndef test_it():\n    assert helper.VALUE == 7\n"
+    )
+
+    code, out, _ = run(root, "python", "-m", "pytest", "-p", "no:cacheprovider")
+
+    assert code == 0, out
