@@ -41,6 +41,7 @@ HEALTH_BUSY_TIMEOUT_MS = 1_000
 WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 """What the WAL file is cut back to when it restarts after a checkpoint (SQLite otherwise
 keeps its peak size)."""
+OPEN_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 RECLAIM_PAGES_PER_CALL = 20_000
 """Free pages returned to the file system per `reclaim_space` (80 MB of 4 KiB pages): enough
 to keep up with deleted uploads, small enough to hold the write lock only briefly."""
@@ -63,6 +64,10 @@ def from_text(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+class _LockedAtOpenError(Exception):
+    """Opening met another process's lock where SQLite does not wait for it."""
+
+
 class SqliteDatabase:
     """The open connection and the lock that guards it."""
 
@@ -73,6 +78,20 @@ class SqliteDatabase:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
+        # Processes opening a fresh file together race to switch it to WAL, which SQLite may
+        # refuse with "database is locked" without waiting: try again shortly.
+        for delay in OPEN_RETRY_DELAYS:
+            try:
+                return await cls._open_once(path)
+            except _LockedAtOpenError:
+                await asyncio.sleep(delay)
+        try:
+            return await cls._open_once(path)
+        except _LockedAtOpenError as exc:
+            raise StorageError(f"cannot use the database at {path}: {exc.__cause__}") from exc
+
+    @classmethod
+    async def _open_once(cls, path: Path) -> SqliteDatabase:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = await aiosqlite.connect(
@@ -92,6 +111,11 @@ class SqliteDatabase:
             await conn.execute("PRAGMA foreign_keys = ON")
             await migrate(conn)
             await _use_incremental_vacuum(conn, path)
+        except sqlite3.OperationalError as exc:
+            await conn.close()
+            if "locked" in str(exc):
+                raise _LockedAtOpenError from exc
+            raise StorageError(f"cannot use the database at {path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             await conn.close()
             raise StorageError(f"cannot use the database at {path}: {exc}") from exc
