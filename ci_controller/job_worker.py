@@ -32,7 +32,6 @@ import shlex
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import TypeVar
 
 from ci_common.errors import StorageError
@@ -40,13 +39,19 @@ from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
 from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
-from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, WRITABLE_PLACES, job_file
+from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
 from ci_controller.dependencies import DependencyImageCache
 from ci_controller.job_log import JobLog
+from ci_controller.job_outcome import (
+    Outcome,
+    ProjectNeverArrivedError,
+    StopReason,
+    exit_outcome,
+    stopped_outcome,
+)
 from ci_controller.log_cursor import LogPosition
 from ci_controller.project import Project, ProjectArchiveError, Staging, build_project
 from ci_controller.runtime import (
-    PROJECT_MISSING_EXIT,
     ContainerGoneError,
     ContainerInfo,
     ContainerRuntime,
@@ -63,28 +68,8 @@ logger = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 2.0
 TIMEOUT_GRACE_SECONDS = 5.0
 DRAIN_TIMEOUT_SECONDS = 30.0
-_KILLED = 128 + 9  # SIGKILL: the tests themselves were killed
 
 T = TypeVar("T")
-
-
-class ProjectNeverArrivedError(Exception):
-    """The job's container gave up waiting for its project: its tests never began."""
-
-
-class StopReason(Enum):
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed out"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a job ended, as `complete_job` records it, plus a last line for its log."""
-
-    conclusion: JobConclusion
-    exit_code: int | None = None
-    error: str | None = None
-    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -368,39 +353,10 @@ class JobWorker:
         return StopReason.CANCELLED if cancelled in done else StopReason.TIMED_OUT
 
     def _stopped(self, reason: StopReason) -> Outcome:
-        if reason is StopReason.CANCELLED:
-            return Outcome(JobConclusion.CANCELLED, note="cancelled on request")
-        timeout = self._env.settings.job_timeout
-        return Outcome(
-            JobConclusion.TIMED_OUT,
-            note=f"timed out after {timeout:g} s (CI_JOB_TIMEOUT); the container was stopped",
-        )
+        return stopped_outcome(reason, settings=self._env.settings)
 
     def _exited(self, status: ExitStatus) -> Outcome:
-        if status.exit_code == 0:
-            return Outcome(JobConclusion.SUCCESS, exit_code=0)
-        if status.exit_code == PROJECT_MISSING_EXIT:
-            raise ProjectNeverArrivedError
-        settings = self._env.settings
-        notes: list[str] = []
-        if status.oom_killed and status.exit_code == _KILLED:
-            notes.append(
-                f"the tests ran out of memory (CI_JOB_MEMORY={settings.job_memory}) and were killed"
-            )
-        elif status.oom_killed:
-            notes.append(
-                "the kernel killed a process the tests started because it ran out of memory "
-                f"(CI_JOB_MEMORY={settings.job_memory})"
-            )
-        if status.disk_full:
-            *most, last = WRITABLE_PLACES
-            notes.append(
-                f"the tests filled the space they may write to: {', '.join(most)} and {last} "
-                f"hold at most {settings.job_disk} each (CI_JOB_DISK; the workspace holds the "
-                "project too); write less there, or ask the admin to raise CI_JOB_DISK"
-            )
-        note = "; ".join(notes) or None
-        return Outcome(JobConclusion.FAILURE, exit_code=status.exit_code, note=note)
+        return exit_outcome(status, settings=self._env.settings)
 
     async def _finish(self, outcome: Outcome, log: JobLog) -> None:
         env, job = self._env, self.job
