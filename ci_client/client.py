@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, write=120.0)
+BUSY_RETRIES = 5
+BUSY_MAX_WAIT_SECONDS = 10.0
 STREAM_TIMEOUT = httpx.Timeout(60.0, connect=5.0, write=120.0)
 """Reads wait longer than the server's keep-alive period, so only a dead stream times out."""
 
@@ -277,7 +279,7 @@ class CIClient:
         self, request: httpx.Request, *, job_id: str | None, upload: bool
     ) -> Generator[httpx.Response]:
         """Send a streamed request, turn an error status into a client error, always close."""
-        response = self._http.send(request, stream=True)
+        response = self._while_busy(lambda: self._http.send(request, stream=True))
         try:
             if response.is_error:
                 response.read()
@@ -300,10 +302,25 @@ class CIClient:
         data: dict[str, str] | None = None,
     ) -> httpx.Response:
         try:
-            response = self._http.request(method, path, params=params, files=files, data=data)
+            response = self._while_busy(
+                lambda: self._http.request(method, path, params=params, files=files, data=data)
+            )
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         check_response(response, job_id=job_id, upload=upload)
+        return response
+
+    def _while_busy(self, send: Callable[[], httpx.Response]) -> httpx.Response:
+        """`send()`, sent again while the server answers 503 with `Retry-After` (all upload
+        slots taken, the database busy): such an answer means "soon", not "no"."""
+        response = send()
+        for _ in range(BUSY_RETRIES):
+            wait = _retry_after(response)
+            if wait is None:
+                break
+            response.close()
+            self._sleep(wait)
+            response = send()
         return response
 
     def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
@@ -312,6 +329,16 @@ class CIClient:
             "(--server, CI_SERVER_URL or `ci config set server_url URL`) and that the server "
             "is running"
         )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before sending again, for a 503 that says when; else None."""
+    if response.status_code != 503:
+        return None
+    try:
+        return min(max(0.0, float(response.headers["Retry-After"])), BUSY_MAX_WAIT_SECONDS)
+    except (KeyError, ValueError):
+        return None
 
 
 def check_response(response: httpx.Response, *, job_id: str | None, upload: bool) -> None:

@@ -333,3 +333,37 @@ def test_https_servers_get_certificate_checks_and_plain_http_skips_loading_them(
     assert secure.verify_mode is ssl.CERT_REQUIRED
     assert secure.check_hostname
     assert tls_context("http://127.0.0.1:8000").verify_mode is ssl.CERT_NONE
+
+
+def test_a_busy_server_is_asked_again_after_its_retry_after() -> None:
+    answers = [
+        httpx.Response(
+            503, json={"detail": "all upload slots are busy"}, headers={"Retry-After": "2"}
+        ),
+        httpx.Response(503, json={"detail": "the database is busy"}, headers={"Retry-After": "1"}),
+        httpx.Response(202, json={"job_id": JOB, "status": "queued"}),
+    ]
+    uploads: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        uploads.append(request.read())
+        return answers.pop(0)
+
+    waits: list[float] = []
+    with CIClient(
+        server_url="http://ci.test",
+        api_key="k",
+        transport=httpx.MockTransport(answer),
+        sleep=waits.append,
+    ) as client:
+        assert client.submit_async(b"zip") == JOB
+    assert waits == [2.0, 1.0]
+    assert len(uploads) == 3 and all(b"zip" in body for body in uploads)
+
+
+def test_a_503_without_retry_after_is_an_error_at_once(
+    server: FakeServer, client: CIClient
+) -> None:
+    server.on("GET", "/jobs", httpx.Response(503, json={"detail": "not open yet"}))
+    with pytest.raises(ServerError, match="503"):
+        client.list_jobs()
