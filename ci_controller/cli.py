@@ -34,13 +34,19 @@ logger = logging.getLogger("ci_controller")
     help="The SQLite database (default: $CI_DB_PATH or ~/.local/share/ci/ci.db).",
 )
 @click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds between full reconcile passes (default: $CI_RECONCILE_INTERVAL or 2).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
     envvar="CI_LOG_LEVEL",
     show_default=True,
 )
-def cli(db_path: Path | None, log_level: str) -> None:
+def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
     """Run queued jobs in Docker containers and keep the database in step with the engine.
 
     Settings come from CI_* environment variables: CI_JOB_IMAGE, CI_JOB_TIMEOUT,
@@ -57,6 +63,8 @@ def cli(db_path: Path | None, log_level: str) -> None:
         raise click.ClickException(f"invalid CI_* setting: {exc}") from exc
     if db_path is not None:
         settings = settings.model_copy(update={"db_path": db_path})
+    if interval is not None:
+        settings = settings.model_copy(update={"reconcile_interval": interval})
     try:
         check_memory_limit(settings.job_memory)
     except CIError as exc:
@@ -86,11 +94,13 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         logger.info(
-            "controller started: database %s, installation %s, image %s, up to %d jobs at once",
+            "controller started: database %s, installation %s, image %s, up to %d jobs at once, "
+            "full reconcile every %g s",
             settings.db_path,
             installation_id,
             settings.job_image,
             settings.max_parallel_jobs,
+            settings.reconcile_interval,
         )
         try:
             await Controller(settings, runtime, repo).run(stop)
@@ -101,5 +111,5 @@ async def serve(settings: Settings) -> None:
         await repo.close()
 
 
-def main() -> None:
-    cli()
+def main(prog_name: str | None = None) -> None:
+    cli(prog_name=prog_name)

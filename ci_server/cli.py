@@ -11,6 +11,7 @@ its first request or between requests; `ci_server.http_protocol`). Request heads
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import click
@@ -41,6 +42,12 @@ async def _check_database(path: Path) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
+    "--db-path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The SQLite database (default: $CI_DB_PATH or ~/.local/share/ci/ci.db).",
+)
+@click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
@@ -70,12 +77,15 @@ async def _check_database(path: Path) -> None:
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     help="Uvicorn and application log level.",
 )
-def main(host: str, port: int, workers: int, log_level: str) -> None:
+def main(host: str, port: int, workers: int, log_level: str, db_path: Path | None) -> None:
     """Serve the CI API (submit, jobs, log streams) on HOST:PORT.
 
-    The database is CI_DB_PATH (default ~/.local/share/ci/ci.db), shared with ci-controller
-    and ci-admin.
+    The database is --db-path, else CI_DB_PATH (default ~/.local/share/ci/ci.db), shared with
+    ci-controller and ci-admin.
     """
+    if db_path is not None:
+        # Every worker process builds its app from the environment (`ci_server.app`).
+        os.environ["CI_DB_PATH"] = str(db_path)
     settings = load_settings()
     try:
         asyncio.run(_check_database(settings.db_path))

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 CI_SERVER = str(Path(sys.executable).with_name("ci-server"))
 
@@ -20,11 +21,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_ci_server_serves_the_api(db_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "db_option"),
+    [([CI_SERVER], False), ([sys.executable, "-m", "ci_server"], True)],
+    ids=["ci-server with CI_DB_PATH", "python -m ci_server --db-path"],
+)
+def test_ci_server_serves_the_api(db_path: Path, command: list[str], db_option: bool) -> None:
     port = free_port()
+    environment = {k: v for k, v in os.environ.items() if k != "CI_DB_PATH"}
+    if db_option:
+        command = [*command, "--db-path", str(db_path)]
+    else:
+        environment["CI_DB_PATH"] = str(db_path)
     server = subprocess.Popen(
-        [CI_SERVER, "--port", str(port), "--log-level", "warning"],
-        env={**os.environ, "CI_DB_PATH": str(db_path)},
+        [*command, "--port", str(port), "--log-level", "warning"],
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
