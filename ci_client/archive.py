@@ -96,6 +96,18 @@ def pack_project(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ProjectAr
     )
 
 
+def list_project(root: Path) -> list[tuple[str, int]]:
+    """What `pack_project` would pack, with each file's size, without packing it."""
+    if not root.is_dir():
+        raise ArchiveError(f"{root} is not a directory; give the path of your project directory")
+    files, _ = select_files(root)
+    _require_project_file(root, files)
+    try:
+        return [(name, (root / name).stat().st_size) for name in files]
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+
+
 def _too_big(max_bytes: int, *, more: bool) -> ArchiveError:
     return ArchiveError(
         f"the project packs to {'more than ' if more else ''}{format_size(max_bytes)} "
