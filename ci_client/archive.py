@@ -96,6 +96,18 @@ def pack_project(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ProjectAr
     )
 
 
+def list_project(root: Path) -> list[tuple[str, int]]:
+    """What `pack_project` would pack, with each file's size, without packing it."""
+    if not root.is_dir():
+        raise ArchiveError(f"{root} is not a directory; give the path of your project directory")
+    files, _ = select_files(root)
+    _require_project_file(root, files)
+    try:
+        return [(name, (root / name).stat().st_size) for name in files]
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+
+
 def _too_big(max_bytes: int, *, more: bool) -> ArchiveError:
     return ArchiveError(
         f"the project packs to {'more than ' if more else ''}{format_size(max_bytes)} "
@@ -105,6 +117,8 @@ def _too_big(max_bytes: int, *, more: bool) -> ArchiveError:
 
 
 def _require_project_file(root: Path, files: list[str]) -> None:
+    """A project needs no dependency file (it then runs on the job image as is), but one
+    that `.gitignore` hides from the upload is a mistake worth stopping for."""
     if any(name in files for name in REQUIRED_FILES):
         return
     present = [name for name in REQUIRED_FILES if (root / name).is_file()]
@@ -113,11 +127,6 @@ def _require_project_file(root: Path, files: list[str]) -> None:
             f"{root / present[0]} is excluded by .gitignore, but the job needs it to install "
             "the project's dependencies; stop ignoring it"
         )
-    raise ArchiveError(
-        f"{root} has no requirements.txt or pyproject.toml at its root; the job installs "
-        "dependencies from one of them. Create requirements.txt (it may hold only a comment "
-        "if the tests need nothing but pytest), or point `ci submit test PATH` at the project root"
-    )
 
 
 def select_files(root: Path) -> tuple[list[str], bool]:

@@ -231,8 +231,13 @@ class PytestArgsCommand(click.Command):
 
 
 @submit.command("test", cls=PytestArgsCommand)
-@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--async", "detach", is_flag=True, help="Print the job id and exit at once.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List the files that would be packed and their total size, and exit (no server).",
+)
 @click.option(
     "-e",
     "--env",
@@ -244,17 +249,37 @@ class PytestArgsCommand(click.Command):
 )
 @connection_options
 @pass_state
-def submit_test(state: CLIState, path: Path, detach: bool, env_options: tuple[str, ...]) -> None:
-    """Zip the project at PATH (default: here) and run its tests with pytest.
+def submit_test(
+    state: CLIState,
+    path: Path | None,
+    detach: bool,
+    dry_run: bool,
+    env_options: tuple[str, ...],
+) -> None:
+    """Zip the project at PATH and run its tests with pytest.
 
+    Without PATH, the project root is the first directory from here upward holding
+    pyproject.toml, requirements.txt, setup.py, setup.cfg or .git (else this directory).
     Arguments after `--` go to pytest: `ci submit test -- -k parse -x`. Follows the job live
     and exits with pytest's exit code; with --async, prints `Job submitted: <id>` and exits 0
     (`ci wait <id>` follows it later).
     """
-    from ci_client.archive import format_size, pack_project
+    from ci_client.archive import format_size, list_project, pack_project
     from ci_client.job_request import JobRequest, check_packed, parse_env_options
+    from ci_client.project_root import find_project_root
     from ci_client.provenance import git_provenance, project_name
 
+    if path is None:
+        root = find_project_root(Path.cwd())
+        path = root.path
+        say(root.describe())
+    if dry_run:
+        files = list_project(path)
+        for name, _ in files:
+            click.echo(name)
+        total = sum(size for _, size in files)
+        click.echo(f"{len(files)} files, {format_size(total)} unpacked")
+        return
     state.config().require_api_key()
     pytest_args: tuple[str, ...] = click.get_current_context().meta.get(PYTEST_ARGS, ())
     request = JobRequest(

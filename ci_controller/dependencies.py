@@ -1,6 +1,7 @@
 """Which image a job runs on: the job image itself, or its cached dependency image.
 
-A project without requirements runs on the job image directly (no build, no extra latency),
+A project without requirements runs on the job image directly (no build, no extra latency;
+one with no dependency file at all gets a `[ci]` note saying nothing was installed),
 and so does one whose requirements the job image already satisfies: every line a bare name
 (or `name==version`) of a distribution installed there, as `pytest` is in the job image. The
 job image's distributions are listed once per image id by a short probe container. Anything
@@ -45,6 +46,11 @@ class DependencyImageCache:
 
     async def image_for(self, *, job_id: JobId, project: Project, base_id: str, log: JobLog) -> str:
         """The image to run `project` on; `DependencyInstallError` if pip fails."""
+        if not project.declared:
+            await log.note(
+                "no dependency file (requirements.txt, pyproject.toml, setup.py): nothing "
+                "installed, the tests run on the job image as is"
+            )
         key = project.dependency_key(base_id)
         if key is None or project.requirements is None:
             return self._settings.job_image

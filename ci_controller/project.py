@@ -78,6 +78,10 @@ class ProjectArchiveError(CIError):
     room on the controller's disk to unpack it)."""
 
 
+DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml", "setup.py", "setup.cfg")
+"""The root files that declare what a project needs installed."""
+
+
 @dataclass(frozen=True)
 class Project:
     """An uploaded project, ready for a container."""
@@ -86,6 +90,9 @@ class Project:
     """The project's tar on the controller's disk, inside its `Staging` directory."""
     requirements: bytes | None
     """Normalised requirement lines, or None when the project needs nothing beyond the image."""
+    declared: bool
+    """Whether the root holds a dependency file (`DEPENDENCY_FILES`); a project without one
+    runs on the job image as is, and its log says so."""
 
     def dependency_key(self, base_image_id: str) -> str | None:
         """The cache key of the dependency image this project needs on `base_image_id`."""
@@ -183,7 +190,8 @@ def build_project(
             f"the controller could not unpack the project on its disk ({exc}); free space "
             f"under {tar.parent.parent} (TMPDIR) and submit the job again"
         ) from exc
-    return Project(tar=tar, requirements=requirements)
+    declared = any(not entry.is_dir and entry.path in DEPENDENCY_FILES for entry in entries)
+    return Project(tar=tar, requirements=requirements, declared=declared)
 
 
 def _unreadable(exc: BaseException) -> ProjectArchiveError:

@@ -93,8 +93,8 @@ UPLOAD_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     408: error_response("the upload did not arrive within CI_UPLOAD_TIMEOUT seconds"),
     413: error_response("archive, unpacked size or entry count over the limit"),
     422: error_response(
-        "unsafe entries (absolute path, `..`, symlink, device), no requirements.txt or "
-        "pyproject.toml at the root, or no `file` field"
+        "unsafe entries (absolute path, `..`, symlink, device), no files, a project wrapped "
+        "in a folder, or no `file` field"
     ),
     503: {
         **error_response(

@@ -123,8 +123,8 @@ ARCHIVE_REQUEST_BODY: dict[str, object] = {
                         ARCHIVE_FIELD: {
                             "type": "string",
                             "format": "binary",
-                            "description": "a zip of the project root, holding requirements.txt "
-                            "or pyproject.toml at its top level",
+                            "description": "a zip of the project root (its dependency file, "
+                            "if any, at the top level)",
                         },
                         **{
                             name: {"type": "string", "description": description}

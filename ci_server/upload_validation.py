@@ -1,15 +1,17 @@
 """Checking an uploaded project archive before any job exists.
 
 The order matters: cheap checks on the central directory first (entry count, the entry rules
-of `ci_common.project_paths` that the controller applies too, declared sizes, the project
-marker), then one streaming pass that decompresses every entry.
+of `ci_common.project_paths` that the controller applies too, declared sizes, a project
+wrapped in a folder), then one streaming pass that decompresses every entry.
 That pass is what keeps us from trusting the directory blindly: `zipfile` stops each entry at
 its declared size and verifies its CRC, so an entry that lies about its size fails as corrupt,
 and the running total is checked against the limit as bytes come out, never after.
 
 The zip root is the project root. A single top-level directory wrapping everything is not
-unwrapped: the controller runs `python -m pytest` exactly where the marker file is, so the
-error tells the user to zip the directory's contents instead.
+unwrapped: the controller runs `python -m pytest` at the zip root, so an archive whose only
+top-level entry is a folder holding `requirements.txt` or `pyproject.toml` is refused with a
+message telling the user to zip the directory's contents instead. A project with no dependency
+file at all is accepted: it runs on the job image as is.
 
 This is blocking code (decompression); the server runs it in a worker thread.
 """
@@ -94,24 +96,28 @@ def _check_directory(entries: list[zipfile.ZipInfo], limits: UploadLimits) -> No
 
 
 def _check_project_marker(entries: list[zipfile.ZipInfo]) -> None:
+    """A project needs no dependency file (it then runs on the job image as is), but an
+    archive of no files, or of one folder wrapping a project, is a packing mistake."""
     names = {entry.filename for entry in entries}
+    if not any(not entry.is_dir() for entry in entries):
+        raise UnusableUploadError(
+            "the archive holds no files; zip the contents of your project root, e.g. "
+            "`cd project && zip -r ../project.zip .`"
+        )
     if any(marker in names for marker in PROJECT_MARKERS):
         return
+    tops = {entry.filename.split("/", 1)[0] for entry in entries}
     nested = sorted(
         entry.filename
         for entry in entries
         if entry.filename.rsplit("/", 1)[-1] in PROJECT_MARKERS and entry.filename.count("/") == 1
     )
-    hint = (
-        f" (found {nested[0]}: zip the contents of {nested[0].split('/')[0]}/, not the "
-        "directory itself)"
-        if nested
-        else ""
-    )
-    raise UnusableUploadError(
-        "no requirements.txt or pyproject.toml at the root of the archive; the zip root must "
-        f"be the project root{hint}"
-    )
+    if len(tops) == 1 and nested:
+        raise UnusableUploadError(
+            "the archive wraps the project in a folder; the zip root must be the project root "
+            f"(found {nested[0]}: zip the contents of {nested[0].split('/')[0]}/, not the "
+            "directory itself)"
+        )
 
 
 def _check_contents(

@@ -31,7 +31,20 @@ SSE_RESPONSE: dict[int | str, dict[str, object]] = {
             "running. Comment lines (`: ping`) keep an idle connection alive. Event "
             "schemas: " + ", ".join(_EVENT_SCHEMAS)
         ),
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        # Each message, as SSE parsers (and schemathesis) see it; `data` is the JSON above.
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "data": {"type": "string"},
+                        "event": {"type": "string"},
+                        "id": {"type": "string"},
+                        "retry": {"type": "integer"},
+                    },
+                }
+            }
+        },
     }
 }
 

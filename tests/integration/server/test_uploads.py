@@ -196,12 +196,6 @@ BAD_UPLOADS = [
         id="encrypted",
     ),
     pytest.param(
-        build_zip(lambda archive: archive.writestr("test_a.py", "def test_a(): pass\n")),
-        422,
-        "no requirements.txt or pyproject.toml at the root",
-        id="no-requirements",
-    ),
-    pytest.param(
         project_in_a_folder(),
         422,
         "found myproj/requirements.txt: zip the contents of myproj/",
@@ -210,7 +204,7 @@ BAD_UPLOADS = [
     pytest.param(
         build_zip(lambda archive: archive.writestr("empty/", "")),
         422,
-        "no requirements.txt or pyproject.toml",
+        "the archive holds no files",
         id="only-a-directory",
     ),
 ]
@@ -282,6 +276,17 @@ async def test_an_upload_just_under_the_limits_is_accepted(
     response = await api.post("/submit-async", headers=alice.headers, files=zip_upload(upload))
     assert response.status_code == 202, response.text
     assert len(await repo.list_jobs()) == 1
+
+
+async def test_a_project_that_declares_no_dependencies_is_accepted(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    """Neither requirements.txt nor pyproject.toml: it runs on the job image as is."""
+    upload = build_zip(lambda archive: archive.writestr("test_a.py", "def test_a(): pass\n"))
+    response = await api.post("/submit-async", headers=alice.headers, files=zip_upload(upload))
+    assert response.status_code == 202, response.text
+    [job] = await repo.list_jobs()
+    assert await repo.get_archive(job.id) == upload
 
 
 async def test_long_unicode_and_spaced_names_the_controller_can_unpack_are_accepted(

@@ -186,10 +186,9 @@ def test_the_matcher_agrees_with_git(tmp_path: Path) -> None:
     assert ours == sorted(theirs)
 
 
-def test_refuses_a_project_without_requirements(tmp_path: Path) -> None:
-    root = make_tree(tmp_path / "proj", {"app.py": ""})
-    with pytest.raises(ArchiveError, match=r"no requirements\.txt or pyproject\.toml"):
-        pack_project(root)
+def test_packs_a_project_that_declares_no_dependencies(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "proj", {"test_app.py": ""})
+    assert pack_project(root).file_count == 1
 
 
 def test_pyproject_is_enough(tmp_path: Path) -> None:

@@ -199,10 +199,12 @@ def test_upload_rejected_exits_65_with_the_servers_detail(
     assert "over 50 MiB" in result.stderr
 
 
-def test_a_project_without_requirements_exits_65(cli_state: CLIState, tmp_path: Path) -> None:
+def test_a_hidden_requirements_file_exits_65(cli_state: CLIState, tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("")
+    (tmp_path / ".gitignore").write_text("*.txt\n")
     result = run(cli_state, "submit", "test", str(tmp_path))
     assert result.exit_code == 65
-    assert "requirements.txt" in result.stderr
+    assert "requirements.txt is excluded by .gitignore" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,8 @@ def test_arguments_after_double_dash_go_to_pytest_not_to_path(
     assert result.exit_code == 0, result.output
     fields = submitted(accepting)
     assert json.loads(fields["pytest_args"]) == ["-k", "total", "-x"]
-    assert "Packed 4 files of sample-project from ." in result.stderr
+    assert f"Packing {SAMPLE} (found requirements.txt)" in result.stderr
+    assert f"Packed 4 files of sample-project from {SAMPLE}" in result.stderr
 
 
 def test_path_and_arguments_together(accepting: FakeServer, cli_state: CLIState) -> None:

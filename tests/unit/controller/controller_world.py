@@ -17,8 +17,13 @@ from ci_persistence import SqliteRepository
 
 
 def project_zip(files: dict[str, str] | None = None) -> bytes:
-    """A zip of a project: one passing test unless `files` says otherwise."""
-    files = files if files is not None else {"test_ok.py": "def test_ok():\n    assert True\n"}
+    """A zip of a project: one passing test and an empty requirements.txt unless `files`
+    says otherwise."""
+    files = (
+        files
+        if files is not None
+        else {"requirements.txt": "", "test_ok.py": "def test_ok():\n    assert True\n"}
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, text in files.items():

@@ -135,3 +135,20 @@ def test_the_job_file_sets_ci_and_the_job_id_over_anything_stored() -> None:
         }
     )
     assert json.loads(job_file(stored))["env"] == {"CI": "true", "CI_JOB_ID": "j-1"}
+
+
+async def test_a_project_without_a_dependency_file_runs_as_is_and_the_log_says_so(
+    world: World,
+) -> None:
+    world.runtime.on_start = passing = Passing()
+    job = await world.submit({"test_a.py": "def test_a(): pass\n"})
+    await world.reconciled()
+
+    assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
+    [container] = passing.started
+    assert container.image == world.settings.job_image
+    assert await world.log_text(job) == (
+        "[ci] no dependency file (requirements.txt, pyproject.toml, setup.py): nothing "
+        "installed, the tests run on the job image as is\n"
+        "1 passed\n"
+    )

@@ -121,6 +121,24 @@ def test_an_empty_requirements_file_needs_no_dependency_image(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
+    ("files", "declared"),
+    [
+        ({"test_a.py": ""}, False),
+        ({"sub/requirements.txt": "attrs\n", "sub/pyproject.toml": ""}, False),
+        ({"requirements.txt": ""}, True),
+        ({"pyproject.toml": ""}, True),
+        ({"setup.py": ""}, True),
+        ({"setup.cfg": ""}, True),
+    ],
+)
+def test_a_root_dependency_file_declares_the_project(
+    tmp_path: Path, files: dict[str, str], declared: bool
+) -> None:
+    project, _ = load(project_zip(files), tmp_path)
+    assert project.declared is declared
+
+
+@pytest.mark.parametrize(
     ("files", "fragment"),
     [
         ({"../escape.py": "x"}, "climbs out of the project"),
