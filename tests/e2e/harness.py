@@ -264,6 +264,29 @@ class CIService:
             controller.wait_for_output("controller started")
         return controller
 
+    def run_ci(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """`ci` as a user runs it: this service's server and key from the environment, a
+        private HOME, no colour settings inherited from the test run."""
+        home = self.root / "home"
+        home.mkdir(exist_ok=True)
+        env = {
+            **self.env,
+            "HOME": str(home),
+            "CI_SERVER_URL": self.base_url,
+            "CI_API_KEY": self.api_key,
+        }
+        env.pop("NO_COLOR", None)
+        env.pop("FORCE_COLOR", None)
+        return subprocess.run(
+            [str(BIN / "ci"), *args],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=JOB_TIMEOUT,
+        )
+
     # HTTP.
 
     @property

@@ -16,25 +16,7 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a
 
 
 def ci(service: CIService, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `ci` as a user would: server and key from the environment, a private HOME."""
-    home = service.root / "home"
-    home.mkdir(exist_ok=True)
-    env = {
-        **service.env,
-        "HOME": str(home),
-        "CI_SERVER_URL": service.base_url,
-        "CI_API_KEY": service.api_key,
-    }
-    env.pop("NO_COLOR", None)
-    env.pop("FORCE_COLOR", None)
-    return subprocess.run(
-        [str(BIN / "ci"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=JOB_TIMEOUT,
-    )
+    return service.run_ci(*args)
 
 
 def submitted_id(output: str) -> str:

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness import BIN, JOB_TIMEOUT, CIService, MakeService, wait_until, zip_project
+from harness import CIService, MakeService, wait_until, zip_project
 
 pytestmark = pytest.mark.e2e
 
@@ -31,24 +31,7 @@ def test_other_must_not_run():
 
 
 def ci(service: CIService, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`ci` as a user runs it: server and key from the environment, a private HOME."""
-    home = service.root / "home"
-    home.mkdir(exist_ok=True)
-    env = {
-        **service.env,
-        "HOME": str(home),
-        "CI_SERVER_URL": service.base_url,
-        "CI_API_KEY": service.api_key,
-    }
-    return subprocess.run(
-        [str(BIN / "ci"), *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=JOB_TIMEOUT,
-    )
+    return service.run_ci(*args, cwd=cwd)
 
 
 def job_id_in(output: str) -> str:

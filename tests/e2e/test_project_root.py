@@ -10,31 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness import BIN, JOB_TIMEOUT, CIService
+from harness import BIN, CIService
 from test_cli_jobs import submitted_id
 
 pytestmark = pytest.mark.e2e
-
-
-def ci_in(service: CIService, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `ci` in `cwd` as a user would: server and key from the environment."""
-    home = service.root / "home"
-    home.mkdir(exist_ok=True)
-    env = {
-        **service.env,
-        "HOME": str(home),
-        "CI_SERVER_URL": service.base_url,
-        "CI_API_KEY": service.api_key,
-    }
-    return subprocess.run(
-        [str(BIN / "ci"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=JOB_TIMEOUT,
-    )
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -52,7 +31,7 @@ def test_a_submit_from_tests_runs_the_projects_tests_from_its_root(
         "def test_it_runs_at_the_root():\n    assert os.path.isfile('app.py')\n"
     )
 
-    result = ci_in(service, project / "tests", "submit", "test")
+    result = service.run_ci("submit", "test", cwd=project / "tests")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Packing {project.resolve()} (found .git)" in result.stderr
