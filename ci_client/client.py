@@ -8,8 +8,9 @@
 Synchronous on purpose: a command-line tool does one thing at a time, and a blocking client is
 the easiest to use from scripts. The transport is injectable (`httpx.MockTransport` in unit
 tests, any `httpx.BaseTransport` elsewhere). httpx errors and HTTP error responses become the
-`ci_client.errors` family right here, where they enter. Streams reconnect on their own after a
-dropped connection (`ReconnectPolicy`), resuming exactly after the last log chunk seen.
+`ci_client.errors` family where they enter (`responses` says what each status means).
+Streams reconnect on their own after a dropped connection (`ReconnectPolicy`), resuming
+exactly after the last log chunk seen.
 
 The wire models (`ci_common.api`) are pydantic; they are imported inside the methods that need
 them, so submitting with `--async` does not pay for building them at start-up.
@@ -21,30 +22,25 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING
 
 from ci_client.errors import (
-    AuthRejected,
     ClientError,
-    JobNotFound,
     RequestRejected,
     ServerError,
     ServerUnreachable,
     StreamLost,
-    UploadRejected,
 )
 from ci_client.httpx_lean import httpx
+from ci_client.responses import check_response, json_object, retry_after, validate_model
 
 if TYPE_CHECKING:
     from ci_client.job_request import JobRequest, ServerLimits
     from ci_client.stream import Event, StreamCursor
     from ci_common.api import JobView
 
-_T = TypeVar("_T")
-
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, write=120.0)
 BUSY_RETRIES = 5
-BUSY_MAX_WAIT_SECONDS = 10.0
 STREAM_TIMEOUT = httpx.Timeout(60.0, connect=5.0, write=120.0)
 """Reads wait longer than the server's keep-alive period, so only a dead stream times out."""
 
@@ -129,7 +125,7 @@ class CIClient:
             if exc.status_code == 404:
                 return ServerLimits()
             raise
-        return ServerLimits.from_json(_json_object(response))
+        return ServerLimits.from_json(json_object(response))
 
     def submit_async(self, archive: bytes, request: JobRequest | None = None) -> str:
         """Upload a project zip as a new job, with `request`'s pytest arguments, environment
@@ -141,7 +137,7 @@ class CIClient:
             data=request.form_fields() if request else None,
             upload=True,
         )
-        body = _json_object(response)
+        body = json_object(response)
         job_id = body.get("job_id")
         if not isinstance(job_id, str):
             raise ServerError("the server accepted the upload but sent no job id")
@@ -152,7 +148,7 @@ class CIClient:
         from ci_common.api import JobView
 
         response = self._request("GET", f"/jobs/{job_id}", job_id=job_id)
-        return _validate(JobView, response)
+        return validate_model(JobView, response)
 
     def list_jobs(
         self, *, status: str | None = None, project: str | None = None, limit: int | None = None
@@ -169,7 +165,7 @@ class CIClient:
         if limit is not None:
             params["limit"] = limit
         response = self._request("GET", "/jobs", params=params)
-        return _validate(list[JobView], response)
+        return validate_model(list[JobView], response)
 
     def logs(self, job_id: str) -> str:
         """The job's whole log so far (`GET /jobs/{id}/logs`)."""
@@ -180,7 +176,7 @@ class CIClient:
         from ci_common.api import JobView
 
         response = self._request("POST", f"/jobs/{job_id}/cancel", job_id=job_id)
-        return _validate(JobView, response)
+        return validate_model(JobView, response)
 
     # -- streams --------------------------------------------------------------------------
 
@@ -315,7 +311,7 @@ class CIClient:
         slots taken, the database busy): such an answer means "soon", not "no"."""
         response = send()
         for _ in range(BUSY_RETRIES):
-            wait = _retry_after(response)
+            wait = retry_after(response)
             if wait is None:
                 break
             response.close()
@@ -331,100 +327,8 @@ class CIClient:
         )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait before sending again, for a 503 that says when; else None."""
-    if response.status_code != 503:
-        return None
-    try:
-        return min(max(0.0, float(response.headers["Retry-After"])), BUSY_MAX_WAIT_SECONDS)
-    except (KeyError, ValueError):
-        return None
-
-
-def check_response(response: httpx.Response, *, job_id: str | None, upload: bool) -> None:
-    """Raise the client error that an HTTP error response stands for."""
-    if not response.is_error:
-        return
-    status = response.status_code
-    detail = error_detail(response)
-    if status == 401:
-        raise AuthRejected(
-            f"the server rejected the API key: {detail}. Check the key you gave (--api-key, "
-            "CI_API_KEY or `ci config show`), or ask an admin for a new one"
-        )
-    if status == 404 and job_id is not None:
-        raise JobNotFound(
-            f"job {job_id} not found (it is not one of your jobs); `ci list` shows your jobs",
-            job_id=job_id,
-        )
-    if 400 <= status < 500:
-        if upload:
-            raise UploadRejected(
-                f"the server rejected the upload (HTTP {status}): {detail}", status_code=status
-            )
-        raise RequestRejected(
-            f"the server rejected the request (HTTP {status}): {detail}", status_code=status
-        )
-    raise ServerError(
-        f"the server failed (HTTP {status}): {detail}; try again, and if it persists ask the "
-        "admin to look at the server's log",
-        status_code=status,
-    )
-
-
-def error_detail(response: httpx.Response) -> str:
-    """The `detail` of an error body (FastAPI's validation lists joined), else the text."""
-    try:
-        body: object = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase
-    if isinstance(body, dict):
-        detail = cast("dict[str, object]", body).get("detail")
-        if isinstance(detail, str):
-            return detail
-        if isinstance(detail, list):
-            return "; ".join(_validation_message(item) for item in cast("list[object]", detail))
-    return response.text.strip()[:500]
-
-
-def _validation_message(item: object) -> str:
-    if isinstance(item, dict):
-        fields = cast("dict[str, object]", item)
-        location = fields.get("loc")
-        where = (
-            ".".join(str(part) for part in cast("list[object]", location))
-            if isinstance(location, list)
-            else ""
-        )
-        message = str(fields.get("msg", ""))
-        return f"{where}: {message}" if where else message
-    return str(item)
-
-
 def _upload(archive: bytes) -> dict[str, tuple[str, bytes, str]]:
     return {"file": ("project.zip", archive, "application/zip")}
-
-
-def _json_object(response: httpx.Response) -> dict[str, object]:
-    try:
-        body: object = response.json()
-    except ValueError as exc:
-        raise ServerError("the server sent a response that is not JSON") from exc
-    if not isinstance(body, dict):
-        raise ServerError("the server sent a JSON response that is not an object")
-    return cast("dict[str, object]", body)
-
-
-def _validate(model: type[_T], response: httpx.Response) -> _T:
-    from pydantic import TypeAdapter, ValidationError
-
-    try:
-        return TypeAdapter(model).validate_json(response.content)
-    except ValidationError as exc:
-        raise ServerError(
-            f"the server sent a response this client cannot read ({exc.error_count()} "
-            "problems); client and server versions may differ"
-        ) from exc
 
 
 def _describe(exc: httpx.TransportError) -> str:
