@@ -1,4 +1,11 @@
-"""How users and keys are shown: a table for people, JSON for scripts. Never a key's secret."""
+"""How users and keys are shown: a table for people, JSON for scripts. Never a key's secret.
+
+The JSON field names are the contract scripts rely on, the same for users and keys where they
+mean the same: `id`, `name`, `email`, `is_active`, `is_admin`, `created_at`, and for keys
+`user_id`, `prefix`, `state`, `last_used_at`, `expires_at`, `revoked_at`. `is_admin` is always
+false: the service has no admin role (administration is `ci-admin`, which needs the database
+itself). Only `key create --json` carries the key, once, as `key`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,10 @@ def _when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
 def key_state(key: ApiKey, now: datetime) -> str:
     if key.revoked_at is not None:
         return "revoked"
@@ -26,40 +37,60 @@ def key_state(key: ApiKey, now: datetime) -> str:
 
 
 def echo_json(value: object) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+    click.echo(json.dumps(value, indent=2))
 
 
 def user_json(user: User) -> dict[str, object]:
-    return user.model_dump(mode="json")
+    return {
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "is_active": user.active,
+        "is_admin": False,
+        "created_at": _iso(user.created_at),
+    }
 
 
 def key_json(key: ApiKey, now: datetime) -> dict[str, object]:
-    return {**key.model_dump(mode="json"), "state": key_state(key, now)}
+    return {
+        "id": key.id,
+        "user_id": key.user_id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "state": key_state(key, now),
+        "is_active": key.is_usable(now),
+        "created_at": _iso(key.created_at),
+        "last_used_at": _iso(key.last_used_at),
+        "expires_at": _iso(key.expires_at),
+        "revoked_at": _iso(key.revoked_at),
+    }
 
 
 def print_users(users: Sequence[User]) -> None:
     table = Table("id", "name", "email", "active", "created")
+    table.columns[0].no_wrap = True
     for user in users:
         table.add_row(
-            str(user.id),
+            user.id,
             user.name,
             user.email,
             "yes" if user.active else "no",
             _when(user.created_at),
         )
-    Console(width=120).print(table)
+    Console(width=160).print(table)
 
 
 def print_keys(keys: Sequence[ApiKey], now: datetime) -> None:
     table = Table("id", "user", "name", "prefix", "state", "expires", "last used")
+    table.columns[0].no_wrap = True
     for key in keys:
         table.add_row(
-            str(key.id),
-            str(key.user_id),
+            key.id,
+            key.user_id[:8],
             key.name,
             key.prefix + "…",
             key_state(key, now),
             _when(key.expires_at),
             _when(key.last_used_at),
         )
-    Console(width=120).print(table)
+    Console(width=160).print(table)

@@ -27,7 +27,7 @@ class UserNotFoundError(NotFoundError):
 
 
 class ApiKeyNotFoundError(NotFoundError):
-    def __init__(self, key_id: int) -> None:
+    def __init__(self, key_id: str) -> None:
         super().__init__(f"API key {key_id} not found; `ci-admin key list` shows the keys")
 
 

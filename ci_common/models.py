@@ -13,8 +13,10 @@ from typing import NewType
 from pydantic import BaseModel, ConfigDict, Field
 
 JobId = NewType("JobId", str)
-UserId = NewType("UserId", int)
-ApiKeyId = NewType("ApiKeyId", int)
+UserId = NewType("UserId", str)
+"""A UUID4 string, like a job's: unguessable, and the same in SQLite and PostgreSQL."""
+ApiKeyId = NewType("ApiKeyId", str)
+"""A UUID4 string (not the key, which is never stored)."""
 
 
 class JobStatus(StrEnum):

@@ -7,10 +7,15 @@ add a new one. A database newer than this code is refused rather than misread.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiosqlite
 
 from ci_common.errors import StorageError
+from ci_persistence.migration_uuid_ids import uuid_ids_for_users_and_keys
+
+Step = str | Callable[[aiosqlite.Connection], Awaitable[None]]
+"""A step is a script of statements, or a function for what SQL alone cannot do."""
 
 _V1_BASE = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,11 +96,12 @@ ALTER TABLE jobs ADD COLUMN git TEXT;
 CREATE INDEX jobs_user_project_created ON jobs(user_id, project, created_at DESC);
 """
 
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[Step, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
     _V3_ATTEMPTS,
     _V4_JOB_OPTIONS,
+    uuid_ids_for_users_and_keys,  # v5: users and API keys get UUID ids, references kept
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -108,6 +114,17 @@ async def migrate(conn: aiosqlite.Connection, *, target: int = SCHEMA_VERSION) -
             f"the database has schema version {version}, newer than this code knows "
             f"({SCHEMA_VERSION}); upgrade the ci service"
         )
+    foreign_keys = await _pragma(conn, "foreign_keys")
+    # SQLite's procedure for table rebuilds: foreign keys off (only possible outside a
+    # transaction), then checked before each step commits.
+    await conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        return await _migrate(conn, version=version, target=target)
+    finally:
+        await conn.execute(f"PRAGMA foreign_keys = {foreign_keys}")
+
+
+async def _migrate(conn: aiosqlite.Connection, *, version: int, target: int) -> int:
     while version < target:
         await conn.execute("BEGIN IMMEDIATE")
         try:
@@ -116,8 +133,16 @@ async def migrate(conn: aiosqlite.Connection, *, target: int = SCHEMA_VERSION) -
             if version >= target:
                 await conn.rollback()
                 break
-            for statement in _statements(MIGRATIONS[version]):
-                await conn.execute(statement)
+            step = MIGRATIONS[version]
+            if isinstance(step, str):
+                for statement in _statements(step):
+                    await conn.execute(statement)
+            else:
+                await step(conn)
+            async with conn.execute("PRAGMA foreign_key_check") as cursor:
+                broken = list(await cursor.fetchall())
+            if broken:
+                raise StorageError(f"schema step {version + 1} broke references: {broken[:5]}")
             version += 1
             if version == 1:
                 await conn.execute(
@@ -133,7 +158,11 @@ async def migrate(conn: aiosqlite.Connection, *, target: int = SCHEMA_VERSION) -
 
 
 async def _user_version(conn: aiosqlite.Connection) -> int:
-    async with conn.execute("PRAGMA user_version") as cursor:
+    return await _pragma(conn, "user_version")
+
+
+async def _pragma(conn: aiosqlite.Connection, name: str) -> int:
+    async with conn.execute(f"PRAGMA {name}") as cursor:
         row = await cursor.fetchone()
     return int(row[0]) if row else 0
 

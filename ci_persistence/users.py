@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from datetime import datetime
 
 from ci_common.errors import ApiKeyNotFoundError, ConflictError, UserNotFoundError
@@ -45,18 +46,19 @@ class SqliteUsers:
     @uncancellable
     async def create_user(self, *, name: str, email: str) -> User:
         try:
+            user_id = UserId(str(uuid.uuid4()))
             async with self._db.transaction() as conn:
-                cursor = await conn.execute(
-                    "INSERT INTO users (name, email, active, created_at) VALUES (?, ?, 1, ?)",
-                    (name, email, now_text()),
+                await conn.execute(
+                    "INSERT INTO users (id, name, email, active, created_at) "
+                    "VALUES (?, ?, ?, 1, ?)",
+                    (user_id, name, email, now_text()),
                 )
-                user_id = cursor.lastrowid
         except sqlite3.IntegrityError as exc:
             raise ConflictError(
-                f"a user with email {email} exists already; `ci-admin user get --email {email}`"
+                f"a user with email {email} already exists; "
+                f"`ci-admin user get --email {email}` shows it"
             ) from exc
-        assert user_id is not None
-        return await self.get_user(UserId(user_id))
+        return await self.get_user(user_id)
 
     async def get_user(self, user_id: UserId) -> User:
         row = await self._db.fetch_one(
@@ -75,7 +77,9 @@ class SqliteUsers:
         return user_from_row(row)
 
     async def list_users(self) -> list[User]:
-        rows = await self._db.fetch_all(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")
+        rows = await self._db.fetch_all(
+            f"SELECT {_USER_COLUMNS} FROM users ORDER BY created_at, rowid"
+        )
         return [user_from_row(row) for row in rows]
 
     async def set_user_active(self, user_id: UserId, *, active: bool) -> User:
@@ -97,11 +101,13 @@ class SqliteUsers:
         expires_at: datetime | None,
     ) -> ApiKey:
         await self.get_user(user_id)
+        key_id = ApiKeyId(str(uuid.uuid4()))
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO api_keys (user_id, name, key_hash, prefix, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+            await conn.execute(
+                "INSERT INTO api_keys (id, user_id, name, key_hash, prefix, created_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
+                    key_id,
                     user_id,
                     name,
                     key_hash,
@@ -110,9 +116,7 @@ class SqliteUsers:
                     None if expires_at is None else to_text(expires_at),
                 ),
             )
-            key_id = cursor.lastrowid
-        assert key_id is not None
-        return await self._get_api_key(ApiKeyId(key_id))
+        return await self._get_api_key(key_id)
 
     async def _get_api_key(self, key_id: ApiKeyId) -> ApiKey:
         row = await self._db.fetch_one(
@@ -124,10 +128,13 @@ class SqliteUsers:
 
     async def list_api_keys(self, *, user_id: UserId | None = None) -> list[ApiKey]:
         if user_id is None:
-            rows = await self._db.fetch_all(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id")
+            rows = await self._db.fetch_all(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, rowid"
+            )
         else:
             rows = await self._db.fetch_all(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE user_id = ? ORDER BY id", (user_id,)
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE user_id = ? ORDER BY created_at, rowid",
+                (user_id,),
             )
         return [api_key_from_row(row) for row in rows]
 

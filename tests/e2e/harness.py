@@ -204,7 +204,11 @@ class CIService:
         assert made.returncode == 0, made.stderr
         key = self.admin("key", "create", "--email", email, "--name", "e2e")
         assert key.returncode == 0, key.stderr
-        return key.stdout.strip().splitlines()[0]
+        return next(
+            line.removeprefix("API Key: ")
+            for line in key.stdout.splitlines()
+            if line.startswith("API Key: ")
+        )
 
     def start_server(self, *, wait: bool = True) -> ManagedProcess:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

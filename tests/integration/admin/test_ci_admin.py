@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -24,67 +25,116 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "ci.db"
 
 
-def test_user_create_list_get(db: Path) -> None:
-    created = ci_admin(db, "user", "create", "--name", "Ada", "--email", "ada@example.org")
+def create_user(db: Path, name: str = "Ada", email: str = "ada@example.org") -> str:
+    """Creates a user the way a script would, taking the id from the success line."""
+    created = ci_admin(db, "user", "create", "--name", name, "--email", email)
     assert created.returncode == 0, created.stderr
-    assert created.stdout.strip() == "Created user 1: Ada <ada@example.org>"
+    line = created.stdout.strip()
+    assert line.startswith("User created successfully: "), line
+    user_id = line.split()[3]
+    assert str(uuid.UUID(user_id)) == user_id
+    assert line == f"User created successfully: {user_id} ({name} <{email}>)"
+    return user_id
+
+
+def test_user_create_list_get(db: Path) -> None:
+    user_id = create_user(db)
 
     listed = json.loads(ci_admin(db, "user", "list", "--json").stdout)
-    assert [(u["id"], u["email"], u["active"]) for u in listed] == [(1, "ada@example.org", True)]
-    assert "ada@example.org" in ci_admin(db, "user", "list").stdout
+    assert listed == [
+        {
+            "id": user_id,
+            "name": "Ada",
+            "email": "ada@example.org",
+            "is_active": True,
+            "is_admin": False,
+            "created_at": listed[0]["created_at"],
+        }
+    ]
+    table = ci_admin(db, "user", "list").stdout
+    assert "ada@example.org" in table and user_id in table
 
-    by_id = json.loads(ci_admin(db, "user", "get", "1", "--json").stdout)
+    by_id = json.loads(ci_admin(db, "user", "get", user_id, "--json").stdout)
+    by_prefix = json.loads(ci_admin(db, "user", "get", user_id[:8], "--json").stdout)
     by_email = json.loads(
         ci_admin(db, "user", "get", "--email", "ada@example.org", "--json").stdout
     )
-    assert by_id == by_email
-    assert by_id["name"] == "Ada"
+    assert by_id == by_email == by_prefix == listed[0]
 
 
-def test_deactivate_and_activate(db: Path) -> None:
-    ci_admin(db, "user", "create", "--name", "Ada", "--email", "ada@example.org")
-    result = ci_admin(db, "user", "deactivate", "1")
+def test_user_create_json_is_the_user(db: Path) -> None:
+    made = ci_admin(db, "user", "create", "--name", "Ada", "--email", "a@x.org", "--json")
+    assert made.returncode == 0, made.stderr
+    user = json.loads(made.stdout)
+    assert user["email"] == "a@x.org" and user["is_active"] is True
+    assert json.loads(ci_admin(db, "user", "list", "--json").stdout) == [user]
+
+
+def test_deactivate_and_activate_by_prefix(db: Path) -> None:
+    user_id = create_user(db)
+    result = ci_admin(db, "user", "deactivate", user_id[:8])
     assert result.returncode == 0
-    assert "inactive" in result.stdout
-    assert json.loads(ci_admin(db, "user", "get", "1", "--json").stdout)["active"] is False
-    assert ci_admin(db, "user", "activate", "1").returncode == 0
-    assert json.loads(ci_admin(db, "user", "get", "1", "--json").stdout)["active"] is True
+    assert result.stdout.startswith(f"User deactivated: {user_id} ")
+    assert json.loads(ci_admin(db, "user", "get", user_id, "--json").stdout)["is_active"] is False
+    activated = ci_admin(db, "user", "activate", user_id, "--json")
+    assert json.loads(activated.stdout)["is_active"] is True
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["user", "create", "--name", "Bob", "--email", "not-an-email"], "malformed email"),
-        (["user", "create", "--name", "Ada2", "--email", "ADA@example.org"], "exists already"),
-        (["user", "get", "99"], "user 99 not found"),
+        (["user", "create", "--name", "Bob", "--email", "not-an-email"], "invalid email"),
+        (["user", "create", "--name", "Ada2", "--email", "ADA@example.org"], "already exists"),
+        (["user", "get", "99999999"], "user 99999999 not found"),
+        (["user", "get", "1"], "invalid user id '1'"),
         (["user", "get", "--email", "nobody@example.org"], "not found"),
-        (["user", "deactivate", "99"], "not found"),
+        (["user", "deactivate", "deadbeef-0000"], "not found"),
         (["key", "create", "--email", "nobody@example.org", "--name", "x"], "not found"),
-        (["key", "create", "--user-id", "99", "--name", "x"], "user 99 not found"),
-        (["key", "revoke", "99"], "API key 99 not found"),
+        (["key", "create", "--user-id", "99999999", "--name", "x"], "user 99999999 not found"),
+        (["key", "revoke", "99999999"], "API key 99999999 not found"),
+        (["key", "revoke", "99999999", "--json"], "API key 99999999 not found"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(db: Path, args: list[str], message: str) -> None:
-    ci_admin(db, "user", "create", "--name", "Ada", "--email", "ada@example.org")
+    create_user(db)
     result = ci_admin(db, *args)
     assert result.returncode == 1
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+    assert result.stdout == ""
 
 
 def test_key_create_shows_the_key_once_and_stores_only_its_hash(db: Path) -> None:
-    ci_admin(db, "user", "create", "--name", "Ada", "--email", "ada@example.org")
+    user_id = create_user(db)
     created = ci_admin(db, "key", "create", "--email", "ada@example.org", "--name", "laptop")
     assert created.returncode == 0, created.stderr
-    secret = created.stdout.strip()
-    assert secret.startswith("ci_")
+    first, second = created.stdout.strip().splitlines()
+    assert first.startswith("API key created successfully: ")
+    assert first.endswith("It is shown only once, save it now:")
+    assert f"for user {user_id};" in first
+    key_id = first.split()[4]
+    assert second.startswith("API Key: ci_")
+    secret = second.removeprefix("API Key: ")
     assert len(secret) == len("ci_") + 43
-    assert "cannot be shown again" in created.stderr
 
     listing = ci_admin(db, "key", "list", "--json")
     keys = json.loads(listing.stdout)
-    assert [(k["id"], k["name"], k["state"]) for k in keys] == [(1, "laptop", "active")]
+    assert [(k["id"], k["name"], k["state"], k["is_active"]) for k in keys] == [
+        (key_id, "laptop", "active", True)
+    ]
+    assert set(keys[0]) == {
+        "id",
+        "user_id",
+        "name",
+        "prefix",
+        "state",
+        "is_active",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    }
     assert secret not in listing.stdout
     assert secret not in ci_admin(db, "key", "list").stdout
     assert secret[:10] == keys[0]["prefix"]
@@ -99,41 +149,64 @@ def test_key_create_shows_the_key_once_and_stores_only_its_hash(db: Path) -> Non
     assert len(stored[0]) == 64
 
 
+def test_key_create_json_carries_the_key_once(db: Path) -> None:
+    user_id = create_user(db)
+    made = ci_admin(db, "key", "create", "--user-id", user_id[:8], "--name", "ci", "--json")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert key["key"].startswith("ci_") and key["user_id"] == user_id
+    listed = json.loads(ci_admin(db, "key", "list", "--json").stdout)
+    assert listed == [{k: v for k, v in key.items() if k != "key"}]
+
+
 def test_key_by_user_id_with_expiry_and_filtered_list(db: Path) -> None:
-    ci_admin(db, "user", "create", "--name", "Ada", "--email", "ada@example.org")
-    ci_admin(db, "user", "create", "--name", "Bob", "--email", "bob@example.org")
+    ada = create_user(db)
+    bob = create_user(db, "Bob", "bob@example.org")
     assert (
         ci_admin(
-            db, "key", "create", "--user-id", "2", "--name", "ci", "--expires-in", "7"
+            db, "key", "create", "--user-id", bob, "--name", "ci", "--expires-in", "7"
         ).returncode
         == 0
     )
-    assert ci_admin(db, "key", "create", "--user-id", "1", "--name", "laptop").returncode == 0
+    assert ci_admin(db, "key", "create", "--user-id", ada, "--name", "laptop").returncode == 0
 
     bobs = json.loads(ci_admin(db, "key", "list", "--email", "bob@example.org", "--json").stdout)
-    assert [(k["name"], k["user_id"]) for k in bobs] == [("ci", 2)]
+    assert [(k["name"], k["user_id"]) for k in bobs] == [("ci", bob)]
     assert bobs[0]["expires_at"] is not None
-    adas = json.loads(ci_admin(db, "key", "list", "--user-id", "1", "--json").stdout)
+    adas = json.loads(ci_admin(db, "key", "list", "--user-id", ada[:10], "--json").stdout)
     assert [k["name"] for k in adas] == ["laptop"]
 
 
-def test_revoke_once_then_a_clear_error(db: Path) -> None:
-    ci_admin(db, "user", "create", "--name", "Ada", "--email", "ada@example.org")
-    ci_admin(db, "key", "create", "--email", "ada@example.org", "--name", "laptop")
-    first = ci_admin(db, "key", "revoke", "1")
+def test_revoke_once_by_prefix_then_a_clear_error(db: Path) -> None:
+    create_user(db)
+    made = ci_admin(db, "key", "create", "--email", "ada@example.org", "--name", "laptop")
+    key_id = made.stdout.split()[4]
+    first = ci_admin(db, "key", "revoke", key_id[:8])
     assert first.returncode == 0
-    assert "Revoked key 1" in first.stdout
-    assert json.loads(ci_admin(db, "key", "list", "--json").stdout)[0]["state"] == "revoked"
+    assert first.stdout.startswith(f"API key revoked: {key_id} ")
+    listed = json.loads(ci_admin(db, "key", "list", "--json").stdout)[0]
+    assert (listed["state"], listed["is_active"]) == ("revoked", False)
 
-    second = ci_admin(db, "key", "revoke", "1")
+    second = ci_admin(db, "key", "revoke", key_id)
     assert second.returncode == 1
     assert "revoked already" in second.stderr
 
 
+def test_an_ambiguous_prefix_is_refused(db: Path) -> None:
+    ada, bob = create_user(db), create_user(db, "Bob", "bob@example.org")
+    # Random UUIDs rarely share 8 characters: give Bob an id that shares Ada's first 8.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE users SET id = ? WHERE id = ?", (ada[:8] + bob[8:], bob))
+    result = ci_admin(db, "user", "get", ada[:8])
+    assert result.returncode == 1
+    assert "ambiguous" in result.stderr
+    assert json.loads(ci_admin(db, "user", "get", ada, "--json").stdout)["name"] == "Ada"
+
+
 def test_user_and_email_together_is_a_usage_error(db: Path) -> None:
-    ci_admin(db, "user", "create", "--name", "Ada", "--email", "ada@example.org")
+    user_id = create_user(db)
     result = ci_admin(
-        db, "key", "create", "--user-id", "1", "--email", "ada@example.org", "--name", "x"
+        db, "key", "create", "--user-id", user_id, "--email", "ada@example.org", "--name", "x"
     )
     assert result.returncode == 2
     assert "exactly one" in result.stderr

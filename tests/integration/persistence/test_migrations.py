@@ -102,3 +102,58 @@ async def test_jobs_from_before_job_options_read_as_none_asked(tmp_path: Path) -
         assert [j.id for j in await repo.list_jobs(project="anything")] == []
     finally:
         await repo.close()
+
+
+async def test_schema_4_database_gets_uuid_user_and_key_ids_with_every_reference_kept(
+    tmp_path: Path,
+) -> None:
+    """The committed fixture was written by the code before UUIDs (integer ids)."""
+    import shutil
+    import uuid
+
+    from ci_common.auth import hash_api_key
+
+    fixtures = Path(__file__).parent / "fixtures"
+    path = tmp_path / "ci.db"
+    shutil.copy(fixtures / "v4_integer_ids.db", path)
+    assert user_version(path) == 4
+
+    repo = await open_repository(path)
+    try:
+        users = {user.email: user for user in await repo.list_users()}
+        ada, bob = users["ada@example.org"], users["bob@example.org"]
+        for user in (ada, bob):
+            assert str(uuid.UUID(user.id)) == user.id
+        assert (ada.name, ada.active, bob.active) == ("Ada Lovelace", True, False)
+
+        found = await repo.find_api_key(
+            hash_api_key("ci_fixture-ada-live-key-000000000000000000000")
+        )
+        assert found is not None and found[1] == ada and found[0].revoked_at is None
+        found = await repo.find_api_key(
+            hash_api_key("ci_fixture-bob-key-00000000000000000000000000")
+        )
+        assert found is not None and found[1] == bob
+        keys = {key.name: key for key in await repo.list_api_keys(user_id=ada.id)}
+        assert set(keys) == {"laptop", "old"} and keys["old"].revoked_at is not None
+        assert all(str(uuid.UUID(key.id)) == key.id for key in keys.values())
+
+        adas = await repo.list_jobs(user_id=ada.id)
+        assert len(adas) == 2 and len(await repo.list_jobs(user_id=bob.id)) == 1
+        logged = next(job for job in adas if job.project == "inventory")
+        assert logged.pytest_args == ("-x",) and logged.last_log_seq == 2
+        assert "".join(c.data for c in await repo.read_logs(logged.id)) == "line one\nline two\n"
+
+        other = await repo.create_user(name="Cy", email="cy@example.org")
+        assert (await repo.create_job(user_id=other.id, archive=b"x")).user_id == other.id
+    finally:
+        await repo.close()
+    assert user_version(path) == SCHEMA_VERSION
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        types = {row[1]: row[2] for row in conn.execute("PRAGMA table_info(jobs)")}
+        assert types["user_id"] == "TEXT"
+        indexes = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+        assert {"api_keys_user", "jobs_user_created", "jobs_active"} <= indexes

@@ -201,7 +201,7 @@ async def test_an_empty_archive_round_trips(repo: Repository) -> None:
 
 async def test_a_job_for_an_unknown_user_stores_nothing(repo: Repository) -> None:
     with pytest.raises(Exception):  # noqa: B017, PT011 -- each backend's integrity error
-        await repo.create_job(user_id=UserId(999), archive=io.BytesIO(b"zip"))
+        await repo.create_job(user_id=UserId("user-999"), archive=io.BytesIO(b"zip"))
     assert await repo.list_jobs() == []
 
 
@@ -324,17 +324,17 @@ async def test_users_create_get_list_and_deactivate(repo: Repository) -> None:
 
 async def test_duplicate_email_is_a_conflict_whatever_the_case(repo: Repository) -> None:
     await make_user(repo)
-    with pytest.raises(ConflictError, match="exists already"):
+    with pytest.raises(ConflictError, match="already exists"):
         await make_user(repo, "ADA@example.org")
 
 
 async def test_unknown_user_is_not_found(repo: Repository) -> None:
     with pytest.raises(UserNotFoundError):
-        await repo.get_user(UserId(42))
+        await repo.get_user(UserId("user-42"))
     with pytest.raises(UserNotFoundError):
         await repo.get_user_by_email("nobody@example.org")
     with pytest.raises(UserNotFoundError):
-        await repo.set_user_active(UserId(42), active=False)
+        await repo.set_user_active(UserId("user-42"), active=False)
 
 
 async def test_api_keys_are_found_by_hash_and_revoked_once(repo: Repository) -> None:
@@ -364,14 +364,14 @@ async def test_api_keys_are_found_by_hash_and_revoked_once(repo: Repository) -> 
     with pytest.raises(ConflictError, match="revoked already"):
         await repo.revoke_api_key(key.id)
     with pytest.raises(ApiKeyNotFoundError):
-        await repo.revoke_api_key(ApiKeyId(999))
+        await repo.revoke_api_key(ApiKeyId("key-999"))
 
 
 async def test_key_for_unknown_user_is_refused(repo: Repository) -> None:
     new_key = generate_api_key()
     with pytest.raises(UserNotFoundError):
         await repo.create_api_key(
-            user_id=UserId(7),
+            user_id=UserId("user-7"),
             name="x",
             key_hash=new_key.key_hash,
             prefix=new_key.prefix,

@@ -31,13 +31,13 @@ class MemoryUsers:
 
 
 def make_user(*, active: bool = True) -> User:
-    return User(id=UserId(1), name="Ada", email="ada@x.org", active=active, created_at=NOW)
+    return User(id=UserId("user-1"), name="Ada", email="ada@x.org", active=active, created_at=NOW)
 
 
 def make_key(**changes: object) -> ApiKey:
     fields: dict[str, object] = {
-        "id": ApiKeyId(1),
-        "user_id": UserId(1),
+        "id": ApiKeyId("key-1"),
+        "user_id": UserId("user-1"),
         "name": "k",
         "prefix": "ci_abc",
         "created_at": NOW,
@@ -66,7 +66,7 @@ async def test_valid_key_gives_its_user_and_records_use() -> None:
     secret = generate_api_key().secret
     users = store(secret)
     assert (await authenticate(users, secret, now=NOW)).email == "ada@x.org"  # type: ignore[arg-type]  # partial fake
-    assert users.touched == [1]
+    assert users.touched == ["key-1"]
 
 
 async def test_recent_use_is_not_written_again() -> None:

@@ -117,7 +117,7 @@ def test_the_job_file_sets_ci_and_the_job_id_over_anything_stored() -> None:
     stored = Job.model_validate(
         {
             "id": "j-1",
-            "user_id": 1,
+            "user_id": "user-1",
             "status": "running",
             "conclusion": None,
             "exit_code": None,

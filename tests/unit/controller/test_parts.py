@@ -67,7 +67,7 @@ def test_without_a_position_every_frame_is_new() -> None:
 def _job(number: int, user: int, status: JobStatus = JobStatus.QUEUED) -> Job:
     return Job(
         id=JobId(f"job-{number}"),
-        user_id=UserId(user),
+        user_id=UserId(f"user-{user}"),
         status=status,
         conclusion=None,
         exit_code=None,
