@@ -1,9 +1,11 @@
 """The `ci` command: submit a project's tests, follow them, and look at past jobs.
 
-One click group with a context object (`CLIState`) that holds the `--server`/`--api-key` flags,
-which every subcommand accepts too (the one closest to the command wins). Client errors are
-turned into a message and an exit code in one place (`CIGroup.invoke`, via
-`ci_client.exit_codes`); the codes are in the group's help.
+One click group with a context object (`CLIState`, in `cli_state`) that holds the
+`--server`/`--api-key` flags, which every subcommand accepts too (the one closest to the command
+wins). Client errors are turned into a message and an exit code in one place (`CIGroup.invoke`,
+via `ci_client.exit_codes`); the codes are in the group's help. This module holds the group,
+`ci help` and `ci submit test`; the job commands are in `cli_jobs`, `ci config` in `cli_config`.
+Every group and command takes `-h`; a group without a command prints its help.
 
 Start-up time matters for a command people type all day, so this module imports only click and
 the client's light modules; httpx, pydantic models and rich are imported inside the commands
@@ -13,39 +15,21 @@ that use them (`ci --version` and `ci --help` load none of them).
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ci_client.config import (
-    KNOWN_KEYS,
-    ResolvedConfig,
-    Source,
-    config_path,
-    mask_secret,
-    resolve_config,
-    write_config_value,
-)
-from ci_client.errors import ClientError, JobNotFound
+from ci_client import cli_config, cli_jobs
+from ci_client.cli_state import CLIState, connection_options, echo_json, finish, pass_state, say
+from ci_client.errors import ClientError
 from ci_client.exit_codes import INTERRUPTED, ExitCode, exit_code_for_error
-from ci_client.output import colour_wanted
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-    import httpx
-
-    from ci_client.client import CIClient, Reconnecting, ReconnectPolicy
     from ci_client.job_request import JobRequest
-    from ci_client.stream import Event
-
-JOB_STATUSES = ("queued", "running", "completed")
-"""The values of `ci_common.models.JobStatus`, spelled out so `ci --help` needs no pydantic."""
 
 EXIT_CODES_HELP = """\b
 Exit codes (ci submit test, ci wait):
@@ -62,79 +46,13 @@ Exit codes (ci submit test, ci wait):
   130  the job was cancelled, or you pressed Ctrl-C (the job goes on)
 
 \b
-Configuration: --server > CI_SERVER_URL > ~/.ci/config > http://localhost:8000
-               --api-key > CI_API_KEY > ~/.ci/config"""
+Configuration: --server > CI_SERVER_URL > config file > http://localhost:8000
+               --api-key > CI_API_KEY > config file
+  (the file: $XDG_CONFIG_HOME/ci/config, then ~/.ci/config; see ci config)
 
-
-@dataclass
-class CLIState:
-    """What the group hands to every command: the connection flags, and (for tests) a
-    transport and reconnect policy to build the client with."""
-
-    server: str | None = None
-    api_key: str | None = None
-    transport: httpx.BaseTransport | None = None
-    reconnect: ReconnectPolicy | None = None
-
-    def config(self) -> ResolvedConfig:
-        return resolve_config(
-            flag_server=self.server,
-            flag_api_key=self.api_key,
-            env=os.environ,
-            path=config_path(),
-        )
-
-    def client(self) -> CIClient:
-        from ci_client.client import CIClient
-
-        config = self.config()
-        return CIClient(
-            server_url=config.server_url,
-            api_key=config.require_api_key(),
-            transport=self.transport,
-            reconnect=self.reconnect,
-            on_reconnect=_report_reconnect,
-        )
-
-
-def _report_reconnect(event: Reconnecting) -> None:
-    say(
-        f"Lost the stream of job {event.job_id} ({event.problem}); reconnecting in "
-        f"{event.delay:.1f}s (attempt {event.attempt}/{event.max_attempts})…",
-        "yellow",
-    )
-
-
-pass_state = click.make_pass_decorator(CLIState, ensure=True)
-_F = TypeVar("_F", bound="Callable[..., Any]")
-
-
-def _remember_server(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.ensure_object(CLIState).server = value
-
-
-def _remember_api_key(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.ensure_object(CLIState).api_key = value
-
-
-def connection_options(command: _F) -> _F:
-    """`--server` and `--api-key`, accepted by the group and by every subcommand."""
-    command = click.option(
-        "--api-key",
-        metavar="KEY",
-        expose_value=False,
-        callback=_remember_api_key,
-        help="API key (else CI_API_KEY, else api_key in ~/.ci/config).",
-    )(command)
-    return click.option(
-        "--server",
-        metavar="URL",
-        expose_value=False,
-        callback=_remember_server,
-        help="Server URL (else CI_SERVER_URL, else ~/.ci/config, else http://localhost:8000).",
-    )(command)
+\b
+Shell completion (bash; zsh and fish alike with zsh_source, fish_source):
+  eval "$(_CI_COMPLETE=bash_source ci)"      in ~/.bashrc"""
 
 
 class CIGroup(click.Group):
@@ -169,10 +87,16 @@ class CIGroup(click.Group):
             raise click.exceptions.Exit(INTERRUPTED) from None
 
 
-@click.group(cls=CIGroup, epilog=EXIT_CODES_HELP, context_settings={"max_content_width": 100})
+@click.group(
+    cls=CIGroup,
+    epilog=EXIT_CODES_HELP,
+    invoke_without_command=True,
+    context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="ci-service", prog_name="ci", message="%(prog)s %(version)s")
 @connection_options
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Run your project's tests on the CI server and follow them live.
 
     \b
@@ -180,27 +104,43 @@ def cli() -> None:
       ci config set api_key ci_...      once (or export CI_API_KEY)
       ci submit test                    zip this directory, run pytest, stream it
       ci list                           your recent jobs
+      ci help COMMAND                   what a command does (or COMMAND -h)
     """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
-def say(message: str, colour: str | None = None) -> None:
-    """A status line on stderr (never mixed into the test output on stdout)."""
-    wanted = colour_wanted(sys.stderr, os.environ)
-    text = click.style(message, fg=colour) if colour and wanted else message
-    click.echo(text, err=True, color=wanted)
-
-
-def finish(code: int) -> NoReturn:
-    click.get_current_context().exit(code)
+@cli.command("help", short_help="Show the help of ci or of one of its commands.")
+@click.argument("command", nargs=-1)
+@connection_options
+@click.pass_context
+def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Show the help of ci, or of COMMAND (`ci help submit test`)."""
+    parent = ctx.parent
+    assert parent is not None
+    target: click.Command = cli
+    target_ctx = parent
+    for name in command:
+        if not isinstance(target, click.Group):
+            raise click.UsageError(f"{target_ctx.command_path} has no subcommands")
+        found = target.get_command(target_ctx, name)
+        if found is None:
+            raise click.UsageError(f"no such command: {name!r}; `ci help` lists them")
+        target_ctx = click.Context(found, info_name=name, parent=target_ctx)
+        target = found
+    click.echo(target_ctx.get_help())
 
 
 # -- submitting and following --------------------------------------------------------------
 
 
-@cli.group()
+@cli.group(invoke_without_command=True)
 @connection_options
-def submit() -> None:
+@click.pass_context
+def submit(ctx: click.Context) -> None:
     """Submit work to the CI server."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 PYTEST_ARGS = "pytest_args"
@@ -247,6 +187,18 @@ class PytestArgsCommand(click.Command):
     help="Set an environment variable for the tests (repeatable); -e KEY alone passes KEY's "
     "value from here.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='With --async, print {"job_id": ...}; else print only the finished job as JSON.',
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="With --async, print only the job id; else print no log (the exit code tells).",
+)
 @connection_options
 @pass_state
 def submit_test(
@@ -255,6 +207,8 @@ def submit_test(
     detach: bool,
     dry_run: bool,
     env_options: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Zip the project at PATH and run its tests with pytest.
 
@@ -298,10 +252,16 @@ def submit_test(
         )
         if detach:
             job_id = client.submit_async(archive.data, request)
-            click.echo(f"Job submitted: {job_id}")
-            say(f"Follow it with `ci wait {job_id} --all`.")
+            if as_json:
+                echo_json({"job_id": job_id})
+            elif quiet:
+                click.echo(job_id)
+            else:
+                click.echo(f"Job submitted: {job_id}")
+                say(f"Follow it with `ci wait {job_id} --all`.")
             return
-        finish(_follow(client, client.submit_stream(archive.data, request), job_id=None))
+        events = client.submit_stream(archive.data, request)
+        finish(cli_jobs.follow(client, events, job_id=None, as_json=as_json, quiet=quiet))
 
 
 def _describe_git(request: JobRequest) -> str:
@@ -312,164 +272,16 @@ def _describe_git(request: JobRequest) -> str:
     return f"; commit {git['commit'][:12]}{where}{', uncommitted changes' if git['dirty'] else ''}"
 
 
-@cli.command()
-@click.argument("job_id")
-@click.option("--all", "replay", is_flag=True, help="Replay the log from the start first.")
-@connection_options
-@pass_state
-def wait(state: CLIState, job_id: str, replay: bool) -> None:
-    """Reattach to job JOB_ID, follow it to the end, exit with its code.
-
-    Forward-only by default (new output from now on); --all replays the whole log first.
-    """
-    with state.client() as client:
-        job_id = _resolve_job_id(client, job_id)
-        say(f"Following job {job_id} (Ctrl-C detaches; the job goes on)")
-        finish(_follow(client, client.stream(job_id, from_beginning=replay), job_id=job_id))
-
-
-def _follow(client: CIClient, events: Iterator[Event], *, job_id: str | None) -> int:
-    from ci_client.follow import follow_job
-    from ci_client.output import LogWriter
-
-    def lookup_error(job: str) -> str | None:
-        try:
-            return client.get_job(job).error
-        except ClientError:
-            return None
-
-    out = LogWriter(sys.stdout, keep_colour=colour_wanted(sys.stdout, os.environ))
-    return follow_job(events, job_id=job_id, out=out, say=say, lookup_error=lookup_error)
-
-
-# -- looking at jobs -----------------------------------------------------------------------
-
-
-@cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the full jobs as a JSON array.")
-@click.option("--status", type=click.Choice(JOB_STATUSES), help="Only jobs in this status.")
-@click.option("--project", metavar="NAME", help="Only jobs of this project.")
-@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
-@connection_options
-@pass_state
-def list_jobs(
-    state: CLIState, as_json: bool, status: str | None, project: str | None, limit: int
-) -> None:
-    """Your jobs, newest first."""
-    with state.client() as client:
-        jobs = client.list_jobs(status=status, project=project, limit=limit)
-    if as_json:
-        click.echo(json.dumps([job.model_dump(mode="json") for job in jobs], indent=2))
-        return
-    if not jobs:
-        filtered = status is not None or project is not None
-        say("No jobs." if filtered else "No jobs yet. Submit one with `ci submit test`.")
-        return
-    from ci_client.render import print_job_table
-
-    print_job_table(jobs, stream=sys.stdout, colour=colour_wanted(sys.stdout, os.environ))
-
-
-@cli.command()
-@click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-@connection_options
-@pass_state
-def status(state: CLIState, job_id: str, as_json: bool) -> None:
-    """Show one job: status, conclusion, exit code, times, error."""
-    from ci_client.render import job_card
-
-    with state.client() as client:
-        job = client.get_job(_resolve_job_id(client, job_id))
-    if as_json:
-        click.echo(job.model_dump_json(indent=2))
-    else:
-        click.echo("\n".join(job_card(job)))
-
-
-@cli.command(short_help="Print a job's whole log so far.")
-@click.argument("job_id")
-@connection_options
-@pass_state
-def logs(state: CLIState, job_id: str) -> None:
-    """Print the whole log of job JOB_ID so far (no following; see `ci wait`)."""
-    from ci_client.output import LogWriter
-
-    with state.client() as client:
-        text = client.logs(_resolve_job_id(client, job_id))
-    out = LogWriter(sys.stdout, keep_colour=colour_wanted(sys.stdout, os.environ))
-    out.write(text)
-    out.finish()
-
-
-@cli.command(short_help="Cancel a job.")
-@click.argument("job_id")
-@connection_options
-@pass_state
-def cancel(state: CLIState, job_id: str) -> None:
-    """Cancel job JOB_ID (a queued job ends at once, a running one is stopped)."""
-    with state.client() as client:
-        job = client.cancel(_resolve_job_id(client, job_id))
-    if job.conclusion is None:
-        say(f"Cancellation of job {job.id} requested; `ci wait {job.id}` follows it to the end.")
-    elif job.conclusion.value == "cancelled":
-        say(f"Job {job.id} is cancelled.")
-    else:
-        say(f"Job {job.id} had already completed ({job.conclusion.value}); nothing to cancel.")
-
-
-def _resolve_job_id(client: CIClient, text: str) -> str:
-    """A full job id, or the one of the user's recent jobs it is a prefix of (as `ci list`
-    shows 8 characters)."""
-    text = text.strip().lower()
-    if len(text) >= 32 or not text:
-        return text
-    if any(char not in "0123456789abcdef-" for char in text):
-        raise JobNotFound(f"{text!r} is not a job id; `ci list` shows your jobs' ids", job_id=text)
-    matches = [job.id for job in client.list_jobs(limit=100) if job.id.startswith(text)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise JobNotFound(
-            f"none of your 100 most recent jobs has an id starting with {text}; give the full "
-            "id (`ci list` shows your jobs)",
-            job_id=text,
-        )
-    raise click.UsageError(f"{text} matches {len(matches)} jobs; give more of the id")
-
-
-# -- configuration -------------------------------------------------------------------------
-
-
-@cli.group()
-@connection_options
-def config() -> None:
-    """Show or change ~/.ci/config (server_url, api_key)."""
-
-
-@config.command("set")
-@click.argument("key", type=click.Choice(KNOWN_KEYS))
-@click.argument("value")
-def config_set(key: str, value: str) -> None:
-    """Store KEY=VALUE in ~/.ci/config (created with mode 0600)."""
-    path = config_path()
-    write_config_value(path, key=key, value=value)
-    shown = mask_secret(value) if key == "api_key" else value
-    say(f"Set {key} = {shown} in {path}")
-
-
-@config.command("show")
-@connection_options
-@pass_state
-def config_show(state: CLIState) -> None:
-    """Show the server URL and API key ci would use, and where each comes from."""
-    resolved = state.config()
-    key = mask_secret(resolved.api_key) if resolved.api_key else "(none)"
-    click.echo(f"server_url = {resolved.server_url}  ({resolved.server_url_source.value})")
-    click.echo(f"api_key    = {key}  ({resolved.api_key_source.value})")
-    click.echo(f"file       = {resolved.path}{'' if resolved.path.exists() else ' (absent)'}")
-    if resolved.api_key_source is Source.NONE:
-        say("No API key: `ci config set api_key KEY` or export CI_API_KEY.", "yellow")
+for command in (
+    cli_jobs.wait,
+    cli_jobs.list_jobs,
+    cli_jobs.status,
+    cli_jobs.logs,
+    cli_jobs.cancel,
+    cli_jobs.whoami,
+    cli_config.config,
+):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -127,6 +127,11 @@ class CIClient:
             raise
         return ServerLimits.from_json(json_object(response))
 
+    def whoami(self) -> dict[str, str]:
+        """The user the API key belongs to (`GET /whoami`): `id`, `name`, `email`."""
+        body = json_object(self._request("GET", "/whoami"))
+        return {name: str(body.get(name, "")) for name in ("id", "name", "email")}
+
     def submit_async(self, archive: bytes, request: JobRequest | None = None) -> str:
         """Upload a project zip as a new job, with `request`'s pytest arguments, environment
         and provenance; return its id at once (`POST /submit-async`)."""
@@ -151,10 +156,15 @@ class CIClient:
         return validate_model(JobView, response)
 
     def list_jobs(
-        self, *, status: str | None = None, project: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: str | None = None,
+        project: str | None = None,
+        limit: int | None = None,
+        conclusion: str | None = None,
     ) -> list[JobView]:
-        """The caller's jobs, newest first, optionally of one status or project (`GET
-        /jobs`)."""
+        """The caller's jobs, newest first, optionally of one status, project or conclusion
+        (`GET /jobs`)."""
         from ci_common.api import JobView
 
         params: dict[str, str | int] = {}
@@ -164,6 +174,8 @@ class CIClient:
             params["project"] = project
         if limit is not None:
             params["limit"] = limit
+        if conclusion is not None:
+            params["conclusion"] = conclusion
         response = self._request("GET", "/jobs", params=params)
         return validate_model(list[JobView], response)
 

@@ -1,4 +1,4 @@
-"""Where the client finds its server URL and API key, and the `~/.ci/config` file.
+"""Where the client finds its server URL and API key, and its config file.
 
 Precedence, for each value separately: a command-line flag, then the environment
 (`CI_SERVER_URL`, `CI_API_KEY`), then the config file, then (for the URL only) the default
@@ -6,8 +6,11 @@ Precedence, for each value separately: a command-line flag, then the environment
 every rule is unit-tested without touching the real home directory.
 
 The file is `key=value` lines (`api_key=ci_...`, `server_url=http://...`), `#` comments and blank
-lines allowed, at `$HOME/.ci/config`. It holds a secret, so it is written with mode 0600 (and
-its directory 0700), replaced atomically, and `ci config show` masks the key.
+lines allowed, at `$XDG_CONFIG_HOME/ci/config` (`~/.config/ci/config`), where tools keep their
+configuration today. `~/.ci/config`, where the reference system keeps it, is read as well: a
+value in the XDG file wins over the same value there. It holds a secret, so it is written (always
+to the XDG file) with mode 0600 (and its directory 0700), replaced atomically, and `ci config
+show` masks the key.
 """
 
 from __future__ import annotations
@@ -64,9 +67,23 @@ class ResolvedConfig:
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
-    """`$HOME/.ci/config` (falling back to the password database when HOME is unset)."""
-    home = (env if env is not None else os.environ).get("HOME")
-    return (Path(home) if home else Path.home()) / ".ci" / "config"
+    """`$XDG_CONFIG_HOME/ci/config`, by default `~/.config/ci/config`: the file `ci config set`
+    writes and that wins over `legacy_config_path`."""
+    env = env if env is not None else os.environ
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else _home(env) / ".config"
+    return base / "ci" / "config"
+
+
+def legacy_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """`$HOME/.ci/config`, the reference system's place: read, never written."""
+    return _home(env if env is not None else os.environ) / ".ci" / "config"
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    """HOME, falling back to the password database when it is unset."""
+    home = env.get("HOME")
+    return Path(home) if home else Path.home()
 
 
 def read_config_file(path: Path) -> dict[str, str]:
@@ -152,6 +169,7 @@ def resolve_config(
     flag_api_key: str | None,
     env: Mapping[str, str],
     path: Path,
+    legacy_path: Path | None = None,
 ) -> ResolvedConfig:
     """Apply flag > environment > config file > default, for each value separately.
 
@@ -164,7 +182,8 @@ def resolve_config(
     if not key[0]:
         key = (env.get(API_KEY_ENV), Source.ENV)
     if not server[0] or not key[0]:
-        file_values = read_config_file(path)
+        file_values = read_config_file(legacy_path) if legacy_path is not None else {}
+        file_values.update(read_config_file(path))
         if not server[0]:
             server = (file_values.get("server_url"), Source.FILE)
         if not key[0]:

@@ -55,8 +55,15 @@ class JobRepository(Protocol):
         status: JobStatus | None = None,
         project: str | None = None,
         limit: int = 50,
+        conclusion: JobConclusion | None = None,
     ) -> list[Job]:
-        """Jobs newest first, optionally one user's, of one status, of one project."""
+        """Jobs newest first, optionally one user's, of one status, of one project, of one
+        conclusion."""
+        ...
+
+    async def find_job_ids(self, *, user_id: UserId, prefix: str, limit: int = 2) -> list[JobId]:
+        """Up to `limit` ids of the user's jobs (all of them, however old) starting with
+        `prefix`, in id order: a short id is unique when this returns one."""
         ...
 
     async def list_active_jobs(self) -> list[Job]:

@@ -145,9 +145,13 @@ class SqliteJobs:
         status: JobStatus | None = None,
         project: str | None = None,
         limit: int = 50,
+        conclusion: JobConclusion | None = None,
     ) -> list[Job]:
         clauses: list[str] = []
         params: list[object] = []
+        if conclusion is not None:
+            clauses.append("conclusion = ?")
+            params.append(conclusion.value)
         if user_id is not None:
             clauses.append("user_id = ?")
             params.append(user_id)
@@ -163,6 +167,15 @@ class SqliteJobs:
             [*params, limit],
         )
         return [job_from_row(row) for row in rows]
+
+    async def find_job_ids(self, *, user_id: UserId, prefix: str, limit: int = 2) -> list[JobId]:
+        # A range on the primary key ("~" sorts after hex digits and "-"), not LIKE: an index
+        # seek however many jobs the user has.
+        rows = await self._db.fetch_all(
+            "SELECT id FROM jobs WHERE id >= ? AND id < ? AND user_id = ? ORDER BY id LIMIT ?",
+            (prefix, prefix + "~", user_id, limit),
+        )
+        return [JobId(row["id"]) for row in rows]
 
     async def list_active_jobs(self) -> list[Job]:
         rows = await self._db.fetch_all(

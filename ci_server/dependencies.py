@@ -7,6 +7,7 @@ unknown or another user's (the three are indistinguishable on purpose).
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -15,7 +16,7 @@ from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ci_common.auth import authenticate
-from ci_common.errors import AuthenticationError, JobNotFoundError, StorageError
+from ci_common.errors import AuthenticationError, ConflictError, JobNotFoundError, StorageError
 from ci_common.models import Job, JobId, User
 from ci_common.repository import Repository
 from ci_server.log_hub import LogHub
@@ -97,20 +98,45 @@ async def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+MIN_JOB_ID_PREFIX = 8
+_JOB_ID_PREFIX = re.compile(r"^[0-9a-f][0-9a-f-]*$")
+
+
 async def get_owned_job(
-    job_id: Annotated[str, Path(description="the job's UUID, as `ci submit` printed it")],
+    job_id: Annotated[
+        str,
+        Path(
+            description="the job's UUID, as `ci submit` printed it, or a prefix of it of at "
+            f"least {MIN_JOB_ID_PREFIX} characters that only one of your jobs has (409 if more)"
+        ),
+    ],
     user: CurrentUser,
     repo: RepoDep,
 ) -> Job:
-    """The caller's job; 404 for a malformed, unknown or foreign id alike."""
+    """The caller's job; 404 for a malformed, unknown or foreign id alike. A unique prefix is
+    resolved over all of the caller's jobs (never another user's, so it reveals nothing)."""
     try:
         normalised = JobId(str(uuid.UUID(job_id)))
     except ValueError:
-        raise JobNotFoundError(job_id) from None
+        normalised = await _job_id_from_prefix(repo, user, job_id.strip().lower())
     job = await repo.get_job(normalised)
     if job.user_id != user.id:
         raise JobNotFoundError(job_id)
     return job
+
+
+async def _job_id_from_prefix(repo: Repository, user: User, prefix: str) -> JobId:
+    if len(prefix) < MIN_JOB_ID_PREFIX or not _JOB_ID_PREFIX.match(prefix):
+        raise JobNotFoundError(prefix)
+    found = await repo.find_job_ids(user_id=user.id, prefix=prefix, limit=2)
+    if not found:
+        raise JobNotFoundError(prefix)
+    if len(found) > 1:
+        raise ConflictError(
+            f"job id prefix {prefix} is ambiguous: more than one of your jobs starts with it; "
+            "give more characters or the full id"
+        )
+    return found[0]
 
 
 OwnedJob = Annotated[Job, Depends(get_owned_job)]

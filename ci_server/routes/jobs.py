@@ -12,7 +12,7 @@ from sse_starlette import EventSourceResponse
 
 from ci_common.api import JobView
 from ci_common.errors import InvalidInputError
-from ci_common.models import Job, JobStatus
+from ci_common.models import Job, JobConclusion, JobStatus
 from ci_common.repository import JobRepository
 from ci_server.dependencies import CurrentUser, HubDep, OwnedJob, RepoDep, SettingsDep
 from ci_server.errors import ERROR_RESPONSES, error_response
@@ -35,8 +35,13 @@ async def list_jobs(
         str | None, Query(max_length=255, description="only jobs of this project (its name)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many jobs")] = 50,
+    conclusion: Annotated[
+        JobConclusion | None, Query(description="only completed jobs that ended this way")
+    ] = None,
 ) -> list[JobView]:
-    jobs = await repo.list_jobs(user_id=user.id, status=status, project=project, limit=limit)
+    jobs = await repo.list_jobs(
+        user_id=user.id, status=status, project=project, limit=limit, conclusion=conclusion
+    )
     return [JobView.from_job(job) for job in jobs]
 
 

@@ -281,6 +281,7 @@ class CIService:
         }
         env.pop("NO_COLOR", None)
         env.pop("FORCE_COLOR", None)
+        env.pop("XDG_CONFIG_HOME", None)
         return subprocess.run(
             [str(BIN / "ci"), *args],
             env=env,

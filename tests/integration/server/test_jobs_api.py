@@ -236,6 +236,7 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
         "/jobs/{job_id}/logs",
         "/jobs/{job_id}/cancel",
         "/limits",
+        "/whoami",
         "/health",
     }
     job_view = schema["components"]["schemas"]["JobView"]["properties"]
@@ -243,3 +244,57 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
     assert all(field.get("description") for field in job_view.values())
     assert "ApiKey" in schema["components"]["securitySchemes"]
     assert (await api.get("/docs")).status_code == 200
+
+
+async def _job_with_id(repo: SqliteRepository, account: Account, job_id: str) -> str:
+    """A job of `account` whose id is chosen (random ids rarely share 8 characters)."""
+    made = await repo.create_job(user_id=account.user.id, archive=project_zip())
+    await repo.delete_archive(made.id)
+    await repo._db.execute("UPDATE jobs SET id = ? WHERE id = ?", (job_id, made.id))  # pyright: ignore[reportPrivateUsage]  # a test choosing colliding ids
+    return job_id
+
+
+async def test_a_unique_prefix_of_8_names_any_of_your_jobs_and_an_ambiguous_one_is_409(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, bob: Account
+) -> None:
+    first = await _job_with_id(repo, alice, "abcdef01-1111-4111-8111-111111111111")
+    await _job_with_id(repo, alice, "abcdef01-2222-4222-8222-222222222222")
+    only = await _job_with_id(repo, alice, "12345678-3333-4333-8333-333333333333")
+    for _ in range(3):  # older than the newest jobs: a prefix is not limited to recent ones
+        await submit(api, alice)
+    await _job_with_id(repo, bob, "99999999-4444-4444-8444-444444444444")
+
+    found = await api.get("/jobs/12345678", headers=alice.headers)
+    assert found.status_code == 200 and found.json()["id"] == only
+    assert (await api.get("/jobs/12345678/logs", headers=alice.headers)).status_code == 200
+    assert (await api.get("/jobs/abcdef01-1", headers=alice.headers)).json()["id"] == first
+
+    ambiguous = await api.get("/jobs/abcdef01", headers=alice.headers)
+    assert ambiguous.status_code == 409
+    assert "ambiguous" in ambiguous.json()["detail"]
+    assert (await api.get("/jobs/1234567", headers=alice.headers)).status_code == 404
+    assert (await api.get("/jobs/99999999", headers=alice.headers)).status_code == 404
+    assert (await api.get("/jobs/99999999", headers=bob.headers)).status_code == 200
+
+
+async def test_list_filters_by_conclusion(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    failed = await submit(api, alice)
+    await submit(api, alice)
+    await repo.mark_running(JobId(failed), container_id=None)
+    await repo.complete_job(JobId(failed), conclusion=JobConclusion.FAILURE, exit_code=1)
+    listed = await api.get("/jobs?conclusion=failure", headers=alice.headers)
+    assert [job["id"] for job in listed.json()] == [failed]
+    assert (await api.get("/jobs?conclusion=bogus", headers=alice.headers)).status_code == 422
+
+
+async def test_whoami_names_the_keys_owner(api: httpx.AsyncClient, alice: Account) -> None:
+    response = await api.get("/whoami", headers=alice.headers)
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": alice.user.id,
+        "name": alice.user.name,
+        "email": alice.user.email,
+    }
+    assert (await api.get("/whoami")).status_code == 401

@@ -107,7 +107,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for name in ("CI_SERVER_URL", "CI_API_KEY", "NO_COLOR", "FORCE_COLOR"):
+    for name in ("CI_SERVER_URL", "CI_API_KEY", "NO_COLOR", "FORCE_COLOR", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     return home
 

@@ -155,15 +155,19 @@ def test_wait_follows_forward_only_or_from_the_start(
     assert second.url.params["from_beginning"] == "true"
 
 
-def test_a_short_id_is_resolved_among_recent_jobs(
-    server, cli_state: CLIState, sse: SseFactory
+def test_a_short_id_goes_to_the_server_which_resolves_it_over_all_jobs(
+    server: FakeServer, cli_state: CLIState
 ) -> None:
-    server.on("GET", "/jobs", httpx.Response(200, json=[job_json()]))
-    server.on("GET", f"/jobs/{JOB}", httpx.Response(200, json=job_json()))
+    server.on("GET", f"/jobs/{JOB[:8]}", httpx.Response(200, json=job_json()))
     result = run(cli_state, "status", JOB[:8])
     assert result.exit_code == 0
     assert JOB in result.stdout
+    assert server.requests_to("/jobs") == []
+    server.on("GET", "/jobs/ffffffff", httpx.Response(404, json={"detail": "not found"}))
     assert run(cli_state, "status", "ffffffff").exit_code == 66
+    too_short = run(cli_state, "status", JOB[:7])
+    assert too_short.exit_code == 64
+    assert "at least its first 8 characters" in too_short.stderr
 
 
 def test_unknown_job_exits_66(server: FakeServer, cli_state: CLIState) -> None:
@@ -256,7 +260,7 @@ def test_config_show_masks_the_key_and_names_sources(home: Path) -> None:
     assert "ci_ssssss" in result.stdout
     assert "(config file)" in result.stdout
     assert "http://env.test  (environment)" in result.stdout
-    assert (home / ".ci" / "config").stat().st_mode & 0o777 == 0o600
+    assert (home / ".config" / "ci" / "config").stat().st_mode & 0o777 == 0o600
 
 
 def test_list_shows_a_table_or_json(server: FakeServer, cli_state: CLIState) -> None:

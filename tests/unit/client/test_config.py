@@ -11,6 +11,7 @@ from ci_client.config import (
     DEFAULT_SERVER_URL,
     Source,
     config_path,
+    legacy_config_path,
     mask_secret,
     read_config_file,
     resolve_config,
@@ -105,8 +106,27 @@ def test_bad_server_urls_say_where_they_came_from(tmp_path: Path, bad: str) -> N
         )
 
 
-def test_config_path_honours_home(tmp_path: Path) -> None:
-    assert config_path({"HOME": str(tmp_path)}) == tmp_path / ".ci" / "config"
+def test_config_path_is_under_xdg_config_home_and_the_legacy_one_under_home(
+    tmp_path: Path,
+) -> None:
+    home = {"HOME": str(tmp_path)}
+    assert config_path(home) == tmp_path / ".config" / "ci" / "config"
+    xdg = {**home, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    assert config_path(xdg) == tmp_path / "xdg" / "ci" / "config"
+    assert config_path({**home, "XDG_CONFIG_HOME": "relative"}) == config_path(home)
+    assert legacy_config_path(xdg) == tmp_path / ".ci" / "config"
+
+
+def test_the_xdg_file_wins_over_the_legacy_one_value_by_value(tmp_path: Path) -> None:
+    legacy = tmp_path / "legacy"
+    legacy.write_text("api_key=ci_legacy_key_123456789012345678901234\nserver_url=http://old:1\n")
+    xdg = tmp_path / "xdg"
+    xdg.write_text("server_url=http://new:2\n")
+    resolved = resolve_config(
+        flag_server=None, flag_api_key=None, env={}, path=xdg, legacy_path=legacy
+    )
+    assert resolved.server_url == "http://new:2"
+    assert resolved.api_key == "ci_legacy_key_123456789012345678901234"
 
 
 def test_write_creates_a_private_file_and_keeps_other_lines(tmp_path: Path) -> None:
