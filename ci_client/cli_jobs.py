@@ -30,7 +30,7 @@ from ci_client.output import colour_wanted
 
 if TYPE_CHECKING:
     from ci_client.client import CIClient
-    from ci_client.stream import Event
+    from ci_client.events import Event
 
 JOB_STATUSES = ("queued", "running", "completed")
 """The values of `ci_common.models.JobStatus`, spelled out so `ci --help` needs no pydantic."""

@@ -35,8 +35,9 @@ from ci_client.httpx_lean import httpx
 from ci_client.responses import check_response, json_object, retry_after, validate_model
 
 if TYPE_CHECKING:
+    from ci_client.events import Event
     from ci_client.job_request import JobRequest, ServerLimits
-    from ci_client.stream import Event, StreamCursor
+    from ci_client.stream import StreamCursor
     from ci_common.api import JobView
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, write=120.0)

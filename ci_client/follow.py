@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ci_client.exit_codes import INTERRUPTED, Outcome, outcome_for_job
@@ -17,8 +18,7 @@ from ci_client.output import LogWriter
 from ci_client.render import format_seconds
 
 if TYPE_CHECKING:
-    from ci_client.stream import Event
-    from ci_common.api import CompleteEvent
+    from ci_client.events import CompleteEvent, Event
 
 Say = Callable[[str, str | None], None]
 """Print a status line to stderr, in a colour (or None) that is dropped when unwanted."""
@@ -45,13 +45,13 @@ def follow_job(
                 job_id = event.job_id
                 say(f"Job submitted: {job_id}  (Ctrl-C detaches; it goes on)", None)
             elif event.type == "status":
-                say(f"Job {job_id} is {event.status.value}", "cyan")
+                say(f"Job {job_id} is {event.status}", "cyan")
             elif event.type == "log":
                 out.write(event.data)
             else:
                 out.finish()
                 if event.conclusion == "error" and not event.error and job_id:
-                    event = event.model_copy(update={"error": lookup_error(job_id)})
+                    event = replace(event, error=lookup_error(job_id))
                 return _report_end(
                     event, job_id=job_id or "?", elapsed=time.monotonic() - started, say=say
                 )
@@ -76,7 +76,7 @@ def follow_job(
 def _report_end(event: CompleteEvent, *, job_id: str, elapsed: float, say: Say) -> int:
     outcome: Outcome = outcome_for_job(
         job_id=job_id,
-        conclusion=event.conclusion.value if event.conclusion else None,
+        conclusion=event.conclusion,
         exit_code=event.exit_code,
         error=event.error,
     )

@@ -11,44 +11,19 @@ unless the server gave an event id on an earlier message, which is then the resu
 The cursor also drops anything at or below the last `seq` and repeated status messages, so even
 a server that replays a little too much cannot make a line appear twice.
 
-Importing this module costs nothing: the pydantic models (about 0.2 s to import) are loaded when
-the first message is parsed. By then the upload has been sent and the server is starting the
-job, so that import overlaps with work the client would wait for anyway.
+Messages are decoded into `ci_client.events` (plain dataclasses, no pydantic: see there why).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from functools import cache
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httpx_sse
 
 from ci_client.errors import ServerError
-
-if TYPE_CHECKING:
-    from pydantic import TypeAdapter
-
-    from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
-    from ci_common.models import JobStatus
-
-    Event = JobIdEvent | LogEvent | StatusEvent | CompleteEvent
-    """Every message a job stream can carry (the `ci_common.api.StreamEvent` union)."""
-
-
-@cache
-def _adapters() -> dict[str, TypeAdapter[Event]]:
-    from pydantic import TypeAdapter
-
-    from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
-
-    return {
-        "job_id": TypeAdapter(JobIdEvent),
-        "log": TypeAdapter(LogEvent),
-        "status": TypeAdapter(StatusEvent),
-        "complete": TypeAdapter(CompleteEvent),
-    }
+from ci_client.events import Event, EventShapeError, decode_event
 
 
 def parse_event(data: str) -> Event | None:
@@ -64,18 +39,16 @@ def parse_event(data: str) -> Event | None:
         ) from exc
     if not isinstance(raw, dict):
         raise ServerError(f"the server sent a stream message that is not an object: {data[:200]!r}")
-    kind = cast("dict[str, object]", raw).get("type")
-    adapter = _adapters().get(kind) if isinstance(kind, str) else None
-    if adapter is None:
+    message = cast("dict[str, object]", raw)
+    kind = message.get("type")
+    if not isinstance(kind, str):
         return None
-    from pydantic import ValidationError
-
     try:
-        return adapter.validate_python(raw)
-    except ValidationError as exc:
+        return decode_event(kind, message)
+    except EventShapeError as exc:
         raise ServerError(
-            f"the server sent a {kind} message this client cannot read ({exc.error_count()} "
-            "problems); client and server versions may differ"
+            f"the server sent a {kind} message this client cannot read ({exc}); client and "
+            "server versions may differ"
         ) from exc
 
 
@@ -103,7 +76,7 @@ class StreamCursor:
         self.job_id = job_id
         self.replay = replay
         self.last_seq: int | None = None
-        self._last_status: JobStatus | None = None
+        self._last_status: str | None = None
         self._announced = False
 
     def accept(self, event: Event, *, event_id: int | None = None) -> bool:

@@ -382,6 +382,40 @@ def test_submit_async_imports_no_pydantic_or_rich() -> None:
     assert result.stdout.splitlines() == ["Job submitted: j", "[]"]
 
 
+def test_submit_and_follow_imports_no_pydantic_or_rich() -> None:
+    """The stream is decoded without pydantic, whose import used to run while a small job ran
+    (see `ci_client.events`)."""
+    body = (
+        'data: {"type": "job_id", "job_id": "j"}\n\n'
+        'data: {"type": "status", "status": "running"}\n\n'
+        'id: 1\ndata: {"type": "log", "seq": 1, "data": "ok\\n"}\n\n'
+        'data: {"type": "complete", "status": "completed", "conclusion": "success", '
+        '"success": true, "exit_code": 0}\n\n'
+    )
+    probe = (
+        "import sys\n"
+        "from ci_client.httpx_lean import httpx\n"
+        "from ci_client.cli import CLIState, cli\n"
+        "def accept(request):\n"
+        "    if request.url.path == '/limits':\n"
+        "        return httpx.Response(200, json={})\n"
+        f"    return httpx.Response(200, text={body!r}, "
+        "headers={'content-type': 'text/event-stream'})\n"
+        "state = CLIState(api_key='ci_x', transport=httpx.MockTransport(accept))\n"
+        "try:\n"
+        f"    cli.main(['submit', 'test', {str(SAMPLE)!r}], obj=state)\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pydantic', 'rich', 'pygments', 'ci_common', 'ci_server', 'fastapi', 'docker'})\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["ok", "[]"], result.stderr
+
+
 def test_force_color_keeps_the_tests_colours_in_a_pipe(
     server, cli_state: CLIState, sse: SseFactory
 ) -> None:

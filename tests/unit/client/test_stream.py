@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ci_client.errors import ServerError
+from ci_client.events import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
 from ci_client.stream import StreamCursor, parse_event
-from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
 from ci_common.models import JobConclusion, JobStatus
 
 
@@ -30,7 +30,17 @@ def test_empty_and_unknown_messages_are_ignored() -> None:
     assert parse_event('{"type": "summary", "passed": 1}') is None
 
 
-@pytest.mark.parametrize("data", ["not json", "[1, 2]", '{"type": "log", "seq": "x"}'])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "not json",
+        "[1, 2]",
+        '{"type": "log", "seq": "x"}',
+        '{"type": "log", "seq": true, "data": "x"}',
+        '{"type": "complete", "status": "completed", "conclusion": 1}',
+        '{"type": "job_id"}',
+    ],
+)
 def test_garbage_is_a_server_error(data: str) -> None:
     with pytest.raises(ServerError):
         parse_event(data)
@@ -75,3 +85,33 @@ def test_an_event_id_on_a_status_message_becomes_the_resume_point() -> None:
         event_id=3,
     )
     assert cursor.last_seq == 8
+
+
+def test_the_clients_events_have_the_fields_of_the_servers_models() -> None:
+    """The client decodes without pydantic; this keeps its dataclasses in step with the wire
+    contract in `ci_common.api`."""
+    import dataclasses
+
+    from ci_client import events
+    from ci_common import api
+
+    for name in ("JobIdEvent", "LogEvent", "StatusEvent", "CompleteEvent"):
+        ours = {field.name for field in dataclasses.fields(getattr(events, name))}
+        assert ours == set(getattr(api, name).model_fields), name
+        sample = getattr(api, name).model_json_schema()
+        assert set(sample.get("required", [])) <= ours | {"type"}, name
+
+
+def test_a_server_models_json_decodes_to_the_same_values() -> None:
+    from ci_common import api
+
+    wire = api.CompleteEvent(
+        status=JobStatus.COMPLETED,
+        conclusion=JobConclusion.ERROR,
+        success=False,
+        exit_code=None,
+        error="image missing",
+    ).model_dump_json()
+    assert parse_event(wire) == CompleteEvent(
+        status="completed", conclusion="error", success=False, exit_code=None, error="image missing"
+    )
