@@ -16,7 +16,6 @@ show` masks the key.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -139,6 +138,8 @@ def _write_private(path: Path, text: str) -> None:
     """Replace `path` atomically with a 0600 file, so the key is never world-readable."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        import tempfile  # only when writing: every command reads this module
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
