@@ -188,3 +188,20 @@ def test_a_rejected_key_is_reported_before_the_project_is_packed(
     assert result.exit_code == 77
     assert "unknown API key" in result.stderr
     assert "Packed" not in result.stderr
+
+
+def test_shell_completion_is_clicks_as_the_help_documents(home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    ci = Path(sys.executable).parent / "ci"
+    script = subprocess.run(
+        [str(ci)],
+        env={**os.environ, "_CI_COMPLETE": "bash_source"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "_ci_completion" in script and "complete " in script
+    assert 'eval "$(_CI_COMPLETE=bash_source ci)"' in run(CLIState(), "--help").stdout
