@@ -247,6 +247,13 @@ class PytestArgsCommand(click.Command):
     help="Set an environment variable for the tests (repeatable); -e KEY alone passes KEY's "
     "value from here.",
 )
+@click.option(
+    "--python",
+    "python",
+    metavar="X.Y",
+    help="Run on this Python version (see the server's GET /runtimes); default: the newest "
+    "the project's requires-python allows, else the server's default.",
+)
 @connection_options
 @pass_state
 def submit_test(
@@ -255,6 +262,7 @@ def submit_test(
     detach: bool,
     dry_run: bool,
     env_options: tuple[str, ...],
+    python: str | None,
 ) -> None:
     """Zip the project at PATH and run its tests with pytest.
 
@@ -283,7 +291,9 @@ def submit_test(
     state.config().require_api_key()
     pytest_args: tuple[str, ...] = click.get_current_context().meta.get(PYTEST_ARGS, ())
     request = JobRequest(
-        pytest_args=pytest_args, env=parse_env_options(env_options, local=os.environ)
+        pytest_args=pytest_args,
+        env=parse_env_options(env_options, local=os.environ),
+        python=python,
     )
     with state.client() as client:
         limits = client.limits()

@@ -102,3 +102,24 @@ async def test_jobs_from_before_job_options_read_as_none_asked(tmp_path: Path) -
         assert [j.id for j in await repo.list_jobs(project="anything")] == []
     finally:
         await repo.close()
+
+
+async def test_jobs_from_before_python_versions_read_as_the_default(tmp_path: Path) -> None:
+    path = tmp_path / "ci.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await migrate(conn, target=4) == 4
+        await conn.execute(
+            "INSERT INTO users (name, email, created_at) VALUES ('Ada', 'ada@x.org', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+        await conn.execute(
+            "INSERT INTO jobs (id, user_id, status, created_at) VALUES ('old-job', 1, 'queued', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+
+    repo = await open_repository(path)
+    try:
+        assert (await repo.get_job(JobId("old-job"))).python is None
+        assert await repo.list_runtimes() == []
+    finally:
+        await repo.close()
