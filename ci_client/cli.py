@@ -188,6 +188,13 @@ class PytestArgsCommand(click.Command):
     "value from here.",
 )
 @click.option(
+    "--python",
+    "python",
+    metavar="X.Y",
+    help="Run on this Python version (see the server's GET /runtimes); default: the newest "
+    "the project's requires-python allows, else the server's default.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -207,6 +214,7 @@ def submit_test(
     detach: bool,
     dry_run: bool,
     env_options: tuple[str, ...],
+    python: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -237,7 +245,9 @@ def submit_test(
     state.config().require_api_key()
     pytest_args: tuple[str, ...] = click.get_current_context().meta.get(PYTEST_ARGS, ())
     request = JobRequest(
-        pytest_args=pytest_args, env=parse_env_options(env_options, local=os.environ)
+        pytest_args=pytest_args,
+        env=parse_env_options(env_options, local=os.environ),
+        python=python,
     )
     with state.client() as client:
         limits = client.limits()

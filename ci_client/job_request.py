@@ -72,6 +72,8 @@ class JobRequest:
     env: dict[str, str] = field(default_factory=lambda: dict[str, str]())
     project: str | None = None
     git: GitProvenance | None = None
+    python: str | None = None
+    """`3.13`; None lets the server choose (requires-python, else its default)."""
 
     def form_fields(self) -> dict[str, str]:
         """The multipart form fields beside `file`."""
@@ -84,6 +86,8 @@ class JobRequest:
             fields["project"] = self.project
         if self.git is not None:
             fields["git"] = json.dumps(self.git)
+        if self.python:
+            fields["python"] = self.python
         return fields
 
     def check(self, limits: ServerLimits) -> None:

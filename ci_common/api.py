@@ -54,6 +54,11 @@ class JobView(_Wire):
         default_factory=lambda: dict[str, str](),
         description="environment set for pytest (beside CI=true and CI_JOB_ID)",
     )
+    python: str | None = Field(
+        default=None,
+        description="the Python version it runs on (`3.13`): asked for, else the newest "
+        "satisfying the project's requires-python, else the default; see GET /runtimes",
+    )
 
     @classmethod
     def from_job(cls, job: Job) -> JobView:
@@ -73,7 +78,17 @@ class JobView(_Wire):
             git=job.git,
             pytest_args=list(job.pytest_args),
             env=dict(job.env),
+            python=job.python,
         )
+
+
+class RuntimeView(_Wire):
+    """One Python version `GET /runtimes` lists."""
+
+    version: str = Field(description="what a submit's `python` field asks for: `3.13`")
+    python: str = Field(description="the exact Python in its image: `3.13.5`")
+    image: str = Field(description="the job image that has it")
+    default: bool = Field(description="what a job gets when neither it nor its project says")
 
 
 class SubmitAccepted(_Wire):

@@ -23,6 +23,7 @@ from typing import cast
 
 from ci_common.errors import InvalidJobOptionsError
 from ci_common.models import GitInfo
+from ci_common.python_versions import check_python
 
 MAX_PYTEST_ARGS = 256
 MAX_PYTEST_ARG_BYTES = 4096
@@ -51,10 +52,17 @@ class JobOptions:
     env: dict[str, str] = field(default_factory=lambda: dict[str, str]())
     project: str | None = None
     git: GitInfo | None = None
+    python: str | None = None
+    """Asked for (`--python`), then replaced by the server's choice (`choose_python`)."""
 
 
 def parse_job_options(
-    *, pytest_args: str | None, env: str | None, project: str | None, git: str | None
+    *,
+    pytest_args: str | None,
+    env: str | None,
+    project: str | None,
+    git: str | None,
+    python: str | None = None,
 ) -> JobOptions:
     """The submit's form fields (JSON text, `project` plain text; None when absent) as
     options, or `InvalidJobOptionsError` naming the field and the fix."""
@@ -63,6 +71,7 @@ def parse_job_options(
         env=check_env(_json(env, "env", "object of strings")),
         project=check_project(project),
         git=check_git(_json(git, "git", "object")),
+        python=check_python(python),
     )
 
 

@@ -119,6 +119,9 @@ class Job(_Record):
     project: str | None = None
     """The project's name as the client gave it (pyproject's, else the directory's)."""
     git: GitInfo | None = None
+    python: str | None = None
+    """The Python version (`3.13`) chosen at submit (`ci_common.python_versions`); None when
+    no controller had published its versions yet: the controller's default then."""
 
     @property
     def success(self) -> bool | None:

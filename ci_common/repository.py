@@ -27,6 +27,7 @@ from ci_common.models import (
     User,
     UserId,
 )
+from ci_common.python_versions import PythonRuntime
 
 
 class JobRepository(Protocol):
@@ -184,7 +185,19 @@ class UserRepository(Protocol):
         ...
 
 
-class Repository(JobRepository, UserRepository, Protocol):
+class RuntimeRepository(Protocol):
+    """The Python versions the controller offers (`ci_common.python_versions`)."""
+
+    async def publish_runtimes(self, runtimes: Sequence[PythonRuntime]) -> None:
+        """Replace the published versions with `runtimes`, atomically (controller, at start)."""
+        ...
+
+    async def list_runtimes(self) -> list[PythonRuntime]:
+        """The published versions, oldest first; empty before any controller started."""
+        ...
+
+
+class Repository(JobRepository, UserRepository, RuntimeRepository, Protocol):
     """Both halves, as one open database provides them."""
 
     async def check_writable(self) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ci_common.python_versions import parse_job_images
+
 
 def default_db_path() -> Path:
     """The database file every process uses unless `CI_DB_PATH` says otherwise."""
@@ -51,7 +53,15 @@ class Settings(BaseSettings):
     max_upload_entries: int = Field(default=10_000, gt=0, description="most entries in one archive")
 
     # Controller: how jobs run.
-    job_image: str = Field(default="python:3.12-slim", description="base image for jobs")
+    job_image: str = Field(
+        default="python:3.12-slim",
+        description="base image for jobs, and the default Python version's image",
+    )
+    job_images: str = Field(
+        default="",
+        description="Python version -> image, e.g. `3.11=ci-python:3.11,3.13=ci-python:3.13`; "
+        "empty: `job_image` alone, its version found by looking into it",
+    )
     job_timeout: float = Field(default=1800, gt=0, description="wall-time limit per job, seconds")
     job_network: str = Field(default="none", description="Docker network of the test container")
     job_memory: str = Field(default="2g", description="memory limit of the test container")
@@ -86,6 +96,17 @@ class Settings(BaseSettings):
         description="keep one started, unused job container waiting for the next job, so "
         "Docker's container start (~200 ms) is off the dispatch path; false turns it off",
     )
+
+    @field_validator("job_images")
+    @classmethod
+    def _version_images(cls, value: str) -> str:
+        parse_job_images(value)
+        return value
+
+    @property
+    def job_image_map(self) -> dict[str, str]:
+        """`CI_JOB_IMAGES` as version -> image (empty when unset)."""
+        return parse_job_images(self.job_images)
 
     @field_validator("job_disk")
     @classmethod

@@ -20,6 +20,7 @@ from ci_controller.controller import Controller
 from ci_controller.docker_containers import check_memory_limit
 from ci_controller.docker_runtime import DockerRuntime
 from ci_controller.project import remove_stale_staging
+from ci_controller.python_runtimes import default_image, discover_runtimes
 from ci_controller.singleton import ControllerLock
 from ci_persistence import open_repository
 
@@ -49,7 +50,7 @@ logger = logging.getLogger("ci_controller")
 def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
     """Run queued jobs in Docker containers and keep the database in step with the engine.
 
-    Settings come from CI_* environment variables: CI_JOB_IMAGE, CI_JOB_TIMEOUT,
+    Settings come from CI_* environment variables: CI_JOB_IMAGE, CI_JOB_IMAGES, CI_JOB_TIMEOUT,
     CI_JOB_NETWORK, CI_JOB_MEMORY, CI_JOB_CPUS, CI_JOB_DISK, CI_MAX_PARALLEL_JOBS,
     CI_RECONCILE_INTERVAL, CI_MAX_LOG_MB.
     """
@@ -87,23 +88,30 @@ async def serve(settings: Settings) -> None:
     try:
         installation_id = await repo.installation_id()
         runtime = await asyncio.to_thread(DockerRuntime.connect, installation_id=installation_id)
-        for left in await asyncio.to_thread(remove_stale_staging):
-            logger.info("removed %s, left by a controller that was killed", left)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        logger.info(
-            "controller started: database %s, installation %s, image %s, up to %d jobs at once, "
-            "full reconcile every %g s",
-            settings.db_path,
-            installation_id,
-            settings.job_image,
-            settings.max_parallel_jobs,
-            settings.reconcile_interval,
-        )
         try:
-            await Controller(settings, runtime, repo).run(stop)
+            for left in await asyncio.to_thread(remove_stale_staging):
+                logger.info("removed %s, left by a controller that was killed", left)
+            settings = settings.model_copy(update={"job_image": default_image(settings)})
+            runtimes = await discover_runtimes(settings, runtime)
+            await repo.publish_runtimes(runtimes)
+            offered = ", ".join(
+                f"{r.version}={r.image} ({r.python}{', default' if r.default else ''})"
+                for r in runtimes
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            logger.info(
+                "controller started: database %s, installation %s, Python %s, up to %d jobs at "
+                "once, full reconcile every %g s",
+                settings.db_path,
+                installation_id,
+                offered or f"not known (image {settings.job_image})",
+                settings.max_parallel_jobs,
+                settings.reconcile_interval,
+            )
+            await Controller(settings, runtime, repo, runtimes=runtimes).run(stop)
         finally:
             runtime.close()
         logger.info("controller stopped; running containers are adopted at the next start")

@@ -35,14 +35,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from ci_common.models import Job, JobConclusion, JobId, JobStatus
+from ci_common.python_versions import PythonRuntime
 from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
-from ci_controller.dependencies import DependencyImageCache
+from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
 from ci_controller.job_worker import JobWorker, WorkerEnvironment
 from ci_controller.runtime import (
@@ -72,20 +73,29 @@ VANISHED = (
 class Controller:
     """Runs the jobs of one database on one container runtime. Wire once per process."""
 
-    def __init__(self, settings: Settings, runtime: ContainerRuntime, repo: JobRepository) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: ContainerRuntime,
+        repo: JobRepository,
+        *,
+        runtimes: Sequence[PythonRuntime] = (),
+    ) -> None:
+        """`runtimes`: the Python versions offered (`python_runtimes.discover_runtimes`);
+        `settings.job_image` is the default version's image."""
         self._settings = settings
         self._runtime = runtime
         self._repo = repo
         self._background = Background()
-        self._dependencies = DependencyImageCache(
-            runtime=runtime, settings=settings, background=self._background
+        self._images = JobImages(
+            settings=settings, runtimes=runtimes, runtime=runtime, background=self._background
         )
         self._warm = WarmPool(runtime=runtime, settings=settings, background=self._background)
         self._env = WorkerEnvironment(
             repo=repo,
             runtime=runtime,
             settings=settings,
-            dependencies=self._dependencies,
+            images=self._images,
             background=self._background,
             warm=self._warm,
         )
@@ -231,7 +241,7 @@ class Controller:
                 continue
             if container.role == ROLE_JOB and container.job_id in self._workers:
                 continue
-            if container.role in _DEPENDENCY_ROLES and self._dependencies.busy:
+            if container.role in _DEPENDENCY_ROLES and self._images.busy:
                 continue
             if container.role == ROLE_WARM and (
                 container.id == self._warm.current or self._warm.busy

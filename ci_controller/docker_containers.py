@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -47,6 +48,7 @@ from ci_controller.bootstrap import (
     WARM_BOOTSTRAP,
     exit_status,
 )
+from ci_controller.cpu_sets import CpuSets, cpuset_text
 from ci_controller.docker_logs import read_output
 from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json, engine_api
 from ci_controller.log_cursor import LogPosition
@@ -107,6 +109,7 @@ class DockerContainers:
         self._streams = streams
         self._image_ids: dict[str, tuple[float, str]] = {}
         self._projects: dict[str, Path] = {}  # created, not yet started: their project tars
+        self._cpu_sets: CpuSets | None = None  # the engine's CPUs, asked for on first use
 
     def close(self) -> None:
         self._api.close()
@@ -201,26 +204,44 @@ class DockerContainers:
                 "tmpfs": {place: f"size={sandbox.disk},mode=1777,exec" for place in JOB_SCRATCH},
                 "mounts": [_workspace_mount(sandbox.disk, labels=labels)],
             }
-        host_config = self._api.create_host_config(
-            network_mode=sandbox.network,
-            mem_limit=sandbox.memory,
-            nano_cpus=int(sandbox.cpus * 1e9),
-            pids_limit=sandbox.pids,
-            **places,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            log_config=LogConfig(type="json-file", config={"max-size": str(log_cap)}),  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
-        )
-        created = self._api.create_container(
-            image,
-            command=list(command),
-            user=JOB_USER,
-            working_dir=working_dir,
-            environment=dict(environment or {}),
-            labels=dict(labels),
-            host_config=host_config,
-        )
+        cpu_sets = self._engine_cpus()
+        cpus = cpu_sets.take(sandbox.cpus)
+        try:
+            host_config = self._api.create_host_config(
+                network_mode=sandbox.network,
+                mem_limit=sandbox.memory,
+                nano_cpus=int(sandbox.cpus * 1e9),
+                cpuset_cpus=cpuset_text(cpus),  # what the tests see: see `cpu_sets`
+                pids_limit=sandbox.pids,
+                **places,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                log_config=LogConfig(type="json-file", config={"max-size": str(log_cap)}),  # pyright: ignore[reportUnknownArgumentType] -- untyped SDK class
+            )
+            created = self._api.create_container(
+                image,
+                command=list(command),
+                user=JOB_USER,
+                working_dir=working_dir,
+                environment=dict(environment or {}),
+                labels=dict(labels),
+                host_config=host_config,
+            )
+        except BaseException:
+            cpu_sets.give_back(cpus)
+            raise
+        cpu_sets.hold(str(created["Id"]), cpus)
         return str(created["Id"])
+
+    def _engine_cpus(self) -> CpuSets:
+        if self._cpu_sets is None:
+            try:
+                total = int(cast(int, self._api.info().get("NCPU") or 0))
+            except ENGINE_ERRORS as exc:
+                logger.warning("cannot ask the engine for its CPU count (%s); using ours", exc)
+                total = 0
+            self._cpu_sets = CpuSets(total or os.cpu_count() or 1)
+        return self._cpu_sets
 
     async def start_warm_container(self, spec: WarmContainerSpec) -> str:
         def create_and_start() -> str:
@@ -318,6 +339,8 @@ class DockerContainers:
                 raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
             except ENGINE_ERRORS as exc:
                 raise RuntimeFault(f"lost track of the job container: {explain(exc)}") from exc
+            if self._cpu_sets is not None:
+                self._cpu_sets.release(container_id)  # it no longer runs
             return exit_status(exit_code, oom_killed=oom_killed)
 
         return await in_daemon_thread(f"wait-{container_id[:12]}", wait_and_inspect)
@@ -351,6 +374,8 @@ class DockerContainers:
 
     def _remove(self, container_id: str) -> None:
         self._projects.pop(container_id, None)
+        if self._cpu_sets is not None:
+            self._cpu_sets.release(container_id)
         try:
             self._api.remove_container(container_id, force=True, v=True)
         except NotFound:

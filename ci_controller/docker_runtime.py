@@ -11,6 +11,7 @@ import asyncio
 
 from ci_controller.dependency_images import DependencyImages
 from ci_controller.docker_containers import DockerContainers, connect_engine
+from ci_controller.docker_python import python_in_image
 from ci_controller.engine_api import EngineApi
 from ci_controller.runtime import DependencyBuildSpec, OutputSink
 
@@ -23,12 +24,16 @@ class DockerRuntime(DockerContainers):
         self._dependencies = DependencyImages(
             installation_id=installation_id, calls=calls, containers=self
         )
+        self._calls = calls
 
     @classmethod
     def connect(cls, *, installation_id: str) -> DockerRuntime:
         """`RuntimeFault` with what to do when the engine does not answer."""
         calls, streams = connect_engine()
         return cls(installation_id=installation_id, calls=calls, streams=streams)
+
+    async def python_version(self, image: str) -> str:
+        return await python_in_image(self._calls, self, image)
 
     async def find_dependency_image(self, key: str) -> str | None:
         return await asyncio.to_thread(self._dependencies.find, key)

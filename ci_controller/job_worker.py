@@ -40,7 +40,7 @@ from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
-from ci_controller.dependencies import DependencyImageCache
+from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
 from ci_controller.job_outcome import (
     Outcome,
@@ -79,7 +79,7 @@ class WorkerEnvironment:
     repo: JobRepository
     runtime: ContainerRuntime
     settings: Settings
-    dependencies: DependencyImageCache
+    images: JobImages
     background: Background
     warm: WarmPool
 
@@ -206,9 +206,13 @@ class JobWorker:
         )
 
     async def _announce(self, log: JobLog) -> None:
-        """Say at the log's start what the submit asked for beyond pytest's defaults (the
-        environment's names only: its values may be secrets, and the job JSON has them)."""
+        """Say at the log's start which Python runs the tests, and what the submit asked for
+        beyond pytest's defaults (the environment's names only: its values may be secrets,
+        and the job JSON has them)."""
         job = self.job
+        chosen = self._env.images.for_job(job)
+        if chosen.python is not None:
+            await log.note(f"Python {chosen.python} (image {chosen.image})")
         if job.pytest_args:
             await log.note(f"pytest arguments: {shlex.join(job.pytest_args)}")
         if job.env:
@@ -218,11 +222,12 @@ class JobWorker:
         """The job's container and whether it runs already (a claimed warm container)."""
         env, job = self._env, self.job
         project = await self._project(staging)
-        base_id = await env.runtime.ensure_image(env.settings.job_image)
-        image = await env.dependencies.image_for(
+        chosen = env.images.for_job(job)
+        base_id = await env.runtime.ensure_image(chosen.image)
+        image = await chosen.dependencies.image_for(
             job_id=job.id, project=project, base_id=base_id, log=log
         )
-        if image == env.settings.job_image:
+        if image == env.settings.job_image:  # the warm container's image (the default)
             warm = await self._claim_warm(project, base_id)
             if warm is not None:
                 return warm, True

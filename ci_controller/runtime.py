@@ -176,6 +176,11 @@ class ContainerRuntime(Protocol):
         """The id of `image`, pulling it if it is missing; `ImageMissingError` otherwise."""
         ...
 
+    async def python_version(self, image: str) -> str:
+        """The exact Python (`3.13.5`) of `image`, which `ensure_image` found;
+        `RuntimeFault` when it has none that works."""
+        ...
+
     async def find_dependency_image(self, key: str) -> str | None:
         """The cached dependency image for `key` (marking it used), or None."""
         ...

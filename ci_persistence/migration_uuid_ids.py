@@ -1,4 +1,4 @@
-"""Schema step 5: users and API keys get UUID ids, like jobs, with every reference kept.
+"""Schema step 6: users and API keys get UUID ids, like jobs, with every reference kept.
 
 Integer ids were guessable and tied to SQLite's rowids, so they would not survive a move to
 PostgreSQL. SQLite cannot change a column's type in place, so the step rebuilds `users` and
@@ -17,7 +17,7 @@ import uuid
 import aiosqlite
 
 _USERS = """
-CREATE TABLE users_v5 (
+CREATE TABLE users_v6 (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     email TEXT NOT NULL UNIQUE COLLATE NOCASE,
@@ -26,7 +26,7 @@ CREATE TABLE users_v5 (
 )"""
 
 _API_KEYS = """
-CREATE TABLE api_keys_v5 (
+CREATE TABLE api_keys_v6 (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -52,7 +52,7 @@ async def uuid_ids_for_users_and_keys(conn: aiosqlite.Connection) -> None:
     )
     await conn.execute(_USERS)
     await conn.execute(
-        "INSERT INTO users_v5 (id, name, email, active, created_at) "
+        "INSERT INTO users_v6 (id, name, email, active, created_at) "
         "SELECT m.new, u.name, u.email, u.active, u.created_at "
         "FROM users u JOIN user_ids m ON m.old = u.id"
     )
@@ -65,7 +65,7 @@ async def uuid_ids_for_users_and_keys(conn: aiosqlite.Connection) -> None:
         [(old, str(uuid.uuid4())) for old in old_keys],
     )
     await conn.execute(
-        "INSERT INTO api_keys_v5 (id, user_id, name, key_hash, prefix, created_at, expires_at, "
+        "INSERT INTO api_keys_v6 (id, user_id, name, key_hash, prefix, created_at, expires_at, "
         "revoked_at, last_used_at) "
         "SELECT k.new, m.new, a.name, a.key_hash, a.prefix, a.created_at, a.expires_at, "
         "a.revoked_at, a.last_used_at "
@@ -74,8 +74,8 @@ async def uuid_ids_for_users_and_keys(conn: aiosqlite.Connection) -> None:
     await _rebuild_jobs_with_text_user_ids(conn)
     await conn.execute("DROP TABLE api_keys")
     await conn.execute("DROP TABLE users")
-    await conn.execute("ALTER TABLE users_v5 RENAME TO users")
-    await conn.execute("ALTER TABLE api_keys_v5 RENAME TO api_keys")
+    await conn.execute("ALTER TABLE users_v6 RENAME TO users")
+    await conn.execute("ALTER TABLE api_keys_v6 RENAME TO api_keys")
     await conn.execute("CREATE INDEX api_keys_user ON api_keys(user_id)")
     await conn.execute("DROP TABLE temp.user_ids")
     await conn.execute("DROP TABLE temp.key_ids")
@@ -91,7 +91,7 @@ async def _rebuild_jobs_with_text_user_ids(conn: aiosqlite.Connection) -> None:
     new_sql, replaced = _JOBS_USER_ID.subn("user_id TEXT", table_sql, count=1)
     if replaced != 1:
         raise RuntimeError(f"unexpected jobs table definition: {table_sql}")
-    new_sql = re.sub(r"^CREATE TABLE\s+\"?jobs\"?", "CREATE TABLE jobs_v5", new_sql, count=1)
+    new_sql = re.sub(r"^CREATE TABLE\s+\"?jobs\"?", "CREATE TABLE jobs_v6", new_sql, count=1)
     await conn.execute(new_sql)
     async with conn.execute("SELECT name FROM pragma_table_info('jobs') ORDER BY cid") as cursor:
         columns = [str(row[0]) for row in await cursor.fetchall()]
@@ -100,8 +100,8 @@ async def _rebuild_jobs_with_text_user_ids(conn: aiosqlite.Connection) -> None:
         "(SELECT new FROM user_ids WHERE old = jobs.user_id)" if name == "user_id" else f'"{name}"'
         for name in columns
     )
-    await conn.execute(f"INSERT INTO jobs_v5 ({listed}) SELECT {selected} FROM jobs")
+    await conn.execute(f"INSERT INTO jobs_v6 ({listed}) SELECT {selected} FROM jobs")
     await conn.execute("DROP TABLE jobs")
-    await conn.execute("ALTER TABLE jobs_v5 RENAME TO jobs")
+    await conn.execute("ALTER TABLE jobs_v6 RENAME TO jobs")
     for sql in dependents:
         await conn.execute(sql)

@@ -96,12 +96,26 @@ ALTER TABLE jobs ADD COLUMN git TEXT;
 CREATE INDEX jobs_user_project_created ON jobs(user_id, project, created_at DESC);
 """
 
+# v5: the Python version each job runs on, and the versions the controller offers (it writes
+# them at start; every server replica reads them for `GET /runtimes` and a submit's choice).
+_V5_PYTHON_VERSIONS = """
+ALTER TABLE jobs ADD COLUMN python TEXT;
+CREATE TABLE python_runtimes (
+    version TEXT PRIMARY KEY,
+    python TEXT NOT NULL,
+    image TEXT NOT NULL,
+    is_default INTEGER NOT NULL DEFAULT 0,
+    published_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Step, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
     _V3_ATTEMPTS,
     _V4_JOB_OPTIONS,
-    uuid_ids_for_users_and_keys,  # v5: users and API keys get UUID ids, references kept
+    _V5_PYTHON_VERSIONS,
+    uuid_ids_for_users_and_keys,  # v6: users and API keys get UUID ids, references kept
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

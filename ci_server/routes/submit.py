@@ -2,9 +2,10 @@
 
 `/submit` streams the whole job, `/submit-stream` does the same after a `job_id` event, and
 `/submit-async` returns 202 at once. Beside `file`, each takes the same optional form fields:
-pytest arguments, environment and where the files came from, checked by
-`ci_common.job_options` (422). Nothing is stored unless the fields and the archive passed
-every check.
+pytest arguments, environment, where the files came from and the Python version, checked by
+`ci_common.job_options` (422); the version is then chosen (`ci_server.python_choice`), and
+one that nobody offers is a 422 listing those there are. Nothing is stored unless the fields
+and the archive passed every check.
 The caller is authenticated before a byte of the body is read (`AcceptedJob` depends on
 `CurrentUser`; see `ci_server.upload_intake`).
 """
@@ -24,6 +25,7 @@ from ci_common.job_options import parse_job_options
 from ci_common.models import Job
 from ci_server.dependencies import CurrentUser, HubDep, RepoDep, SettingsDep, UploadSlotsDep
 from ci_server.errors import ERROR_RESPONSES, UPLOAD_ERROR_RESPONSES
+from ci_server.python_choice import with_python
 from ci_server.routes.sse import SSE_RESPONSE, job_event_response
 from ci_server.settings import ServerSettings
 from ci_server.upload_intake import ARCHIVE_REQUEST_BODY, received_upload
@@ -61,11 +63,13 @@ async def accepted_job(
                 env=fields.get("env"),
                 project=fields.get("project"),
                 git=fields.get("git"),
+                python=fields.get("python"),
             )
             file = upload.file
             size = file.size if file.size is not None else _spooled_size(file)
             limits = upload_limits(settings)
             await run_in_threadpool(validate_archive, file.file, size=size, limits=limits)
+            options = await with_python(options, archive=file.file, repo=repo)
             async with uploads.storing:  # one archive written at a time
                 # The spooled file itself, read in blocks: never whole in memory.
                 job = await repo.create_job(user_id=user.id, archive=file.file, options=options)

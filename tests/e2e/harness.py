@@ -38,11 +38,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
 BIN = Path(sys.executable).parent
 JOB_IMAGE = os.environ.get("CI_E2E_JOB_IMAGE", "ci-python:3.11")
+JOB_IMAGES = os.environ.get("CI_E2E_JOB_IMAGES", "3.13=ci-python:3.13")
+"""Offered beside `JOB_IMAGE` (the default); scripts/test builds ci-python:3.13."""
 STARTUP_TIMEOUT = 20.0
 JOB_TIMEOUT = 90.0
 SETUP_HINT = (
     "the e2e tests need a Docker engine and the job image: run scripts/install-docker and "
-    f"scripts/build-job-image (image {JOB_IMAGE}); CI runs both before the tests"
+    f"scripts/build-job-image (image {JOB_IMAGE}, and --python 3.13); CI runs both before the "
+    "tests"
 )
 
 T = TypeVar("T")
@@ -153,6 +156,7 @@ class CIService:
             **os.environ,
             "CI_DB_PATH": str(root / "ci.db"),
             "CI_JOB_IMAGE": JOB_IMAGE,
+            "CI_JOB_IMAGES": JOB_IMAGES,
             "CI_RECONCILE_INTERVAL": "1",
             "PYTHONUNBUFFERED": "1",
         }

@@ -1,6 +1,7 @@
 """A job's limits on a real engine: orphans are reaped (the pid limit is not used up by
-zombies), what a job writes stays within CI_JOB_DISK and off the engine's disk, and memory
-kills get a note whether they hit the tests or a process they started."""
+zombies), what a job writes stays within CI_JOB_DISK and off the engine's disk, memory
+kills get a note whether they hit the tests or a process they started, and the tests see as
+many CPUs as they may use."""
 
 from __future__ import annotations
 
@@ -173,3 +174,22 @@ def release(container_id: str) -> None:
         client.api.exec_start(run)  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
     finally:
         client.close()
+
+
+def test_the_tests_see_the_cpus_the_job_may_use(service: CIService, tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        """\
+        import os
+
+        def test_one_cpu():
+            # CI_JOB_CPUS=1 (the default) on a machine with more: `pytest -n auto` starts one
+            print("CPUs seen:", sorted(os.sched_getaffinity(0)), "of", os.cpu_count())
+            assert len(os.sched_getaffinity(0)) == 1
+        """,
+    )
+
+    job_id = service.submit(root)
+
+    job = service.wait_for_job(job_id)
+    assert (job["conclusion"], job["exit_code"]) == ("success", 0), service.logs(job_id)

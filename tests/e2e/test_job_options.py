@@ -82,7 +82,7 @@ def test_arguments_after_double_dash_and_env_reach_pytest(
     job_id = job_id_in(result.stderr)
     assert f"job id seen: {job_id}" in result.stdout
     assert "1 passed, 1 deselected" in result.stdout
-    log = service.logs(job_id)
+    log = service.logs(job_id).split("\n", 1)[1]  # after the Python line
     assert log.startswith(
         "[ci] pytest arguments: -k parse -x -s\n[ci] environment: FOO (values not shown)\n"
     )

@@ -157,3 +157,24 @@ async def test_schema_4_database_gets_uuid_user_and_key_ids_with_every_reference
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
         }
         assert {"api_keys_user", "jobs_user_created", "jobs_active"} <= indexes
+
+
+async def test_jobs_from_before_python_versions_read_as_the_default(tmp_path: Path) -> None:
+    path = tmp_path / "ci.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await migrate(conn, target=4) == 4
+        await conn.execute(
+            "INSERT INTO users (name, email, created_at) VALUES ('Ada', 'ada@x.org', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+        await conn.execute(
+            "INSERT INTO jobs (id, user_id, status, created_at) VALUES ('old-job', 1, 'queued', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+
+    repo = await open_repository(path)
+    try:
+        assert (await repo.get_job(JobId("old-job"))).python is None
+        assert await repo.list_runtimes() == []
+    finally:
+        await repo.close()

@@ -26,6 +26,7 @@ JOB_VIEW_FIELDS = {
     "git",
     "pytest_args",
     "env",
+    "python",
 }
 
 
@@ -236,6 +237,7 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
         "/jobs/{job_id}/logs",
         "/jobs/{job_id}/cancel",
         "/limits",
+        "/runtimes",
         "/whoami",
         "/health",
     }

@@ -219,3 +219,32 @@ def test_list_filters_by_project_and_shows_project_and_commit(
     assert "pytest args: -k 'parse me'" in card
     assert "environment: FOO (values: --json)" in card
     assert "secret" not in card
+
+
+def test_python_is_sent_and_shown_in_the_status_card(
+    accepting: FakeServer, cli_state: CLIState
+) -> None:
+    result = run(cli_state, "submit", "test", str(SAMPLE), "--async", "--python", "3.13")
+    assert result.exit_code == 0, result.output
+    assert submitted(accepting)["python"] == "3.13"
+
+    job = {
+        "id": JOB,
+        "status": "queued",
+        "conclusion": None,
+        "success": None,
+        "exit_code": None,
+        "error": None,
+        "cancel_requested": False,
+        "created_at": "2026-01-01T12:00:00+00:00",
+        "started_at": None,
+        "finished_at": None,
+        "python": "3.13",
+    }
+    accepting.on("GET", f"/jobs/{JOB}", httpx.Response(200, json=job))
+    assert "python:     3.13" in run(cli_state, "status", JOB).stdout
+
+
+def test_without_python_none_is_sent(accepting: FakeServer, cli_state: CLIState) -> None:
+    assert run(cli_state, "submit", "test", str(SAMPLE), "--async").exit_code == 0
+    assert "python" not in submitted(accepting)

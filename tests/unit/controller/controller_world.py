@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fake_runtime import FakeRuntime
 
 from ci_common.job_options import JobOptions
 from ci_common.models import Job, JobConclusion, User
+from ci_common.python_versions import PythonRuntime
 from ci_common.settings import Settings
 from ci_controller.controller import Controller
 from ci_persistence import SqliteRepository
@@ -41,13 +43,17 @@ class World:
     server: SqliteRepository
     user: User
 
-    def controller(self, **overrides: object) -> Controller:
+    def controller(
+        self, *, runtimes: Sequence[PythonRuntime] = (), **overrides: object
+    ) -> Controller:
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
-        return Controller(settings, self.runtime, self.repo)
+        return Controller(settings, self.runtime, self.repo, runtimes=runtimes)
 
-    async def reconciled(self, **overrides: object) -> Controller:
+    async def reconciled(
+        self, *, runtimes: Sequence[PythonRuntime] = (), **overrides: object
+    ) -> Controller:
         """A new controller after one full reconcile, once every job it started has ended."""
-        controller = self.controller(**overrides)
+        controller = self.controller(runtimes=runtimes, **overrides)
         await controller.reconcile()
         await controller.wait_idle()
         return controller

@@ -46,8 +46,12 @@ class FakeEngine:
         self.volumes: list[str] = []
         self.removed: list[str] = []
         self.commits: list[tuple[str, str, str, list[str]]] = []
+        self.cpus = 4
 
     # Images.
+
+    def info(self) -> Mapping[str, object]:
+        return {"NCPU": self.cpus}
 
     def inspect_image(self, image: str) -> Mapping[str, object]:
         return {"Id": f"sha256:{image}", "Config": {"User": "ci", "Cmd": ["python"]}}

@@ -83,6 +83,8 @@ class FakeRuntime:
 
     def __init__(self, *, images: set[str] | None = None) -> None:
         self.images = images if images is not None else {"ci-python:3.11"}
+        self.pythons = {"ci-python:3.11": "3.11.2", "ci-python:3.13": "3.13.5"}
+        """The exact Python of each image that has one."""
         self.dependency_images: dict[str, str] = {}
         self.installed = {"pytest": "9.2.0", "iniconfig": "2.3.0"}
         self.listings = 0
@@ -133,6 +135,11 @@ class FakeRuntime:
         if image not in self.images:
             raise ImageMissingError(f"the job image {image} is missing; run build-job-image")
         return f"sha256:{image}"
+
+    async def python_version(self, image: str) -> str:
+        if image not in self.pythons:
+            raise RuntimeFault(f"the job image {image} has no working `python`")
+        return self.pythons[image]
 
     async def find_dependency_image(self, key: str) -> str | None:
         return self.dependency_images.get(key)
