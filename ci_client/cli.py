@@ -247,6 +247,26 @@ class PytestArgsCommand(click.Command):
     help="Set an environment variable for the tests (repeatable); -e KEY alone passes KEY's "
     "value from here.",
 )
+@click.option(
+    "--extra",
+    "extras",
+    metavar="NAME",
+    multiple=True,
+    help="Install this extra of the project (repeatable); instead of the automatic choice "
+    "(each of test, tests, dev the project has).",
+)
+@click.option(
+    "--group",
+    "groups",
+    metavar="NAME",
+    multiple=True,
+    help="Install this PEP 735 dependency group (repeatable); instead of the automatic choice.",
+)
+@click.option(
+    "--no-extras",
+    is_flag=True,
+    help="Install no extras and no groups but those named by --extra and --group.",
+)
 @connection_options
 @pass_state
 def submit_test(
@@ -255,6 +275,9 @@ def submit_test(
     detach: bool,
     dry_run: bool,
     env_options: tuple[str, ...],
+    extras: tuple[str, ...],
+    groups: tuple[str, ...],
+    no_extras: bool,
 ) -> None:
     """Zip the project at PATH and run its tests with pytest.
 
@@ -283,7 +306,10 @@ def submit_test(
     state.config().require_api_key()
     pytest_args: tuple[str, ...] = click.get_current_context().meta.get(PYTEST_ARGS, ())
     request = JobRequest(
-        pytest_args=pytest_args, env=parse_env_options(env_options, local=os.environ)
+        pytest_args=pytest_args,
+        env=parse_env_options(env_options, local=os.environ),
+        extras=extras if extras or no_extras else None,
+        groups=groups if groups or no_extras else None,
     )
     with state.client() as client:
         limits = client.limits()

@@ -72,6 +72,9 @@ class JobRequest:
     env: dict[str, str] = field(default_factory=lambda: dict[str, str]())
     project: str | None = None
     git: GitProvenance | None = None
+    extras: tuple[str, ...] | None = None
+    """The project's extras to install; None: the server's automatic choice."""
+    groups: tuple[str, ...] | None = None
 
     def form_fields(self) -> dict[str, str]:
         """The multipart form fields beside `file`."""
@@ -84,6 +87,10 @@ class JobRequest:
             fields["project"] = self.project
         if self.git is not None:
             fields["git"] = json.dumps(self.git)
+        if self.extras is not None:
+            fields["extras"] = json.dumps(list(self.extras))
+        if self.groups is not None:
+            fields["groups"] = json.dumps(list(self.groups))
         return fields
 
     def check(self, limits: ServerLimits) -> None:

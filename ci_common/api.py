@@ -54,6 +54,15 @@ class JobView(_Wire):
         default_factory=lambda: dict[str, str](),
         description="environment set for pytest (beside CI=true and CI_JOB_ID)",
     )
+    extras: list[str] | None = Field(
+        default=None,
+        description="the project's extras installed; null: the automatic choice (each of "
+        "test, tests, dev the project has)",
+    )
+    groups: list[str] | None = Field(
+        default=None,
+        description="the PEP 735 dependency groups installed; null: the automatic choice",
+    )
 
     @classmethod
     def from_job(cls, job: Job) -> JobView:
@@ -73,6 +82,8 @@ class JobView(_Wire):
             git=job.git,
             pytest_args=list(job.pytest_args),
             env=dict(job.env),
+            extras=None if job.extras is None else list(job.extras),
+            groups=None if job.groups is None else list(job.groups),
         )
 
 

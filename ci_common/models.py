@@ -117,6 +117,10 @@ class Job(_Record):
     project: str | None = None
     """The project's name as the client gave it (pyproject's, else the directory's)."""
     git: GitInfo | None = None
+    extras: tuple[str, ...] | None = None
+    """The project's extras to install; None: the automatic choice (`test`, `tests`, `dev`)."""
+    groups: tuple[str, ...] | None = None
+    """The PEP 735 dependency groups to install; None: the automatic choice."""
 
     @property
     def success(self) -> bool | None:

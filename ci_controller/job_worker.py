@@ -41,6 +41,7 @@ from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
 from ci_controller.dependencies import DependencyImageCache
+from ci_controller.dependency_plan import DependencyPlan, Selection
 from ci_controller.job_log import JobLog
 from ci_controller.job_outcome import (
     Outcome,
@@ -197,11 +198,17 @@ class JobWorker:
             found = await self._env.repo.copy_archive(self.job.id, upload)
         if not found:
             raise RuntimeFault("the uploaded project is no longer stored; submit the job again")
+        job = self.job
+
+        def with_plan(plan: DependencyPlan) -> bytes:
+            return job_file(job, install_project=plan.install_project)
+
         return await asyncio.to_thread(
             build_project,
             staging.upload,
             staging.tar,
-            job_file=job_file(self.job),
+            job_file=with_plan,
+            selection=Selection(extras=job.extras, groups=job.groups),
             stop=staging.stop,
         )
 

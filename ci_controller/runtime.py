@@ -26,6 +26,7 @@ from typing import Protocol
 from ci_common.errors import CIError
 from ci_common.models import JobId
 from ci_common.settings import Settings
+from ci_controller.dependency_plan import InstallStep
 from ci_controller.log_cursor import LogPosition
 
 LABEL_INSTALLATION = "ci.installation"
@@ -139,14 +140,18 @@ class JobContainerSpec(WarmContainerSpec):
 
 @dataclass(frozen=True, kw_only=True)
 class DependencyBuildSpec:
-    """One dependency build: `requirements` installed on `base_image`, kept as the image for
-    `key`, in `sandbox` (the job's limits; its network is `Settings.build_network`, which the
-    runtime resolves, see `BUILD_NETWORK_ISOLATED`)."""
+    """One dependency build: `steps` run on `base_image` with `files` staged, kept as the
+    image for `key`, in `sandbox` (the job's limits; its network is `Settings.build_network`,
+    which the runtime resolves, see `BUILD_NETWORK_ISOLATED`)."""
 
     base_image: str
     key: str
-    requirements: bytes
+    steps: tuple[InstallStep, ...]
+    files: Mapping[str, bytes]
+    """The plan's files, by path relative to the build's staging directory."""
     sandbox: Sandbox
+    project_tar: Path | None = None
+    """The project's tar, for a step that builds the project from its source."""
 
 
 @dataclass(frozen=True)

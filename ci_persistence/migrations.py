@@ -91,11 +91,18 @@ ALTER TABLE jobs ADD COLUMN git TEXT;
 CREATE INDEX jobs_user_project_created ON jobs(user_id, project, created_at DESC);
 """
 
+# v5: the extras and dependency groups a job chose (JSON arrays; NULL: the automatic choice).
+_V5_DEPENDENCY_CHOICE = """
+ALTER TABLE jobs ADD COLUMN extras TEXT;
+ALTER TABLE jobs ADD COLUMN dependency_groups TEXT;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
     _V3_ATTEMPTS,
     _V4_JOB_OPTIONS,
+    _V5_DEPENDENCY_CHOICE,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -61,6 +61,8 @@ async def accepted_job(
                 env=fields.get("env"),
                 project=fields.get("project"),
                 git=fields.get("git"),
+                extras=fields.get("extras"),
+                groups=fields.get("groups"),
             )
             file = upload.file
             size = file.size if file.size is not None else _spooled_size(file)

@@ -12,6 +12,7 @@ import pytest
 from fake_engine import CreatedContainer, FakeEngine
 
 from ci_common.models import JobId
+from ci_controller.dependency_plan import InstallStep, StepKind
 from ci_controller.docker_runtime import DockerRuntime
 from ci_controller.engine_api import EngineApi
 from ci_controller.runtime import (
@@ -35,7 +36,11 @@ def runtime_on(engine: FakeEngine) -> DockerRuntime:
 
 def build_spec(sandbox: Sandbox = SANDBOX) -> DependencyBuildSpec:
     return DependencyBuildSpec(
-        base_image="ci-python:3.11", key="k1", requirements=b"attrs\n", sandbox=sandbox
+        base_image="ci-python:3.11",
+        key="k1",
+        steps=(InstallStep(StepKind.REQUIREMENTS, ("requirements.txt",)),),
+        files={"requirements.txt": b"attrs\n"},
+        sandbox=sandbox,
     )
 
 
@@ -81,7 +86,11 @@ async def test_a_build_runs_as_the_job_user_with_the_job_limits_and_no_capabilit
         owners = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
     assert (path, owners) == (
         "/",
-        {"tmp/ci-deps": (1000, 1000), "tmp/ci-deps/requirements.txt": (1000, 1000)},
+        {
+            "tmp/ci-src": (1000, 1000),
+            "tmp/ci-deps": (1000, 1000),
+            "tmp/ci-deps/requirements.txt": (1000, 1000),
+        },
     )
     assert container.id in engine.removed
     [(_, repository, tag, changes)] = engine.commits
