@@ -16,12 +16,14 @@ of the others):
    chosen: the job's `extras`/`groups` when given, else each of `test`, `tests` and `dev`
    that exists, plus those named by `-e .[extra]` lines;
 4. the project's build backend (`[build-system].requires`, PEP 517's setuptools when absent,
-   and what the backend needs for an editable install), so the project itself can be
-   installed in the job's container with no network.
+   and what the backend needs for an editable install) when the job must run it, so the
+   project itself can be installed in the job's container with no network.
 
 The project's own package is not part of the plan's image: it changes with every job, so
-the job's container installs it (`install_project`: editable, without dependencies, offline;
-see `bootstrap`). A `src/` layout imports as it does after `uv sync`.
+the job's container installs it, editable: a plain pure-Python project by writing the few
+files an editable install consists of (`link`, see `project_link`: milliseconds), anything
+else with its build backend, without dependencies and offline (`install_project`; the
+backend is then part of the image). A `src/` layout imports as it does after `uv sync`.
 
 The plan's key material is everything that decides what gets installed and nothing else:
 the normalised requirement files, the derived requirement lines (so a reformatted
@@ -42,6 +44,8 @@ from enum import StrEnum
 from typing import cast
 
 from ci_common.errors import CIError
+from ci_common.project_paths import WORKSPACE
+from ci_controller.project_link import ProjectLink, project_link
 from ci_controller.requirements_files import ReadFile, RequirementsError, read_requirements
 
 DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml", "uv.lock", "setup.py", "setup.cfg")
@@ -54,6 +58,8 @@ BUILD_REQUIREMENTS = ".ci-build.txt"
 PYTEST_REQUIREMENTS = ".ci-pytest.txt"
 _LEGACY_BACKEND = ("setuptools>=40.8.0", "wheel")
 """PEP 517's fallback for a project without `[build-system]`."""
+WORKDIR = f"/{WORKSPACE}"
+"""Where the job's container has the project."""
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?")
 
 
@@ -89,7 +95,10 @@ class DependencyPlan:
     keyed: Mapping[str, bytes] = field(default_factory=lambda: dict[str, bytes]())
     """The inputs of the cache key (beside the steps)."""
     install_project: bool = False
-    """Whether the job's container installs the project itself before its tests."""
+    """Whether the job's container installs the project itself with its build backend
+    before its tests."""
+    link: ProjectLink | None = None
+    """Or, for a plain project, the files that install it editable without a build."""
     declared: tuple[str, ...] = ()
     """The dependency files the project has (empty: none at all)."""
 
@@ -161,19 +170,24 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def plan_dependencies(read: ReadFile, selection: Selection | None = None) -> DependencyPlan:
-    """The plan for the upload whose root files `read` returns; `DependencyPlanError` says
-    what to fix."""
+def plan_dependencies(
+    read: ReadFile, selection: Selection | None = None, *, top_level: frozenset[str] = frozenset()
+) -> DependencyPlan:
+    """The plan for the upload whose root files `read` returns and whose root holds the
+    names `top_level`; `DependencyPlanError` says what to fix."""
     try:
-        return _Planner(read, selection or Selection()).plan()
+        return _Planner(read, selection or Selection(), top_level).plan()
     except RequirementsError as exc:
         raise DependencyPlanError(str(exc)) from exc
 
 
 class _Planner:
-    def __init__(self, read: ReadFile, selection: Selection) -> None:
+    def __init__(self, read: ReadFile, selection: Selection, top_level: frozenset[str]) -> None:
         self.read = read
         self.selection = selection
+        self.top_level = top_level
+        self.link: ProjectLink | None = None
+        self.needs_source = False
         self.files: dict[str, bytes] = {}
         self.keyed: dict[str, bytes] = {}
         self.steps: list[InstallStep] = []
@@ -199,6 +213,7 @@ class _Planner:
             files=self.files,
             keyed=self.keyed,
             install_project=install_project,
+            link=self.link,
             declared=declared,
         )
 
@@ -250,6 +265,7 @@ class _Planner:
             lines = self._group_lines(groups)
             self._requirements(PROJECT_REQUIREMENTS, lines)
             self.steps.append(InstallStep(StepKind.SOURCE, tuple(sorted(extras))))
+            self.needs_source = True
             names = " and ".join(self.setup_files) or "pyproject.toml (dynamic dependencies)"
             self.sources.append(f"{names} (built from source{described})")
             package = True
@@ -257,6 +273,11 @@ class _Planner:
             self._requirements(PROJECT_REQUIREMENTS, self._group_lines(groups))
             self.sources.append(f"pyproject.toml ({described.removeprefix(', ')})")
         if not package:
+            return False
+        if not self.needs_source and (
+            link := project_link(self.pyproject, top_level=self.top_level, workdir=WORKDIR)
+        ):
+            self.link = link
             return False
         backend = self._build_requires()
         self._requirements(BUILD_REQUIREMENTS, backend)

@@ -201,7 +201,7 @@ class JobWorker:
         job = self.job
 
         def with_plan(plan: DependencyPlan) -> bytes:
-            return job_file(job, install_project=plan.install_project)
+            return job_file(job, plan=plan)
 
         return await asyncio.to_thread(
             build_project,

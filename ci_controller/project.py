@@ -192,7 +192,9 @@ def build_project(
         with zipfile.ZipFile(upload) as archive:
             infos = archive.infolist()
             entries = check_zip_entries(infos)
-            plan = plan_dependencies(_reader(archive, infos, entries), selection)
+            top_level = frozenset(entry.path.split("/", 1)[0] for entry in entries)
+            read = _reader(archive, infos, entries)
+            plan = plan_dependencies(read, selection, top_level=top_level)
             content = job_file if isinstance(job_file, bytes) else job_file(plan)
             _write_tar(archive, infos, entries, tar, stop, content)
     except (ProjectEntryError, DependencyPlanError) as exc:

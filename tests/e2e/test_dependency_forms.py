@@ -110,7 +110,14 @@ def test_requirements_with_includes_an_editable_extra_hashes_and_markers(
         "constraints.txt); pyproject.toml ([project] dependencies, extra test)"
     ), log
     assert "[ci] dependencies installed in " in log
-    assert re.search(r"\[ci\] project installed \(editable, .*uv\) in \d+\.\d\d s", log), log
+    linked = re.search(
+        r"^\[ci\] project reqs-demo installed \(editable, linked: /workspace/src on the path, "
+        r"its metadata and entry points written, no build\) in (\d+\.\d+) s$",
+        log,
+        re.MULTILINE,
+    )
+    assert linked is not None, log
+    assert float(linked[1]) < 0.1
 
 
 def test_pyproject_src_layout_with_its_test_extra_and_dev_group(
@@ -130,16 +137,27 @@ def test_pyproject_src_layout_with_its_test_extra_and_dev_group(
                 [dependency-groups]
                 dev = ["attrs", {include-group = "lint"}]
                 lint = ["tomli"]
+                [project.scripts]
+                src-demo = "src_demo:main"
             """,
-            "src/src_demo/__init__.py": "from six import PY3 as READY\n",
+            "src/src_demo/__init__.py": """
+                from six import PY3 as READY
+
+                def main():
+                    print("hello from src-demo")
+            """,
             "tests/test_src.py": """
-                import importlib.metadata
+                import importlib.metadata, subprocess
                 import attrs, toml, tomli
                 from src_demo import READY
 
                 def test_installed_project():
                     assert READY
                     assert importlib.metadata.version("src-demo") == "0.1"
+
+                def test_its_script():
+                    done = subprocess.run(["src-demo"], capture_output=True, text=True)
+                    assert done.stdout == "hello from src-demo\\n", done.stderr
             """,
         },
     )
@@ -149,7 +167,8 @@ def test_pyproject_src_layout_with_its_test_extra_and_dev_group(
     assert ci_lines(log)[0] == (
         "[ci] dependencies from pyproject.toml ([project] dependencies, extra test, group dev)"
     ), log
-    assert "project installed (editable, without dependencies, offline, uv)" in log
+    assert "[ci] project src-demo installed (editable, linked: /workspace/src" in log
+    assert "2 passed" in log
 
 
 def test_a_uv_lock_is_installed_exactly_as_locked(forms_service: CIService, tmp_path: Path) -> None:
@@ -216,7 +235,8 @@ def test_a_setup_py_project_is_installed(forms_service: CIService, tmp_path: Pat
     log = run(forms_service, project)
 
     assert ci_lines(log)[0] == "[ci] dependencies from setup.py (built from source)", log
-    assert "project installed (editable" in log
+    # setup.py may do anything: its backend installs it, with no network, in the job.
+    assert "[ci] project installed (editable, without dependencies, offline, uv) in " in log
 
 
 def test_the_cli_chooses_extras_and_groups(forms_service: CIService, tmp_path: Path) -> None:
