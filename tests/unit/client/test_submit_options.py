@@ -219,3 +219,24 @@ def test_list_filters_by_project_and_shows_project_and_commit(
     assert "pytest args: -k 'parse me'" in card
     assert "environment: FOO (values: --json)" in card
     assert "secret" not in card
+
+
+@pytest.mark.parametrize(
+    ("options", "sent"),
+    [
+        ((), {}),
+        (("--extra", "docs", "--extra", "test"), {"extras": ["docs", "test"]}),
+        (("--group", "lint"), {"groups": ["lint"]}),
+        (("--no-extras",), {"extras": [], "groups": []}),
+        (("--no-extras", "--group", "lint"), {"extras": [], "groups": ["lint"]}),
+    ],
+)
+def test_extras_and_groups_are_sent_only_when_chosen(
+    accepting: FakeServer, cli_state: CLIState, options: tuple[str, ...], sent: dict[str, object]
+) -> None:
+    result = run(cli_state, "submit", "test", str(SAMPLE), "--async", *options)
+
+    assert result.exit_code == 0, result.output
+    fields = submitted(accepting)
+    chosen = {name: json.loads(fields[name]) for name in ("extras", "groups") if name in fields}
+    assert chosen == sent

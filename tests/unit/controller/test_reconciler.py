@@ -747,3 +747,23 @@ async def test_a_database_failure_while_starting_leaves_the_job_to_the_next_pass
     await controller.wait_idle()
     done = await world.job(job)
     assert done.conclusion is JobConclusion.SUCCESS and done.attempts == 2
+
+
+async def test_pytest_is_added_and_said_when_neither_the_image_nor_the_project_has_it(
+    world: World,
+) -> None:
+    world.runtime.on_start = passes
+    world.runtime.installed = {"pip": "24.0"}  # a plain python image
+    bare = await world.submit({"test_a.py": "def test_a(): pass\n"})
+    declared = await world.submit({"requirements.txt": "pytest==8.3.0\n", "test_a.py": ""})
+    await world.reconciled()
+
+    files = sorted((dict(spec.files) for spec in world.runtime.build_specs), key=str)
+    assert files == [
+        {".ci-pytest.txt": b"pytest\n"},
+        {"requirements.txt": b"pytest==8.3.0\n"},  # declared: not added
+    ]
+    note = "[ci] pytest: neither the project's dependencies nor the job image have it"
+    assert note in await world.log_text(bare)
+    assert note not in await world.log_text(declared)
+    assert (await world.job(bare)).conclusion is JobConclusion.SUCCESS
