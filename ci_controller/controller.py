@@ -105,6 +105,7 @@ class Controller:
         loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(self._watch_changes(), name="watch database")
         stopper = asyncio.create_task(self._wake_on(stop), name="watch stop")
+        self._background.spawn(self._dependencies.prime(), what="list the job image")
         try:
             await self._safely(self.reconcile)
             next_full = loop.time() + self._settings.reconcile_interval

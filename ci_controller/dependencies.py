@@ -88,6 +88,15 @@ class DependencyImageCache:
                 return found
             return await self._build(job_id=job_id, key=key, project=project, plan=plan, log=log)
 
+    async def prime(self) -> None:
+        """List the job image's distributions ahead of the first job (a probe container,
+        about half a second), so that job does not wait for it."""
+        try:
+            base_id = await self._runtime.ensure_image(self._settings.job_image)
+        except RuntimeFault:
+            return  # the first job says what is wrong with the image
+        await self._installed(base_id)
+
     async def _cached(self, key: str, log: JobLog) -> str | None:
         found = await self._runtime.find_dependency_image(key)
         if found is not None:

@@ -120,7 +120,7 @@ class DependencyImages:
                     f"installing the project's dependencies failed (exit code "
                     f"{status.exit_code}{_oom_note(status, sandbox)}); the installer's "
                     "output is in the job log: fix the dependency files it names "
-                    "(requirements, pyproject.toml, uv.lock, setup.py) and submit again",
+                    "(requirements.txt, pyproject.toml, uv.lock, setup.py) and submit again",
                     exit_code=status.exit_code,
                 )
             return await asyncio.to_thread(self._commit, container_id, spec.base_image, spec.key)
