@@ -235,7 +235,7 @@ class Controller:
             if container.role in _DEPENDENCY_ROLES and self._dependencies.busy:
                 continue
             if container.role == ROLE_WARM and (
-                container.id == self._warm.current or self._warm.busy
+                container.id in self._warm.holds or self._warm.busy
             ):
                 continue
             logger.info(

@@ -229,10 +229,12 @@ class JobWorker:
         image = await env.dependencies.image_for(
             job_id=job.id, project=project, base_id=base_id, log=log
         )
-        if image == env.settings.job_image:
-            warm = await self._claim_warm(project, base_id)
-            if warm is not None:
-                return warm, True
+        on_job_image = image == env.settings.job_image
+        if not on_job_image:
+            env.warm.use(image)  # the project's next job likely needs the same image
+        warm = await self._claim_warm(project, image, base_id if on_job_image else None)
+        if warm is not None:
+            return warm, True
         container_id = await env.runtime.create_job_container(
             JobContainerSpec(
                 job_id=job.id,
@@ -247,7 +249,7 @@ class JobWorker:
         await env.repo.set_container(job.id, container_id)
         return container_id, False
 
-    async def _claim_warm(self, project: Project, base_id: str) -> str | None:
+    async def _claim_warm(self, project: Project, image: str, image_id: str | None) -> str | None:
         """The pool's warm container with the project in it, or None for the ordinary path.
 
         The project goes in before the container is recorded as the job's: a stored warm
@@ -255,7 +257,7 @@ class JobWorker:
         between, the job has no container yet and is dispatched again while the unreferenced
         warm container is removed as an orphan."""
         env, job = self._env, self.job
-        warm = env.warm.take(image_id=base_id)
+        warm = env.warm.take(image=image, image_id=image_id)
         if warm is None:
             return None
         self.container_id = warm  # the reconciler now counts it as this job's

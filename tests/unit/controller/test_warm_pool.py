@@ -128,7 +128,14 @@ async def test_a_job_needing_a_dependency_image_leaves_the_warm_container_alone(
 
     assert done.conclusion is JobConclusion.SUCCESS
     assert done.container_id != warm.id
-    assert world.runtime.warm() == [warm]
+    [image] = [f"ci-deps:{key}" for key in world.runtime.builds]
+    # The job image's stays; one of the dependency image joins it for the project's next job.
+    await eventually(lambda: len(world.runtime.warm()) == 2)
+    assert {(c.id == warm.id, c.image) for c in world.runtime.warm()} == {
+        (True, "ci-python:3.11"),
+        (False, image),
+    }
+    await controller.wait_idle()
 
 
 async def test_with_warm_containers_off_none_is_started(world: World) -> None:
@@ -259,3 +266,27 @@ async def test_no_warm_container_is_started_while_jobs_wait_for_a_slot(world: Wo
         passes(container)
     for job in jobs:
         assert (await finished(world, job)).conclusion is JobConclusion.SUCCESS
+
+
+async def test_the_next_job_on_a_dependency_image_claims_a_warm_container_of_it(
+    world: World,
+) -> None:
+    world.runtime.on_start = passes
+    controller, _ = await warm_controller(world)
+    files = {"requirements.txt": "attrs\n", "test_a.py": ""}
+
+    first = await world.submit(files)
+    await controller.react()
+    first_done = await finished(world, first)
+    [image] = [f"ci-deps:{key}" for key in world.runtime.builds]
+    assert first_done.container_id not in world.runtime.warm_ids_ever  # nothing warm on it yet
+    await eventually(lambda: {c.image for c in world.runtime.warm()} == {"ci-python:3.11", image})
+
+    second = await world.submit(files)
+    await controller.react()
+    second_done = await finished(world, second)
+
+    assert second_done.conclusion is JobConclusion.SUCCESS
+    assert second_done.container_id in world.runtime.warm_ids_ever
+    assert world.runtime.warm_images[str(second_done.container_id)] == image
+    await controller.wait_idle()
