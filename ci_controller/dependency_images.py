@@ -95,14 +95,28 @@ class DependencyImages:
         return reference
 
     async def build(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
-        sandbox = await self._network.confine(image=spec.base_image, sandbox=spec.sandbox)
-        container_id = await asyncio.to_thread(self._create_build_container, spec, sandbox)
+        sandbox, gateway = await self._network.ready(spec.sandbox)
+        # The network check (a container of its own) runs while the build container is made
+        # and filled; the build starts only once the check has passed.
+        checked = asyncio.ensure_future(
+            self._network.check(image=spec.base_image, sandbox=sandbox, gateway=gateway)
+            if gateway is not None
+            else asyncio.sleep(0)
+        )
+        try:
+            container_id = await asyncio.to_thread(self._create_build_container, spec, sandbox)
+        except BaseException:
+            checked.cancel()
+            with contextlib.suppress(BaseException):
+                await checked
+            raise
         try:
             await asyncio.to_thread(
                 self._api.put_archive, container_id, "/", _staging_tar(spec.files)
             )
             if spec.project_tar is not None:
                 await asyncio.to_thread(self._put_source, container_id, spec.project_tar)
+            await checked
             await self._containers.start(container_id)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             async for frame in self._containers.follow_logs(container_id, after=None):
@@ -127,6 +141,10 @@ class DependencyImages:
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"installing dependencies failed: {explain(exc)}") from exc
         finally:
+            if not checked.done():
+                checked.cancel()
+            with contextlib.suppress(BaseException):
+                await checked
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._containers.remove(container_id))
 

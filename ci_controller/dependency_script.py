@@ -7,8 +7,11 @@ image without uv gets uv for that build only, in a directory removed afterwards.
 prints a `[ci]` line first, so the job log says what is being installed from where.
 
 No cache outlives the build (`UV_NO_CACHE`, `PIP_NO_CACHE_DIR`), for the reason given in
-`dependency_images`. The staged files and the project's source are removed at the end, so
-the committed image holds the installed distributions and nothing of the upload.
+`dependency_images`. uv compiles the installed modules to bytecode as pip does
+(`UV_COMPILE_BYTECODE`): the jobs run with `PYTHONDONTWRITEBYTECODE`, so without it every job
+would compile every dependency it imports again (0.5 s for ten small ones). The staged
+files and the project's source are removed at the end, so the committed image holds the
+installed distributions and nothing of the upload.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ LOCKED_REQUIREMENTS = ".ci-locked.txt"
 
 _PRELUDE = f"""
 export PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off PIP_DISABLE_PIP_VERSION_CHECK=1 \\
-    UV_NO_CACHE=1 UV_NO_PROGRESS=1 UV_LINK_MODE=copy PYTHONUNBUFFERED=1
+    UV_NO_CACHE=1 UV_NO_PROGRESS=1 UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 PYTHONUNBUFFERED=1
 exec 2>&1
 python=$(command -v python || command -v python3)
 finish() {{ rm -rf {STAGING} {SOURCE} /tmp/ci-uv; exit "$1"; }}
