@@ -135,6 +135,7 @@ def main() -> None:
             )
             claimed = controller_log.count(" claimed (")
             waited = [float(ms) for ms in re.findall(r" claimed \((\d+) ms after", controller_log)]
+            builds = [float(s) for s in re.findall(r"built in (\d+\.\d+) s", controller_log)]
 
     print(
         f"dependencies bench: 10 pure-Python dependencies, {args.runs} cold runs, image {JOB_IMAGE}"
@@ -145,6 +146,9 @@ def main() -> None:
         ("pip", "pip: docker run pip install + pytest"),
     ):
         print(f"  cold {label:44} median {median(cold[name]):.2f} s  runs {_fmt(cold[name])}")
+    print(
+        f"  of which the dependency build (check, install, commit): median {median(builds):.2f} s"
+    )
     print(
         f"  cold ratio ours / uv floor: {median(cold['ours']) / median(cold['uv']):.2f}x "
         f"(target <= 1.3x); pip / uv: {median(cold['pip']) / median(cold['uv']):.2f}x"

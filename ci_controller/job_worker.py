@@ -4,8 +4,9 @@ Each running job has one worker (one asyncio task), so everything about a job ha
 order. A worker either dispatches a job the controller has just marked running (stage the
 project's tar on disk (`project.Staging`, removed once the container has it), find or build
 its dependency image, create the container with the project in it, record the container id,
-start it; or, for a project the job image serves, claim the warm container (`warm_pool`),
-which is running already, and copy the project in) or adopts one
+start it; or claim the warm container of its image (`warm_pool`: the job image's, or the
+dependency image's the last job with dependencies used), which is running already, and copy
+the project in) or adopts one
 whose container already exists (after a controller restart), and from then on both paths are
 the same: follow the output into the job log from the stored cursor while waiting for the
 container to exit, a cancel request, or the wall-time deadline (counted from `started_at`, so

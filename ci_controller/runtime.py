@@ -65,7 +65,8 @@ class ContainerGoneError(RuntimeFault):
 
 
 class DependencyInstallError(RuntimeFault):
-    """`pip install` of the project's requirements failed; its output is in the job log."""
+    """Installing the project's dependencies failed (uv's or pip's exit); the installer's
+    output is in the job log."""
 
     def __init__(self, message: str, *, exit_code: int) -> None:
         super().__init__(message)
@@ -186,9 +187,9 @@ class ContainerRuntime(Protocol):
         ...
 
     async def build_dependency_image(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
-        """Install the spec's requirements on top of its base image, in its sandbox, and keep
+        """Install the spec's dependencies on top of its base image, in its sandbox, and keep
         the result as the image for its key; returns its reference. `DependencyInstallError`
-        when pip fails, `RuntimeFault` when the build network is not confined."""
+        when the installer fails, `RuntimeFault` when the build network is not confined."""
         ...
 
     async def installed_distributions(self, image: str) -> dict[str, str]:
