@@ -13,8 +13,9 @@ a bare name (or `name==version`) of a distribution installed there. Anything els
 extras, markers, URLs, options, locks, a build backend) goes through a real install.
 Otherwise the image for the plan's key is reused when it exists and built once when it does
 not: jobs with the same key wait for one build instead of racing each other. Build output and
-progress go to the waiting job's log, so users see what is happening; after each build the
-least recently used images beyond `max_dependency_images` are collected in the background.
+progress go to the waiting job's log, so users see what is happening; after each build (once
+its job has the image, `collect_if_due`) the least recently used images beyond
+`max_dependency_images` are collected in the background.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class DependencyImageCache:
         self._background = background
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._installed_by_image: dict[str, dict[str, str]] = {}
+        self._collect_due = False
         self.busy = 0
         """Probes and builds in progress: their containers are not orphans."""
 
@@ -148,8 +150,15 @@ class DependencyImageCache:
         elapsed = time.monotonic() - started
         await log.note(f"dependencies installed in {elapsed:.1f} s")
         logger.info("job %s: dependency image %s built in %.1f s", job_id, image, elapsed)
-        self._background.spawn(self._collect(), what="collect dependency images")
+        self._collect_due = True
         return image
+
+    def collect_if_due(self) -> None:
+        """After a build, once its job has its image (and the warm pool has let go of the
+        one before), collect the least recently used images in the background."""
+        if self._collect_due:
+            self._collect_due = False
+            self._background.spawn(self._collect(), what="collect dependency images")
 
     async def _collect(self) -> None:
         await self._runtime.collect_dependency_images(keep=self._settings.max_dependency_images)

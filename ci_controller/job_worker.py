@@ -232,7 +232,8 @@ class JobWorker:
         )
         on_job_image = image == env.settings.job_image
         if not on_job_image:
-            env.warm.use(image)  # the project's next job likely needs the same image
+            await env.warm.use(image)  # the project's next job likely needs the same image
+        env.dependencies.collect_if_due()
         warm = await self._claim_warm(project, image, base_id if on_job_image else None)
         if warm is not None:
             return warm, True

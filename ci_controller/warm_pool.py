@@ -85,15 +85,20 @@ class WarmPool:
                 self._starting.add(image)
                 self._background.spawn(self._start_one(image), what="start a warm container")
 
-    def use(self, image: str) -> None:
-        """A job ran on dependency image `image`: keep a container of it warm from now on,
-        instead of one of the dependency image used before."""
+    async def use(self, image: str) -> None:
+        """A job runs on dependency image `image`: keep a container of it warm from now on,
+        instead of one of the dependency image used before (removed before this returns, so
+        that image may be collected)."""
         if image == self._recent:
             return
-        if self._recent is not None and (old := self._ready.pop(self._recent, None)):
-            self._discard(old.id)
+        old = self._ready.pop(self._recent, None) if self._recent is not None else None
         self._recent = image
         self.fill()
+        if old is not None:
+            try:
+                await self._runtime.remove(old.id)
+            except RuntimeFault as exc:
+                logger.warning("could not remove the warm container %s: %s", old.id[:12], exc)
 
     def take(self, *, image: str, image_id: str | None = None) -> str | None:
         """The warm container for a job on `image` (whose id must be `image_id` when given:
