@@ -206,6 +206,26 @@ class PytestArgsCommand(click.Command):
     is_flag=True,
     help="With --async, print only the job id; else print no log (the exit code tells).",
 )
+@click.option(
+    "--extra",
+    "extras",
+    metavar="NAME",
+    multiple=True,
+    help="Install this extra of the project (repeatable); instead of the automatic choice "
+    "(each of test, tests, dev the project has).",
+)
+@click.option(
+    "--group",
+    "groups",
+    metavar="NAME",
+    multiple=True,
+    help="Install this PEP 735 dependency group (repeatable); instead of the automatic choice.",
+)
+@click.option(
+    "--no-extras",
+    is_flag=True,
+    help="Install no extras and no groups but those named by --extra and --group.",
+)
 @connection_options
 @pass_state
 def submit_test(
@@ -217,6 +237,9 @@ def submit_test(
     python: str | None,
     as_json: bool,
     quiet: bool,
+    extras: tuple[str, ...],
+    groups: tuple[str, ...],
+    no_extras: bool,
 ) -> None:
     """Zip the project at PATH and run its tests with pytest.
 
@@ -248,6 +271,8 @@ def submit_test(
         pytest_args=pytest_args,
         env=parse_env_options(env_options, local=os.environ),
         python=python,
+        extras=extras if extras or no_extras else None,
+        groups=groups if groups or no_extras else None,
     )
     with state.client() as client:
         limits = client.limits()

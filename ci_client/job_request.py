@@ -74,6 +74,9 @@ class JobRequest:
     git: GitProvenance | None = None
     python: str | None = None
     """`3.13`; None lets the server choose (requires-python, else its default)."""
+    extras: tuple[str, ...] | None = None
+    """The project's extras to install; None: the server's automatic choice."""
+    groups: tuple[str, ...] | None = None
 
     def form_fields(self) -> dict[str, str]:
         """The multipart form fields beside `file`."""
@@ -88,6 +91,10 @@ class JobRequest:
             fields["git"] = json.dumps(self.git)
         if self.python:
             fields["python"] = self.python
+        if self.extras is not None:
+            fields["extras"] = json.dumps(list(self.extras))
+        if self.groups is not None:
+            fields["groups"] = json.dumps(list(self.groups))
         return fields
 
     def check(self, limits: ServerLimits) -> None:

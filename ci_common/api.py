@@ -59,6 +59,15 @@ class JobView(_Wire):
         description="the Python version it runs on (`3.13`): asked for, else the newest "
         "satisfying the project's requires-python, else the default; see GET /runtimes",
     )
+    extras: list[str] | None = Field(
+        default=None,
+        description="the project's extras installed; null: the automatic choice (each of "
+        "test, tests, dev the project has)",
+    )
+    groups: list[str] | None = Field(
+        default=None,
+        description="the PEP 735 dependency groups installed; null: the automatic choice",
+    )
 
     @classmethod
     def from_job(cls, job: Job) -> JobView:
@@ -79,6 +88,8 @@ class JobView(_Wire):
             pytest_args=list(job.pytest_args),
             env=dict(job.env),
             python=job.python,
+            extras=None if job.extras is None else list(job.extras),
+            groups=None if job.groups is None else list(job.groups),
         )
 
 

@@ -1,8 +1,10 @@
 """What a submit may ask of its job beyond the files, and the rules and limits for it.
 
 A job runs `python -m pytest` with the submitter's extra arguments (`pytest_args`) and
-environment (`env`), and records where its files came from (`project`, `git`), so a list of
-jobs tells projects and commits apart. The server parses the submit's form fields with
+environment (`env`), with the project's extras and dependency groups it chose installed
+(`extras`, `groups`; absent: the automatic choice, `[]`: none), and records where its
+files came from (`project`, `git`), so a list of jobs tells projects and commits apart.
+The server parses the submit's form fields with
 `parse_job_options` and refuses anything outside the rules with `InvalidJobOptionsError`
 (422) before a job exists; the controller trusts what is stored. `GET /limits` publishes the
 numbers, so a client checks against the server it talks to rather than against constants.
@@ -35,11 +37,17 @@ MAX_ENV_BYTES = 64 * 1024
 MAX_PROJECT_NAME_CHARS = 255
 """Any directory's name fits (NAME_MAX is 255 bytes)."""
 MAX_BRANCH_CHARS = 255
+MAX_DEPENDENCY_CHOICES = 32
+"""Extras, and groups, a job may name."""
+MAX_DEPENDENCY_NAME_CHARS = 100
+DEPENDENCY_NAME_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+"""An extra's or a dependency group's name (PEP 685, PEP 735)."""
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 RESERVED_ENV_NAMES = ("CI", "CI_JOB_ID", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
 """Set by the service in every job container; a submit may not set them."""
 
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
+_DEPENDENCY_NAME = re.compile(DEPENDENCY_NAME_PATTERN)
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 repositories
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -54,6 +62,9 @@ class JobOptions:
     git: GitInfo | None = None
     python: str | None = None
     """Asked for (`--python`), then replaced by the server's choice (`choose_python`)."""
+    extras: tuple[str, ...] | None = None
+    """None: the automatic choice (see `ci_common.models.Job.extras`)."""
+    groups: tuple[str, ...] | None = None
 
 
 def parse_job_options(
@@ -63,6 +74,8 @@ def parse_job_options(
     project: str | None,
     git: str | None,
     python: str | None = None,
+    extras: str | None = None,
+    groups: str | None = None,
 ) -> JobOptions:
     """The submit's form fields (JSON text, `project` plain text; None when absent) as
     options, or `InvalidJobOptionsError` naming the field and the fix."""
@@ -72,7 +85,33 @@ def parse_job_options(
         project=check_project(project),
         git=check_git(_json(git, "git", "object")),
         python=check_python(python),
+        extras=check_dependency_names(_json(extras, "extras", "array of names"), "extras"),
+        groups=check_dependency_names(_json(groups, "groups", "array of names"), "groups"),
     )
+
+
+def check_dependency_names(value: object, name: str) -> tuple[str, ...] | None:
+    """The extras (or groups) a submit chose; None when it chose none (the automatic
+    choice), an empty tuple when it asked for none at all."""
+    if value is None:
+        return None
+    hint = '; send a JSON array of names, e.g. ["test"], or [] for none'
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) for item in cast(list[object], value)
+    ):
+        raise InvalidJobOptionsError(f"{name} must be a JSON array of strings{hint}")
+    names = cast(list[str], value)
+    if len(names) > MAX_DEPENDENCY_CHOICES:
+        raise InvalidJobOptionsError(
+            f"{name} has {len(names)} names, more than the {MAX_DEPENDENCY_CHOICES} allowed"
+        )
+    for item in names:
+        if len(item) > MAX_DEPENDENCY_NAME_CHARS or not _DEPENDENCY_NAME.fullmatch(item):
+            raise InvalidJobOptionsError(
+                f"{name}: {_shown(item)} is not a valid name (letters, digits, '.', '_', '-', "
+                f"at most {MAX_DEPENDENCY_NAME_CHARS} characters){hint}"
+            )
+    return tuple(dict.fromkeys(names))
 
 
 def check_pytest_args(value: object) -> tuple[str, ...]:

@@ -122,6 +122,10 @@ class Job(_Record):
     python: str | None = None
     """The Python version (`3.13`) chosen at submit (`ci_common.python_versions`); None when
     no controller had published its versions yet: the controller's default then."""
+    extras: tuple[str, ...] | None = None
+    """The project's extras to install; None: the automatic choice (`test`, `tests`, `dev`)."""
+    groups: tuple[str, ...] | None = None
+    """The PEP 735 dependency groups to install; None: the automatic choice."""
 
     @property
     def success(self) -> bool | None:

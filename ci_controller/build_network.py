@@ -83,13 +83,24 @@ class BuildNetwork:
     async def confine(self, *, image: str, sandbox: Sandbox) -> Sandbox:
         """`sandbox` with its network ready for a build; `RuntimeFault` when the isolated
         network lets a build reach the Docker host."""
+        confined, gateway = await self.ready(sandbox)
+        if gateway is not None:
+            await self.check(image=image, sandbox=confined, gateway=gateway)
+        return confined
+
+    async def ready(self, sandbox: Sandbox) -> tuple[Sandbox, str | None]:
+        """`sandbox` on its build network, made if missing, and the gateway `check` must
+        find closed before a build starts (None: a network used as it is, unchecked). Lets a
+        caller prepare the build container while the check runs."""
         if sandbox.network != BUILD_NETWORK_ISOLATED:
-            return sandbox
+            return sandbox, None
         async with self._lock:  # builds of one controller run concurrently
             gateway = await asyncio.to_thread(self._ensure)
-        confined = dataclasses.replace(sandbox, network=self.name)
-        await self._check(image=image, sandbox=confined, gateway=gateway)
-        return confined
+        return dataclasses.replace(sandbox, network=self.name), gateway
+
+    async def check(self, *, image: str, sandbox: Sandbox, gateway: str) -> None:
+        """`RuntimeFault` unless the network's gateway, the Docker host, is unreachable."""
+        await self._check(image=image, sandbox=sandbox, gateway=gateway)
 
     def _ensure(self) -> str:
         """The network's gateway address, creating the network when it is missing."""

@@ -115,6 +115,7 @@ class Controller:
         loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(self._watch_changes(), name="watch database")
         stopper = asyncio.create_task(self._wake_on(stop), name="watch stop")
+        self._background.spawn(self._images.default.dependencies.prime(), what="list the job image")
         try:
             await self._safely(self.reconcile)
             next_full = loop.time() + self._settings.reconcile_interval
@@ -244,7 +245,7 @@ class Controller:
             if container.role in _DEPENDENCY_ROLES and self._images.busy:
                 continue
             if container.role == ROLE_WARM and (
-                container.id == self._warm.current or self._warm.busy
+                container.id in self._warm.holds or self._warm.busy
             ):
                 continue
             logger.info(

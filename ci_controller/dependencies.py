@@ -1,15 +1,21 @@
 """Which image a job runs on: the job image itself, or its cached dependency image.
 
-A project without requirements runs on the job image directly (no build, no extra latency;
-one with no dependency file at all gets a `[ci]` note saying nothing was installed),
-and so does one whose requirements the job image already satisfies: every line a bare name
-(or `name==version`) of a distribution installed there, as `pytest` is in the job image. The
-job image's distributions are listed once per image id by a short probe container. Anything
-else (ranges, extras, markers, URLs, pip options) goes through a real `pip install`.
-Otherwise the image for its dependency key is reused when it exists and built once when it
-does not: jobs with the same key wait for one build instead of racing each other. Build output
-and progress go to the waiting job's log, so users see what is happening; after each build the
-least recently used images beyond `max_dependency_images` are collected in the background.
+The job's dependency plan (`dependency_plan`) says what the project declares; this module
+decides how it is provided and says so at the start of the job's log (`[ci]` lines: where the
+dependencies come from, then that the cache was used, or the install and how long it took).
+
+pytest must be there: when the job image has none (a plain `python:3.12-slim`) and the
+project does not name it, it is added to the plan (so it is cached like any dependency) and
+the log says so. The job image's distributions are listed once per image id by a short probe
+container. A plan with nothing to install runs on the job image directly (no build, no extra
+latency), and so does one the job image already satisfies: requirement files only, every line
+a bare name (or `name==version`) of a distribution installed there. Anything else (ranges,
+extras, markers, URLs, options, locks, a build backend) goes through a real install.
+Otherwise the image for the plan's key is reused when it exists and built once when it does
+not: jobs with the same key wait for one build instead of racing each other. Build output and
+progress go to the waiting job's log, so users see what is happening; after each build (once
+its job has the image, `collect_if_due`) the least recently used images beyond
+`max_dependency_images` are collected in the background.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from collections import defaultdict
 from ci_common.models import JobId
 from ci_common.settings import Settings
 from ci_controller.background import Background
+from ci_controller.dependency_plan import DependencyPlan, canonical_name
 from ci_controller.job_log import JobLog
-from ci_controller.project import Project, canonical_name
+from ci_controller.project import Project
 from ci_controller.runtime import ContainerRuntime, DependencyBuildSpec, RuntimeFault, Sandbox
 
 logger = logging.getLogger(__name__)
@@ -40,39 +47,69 @@ class DependencyImageCache:
         self._settings = settings
         self._background = background
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._installed: dict[str, dict[str, str]] = {}
+        self._installed_by_image: dict[str, dict[str, str]] = {}
+        self._collect_due = False
         self.busy = 0
         """Probes and builds in progress: their containers are not orphans."""
 
     async def image_for(self, *, job_id: JobId, project: Project, base_id: str, log: JobLog) -> str:
-        """The image to run `project` on; `DependencyInstallError` if pip fails."""
-        if not project.declared:
+        """The image to run `project` on, saying in the job's log where its dependencies
+        come from and how they were provided; `DependencyInstallError` if the install fails."""
+        plan = project.plan
+        if not plan.declared:
             await log.note(
-                "no dependency file (requirements.txt, pyproject.toml, setup.py): nothing "
-                "installed, the tests run on the job image as is"
+                "dependencies: no dependency file (requirements.txt, pyproject.toml, uv.lock, "
+                "setup.py, setup.cfg): nothing installed, the tests run on the job image as is"
             )
-        key = project.dependency_key(base_id)
-        if key is None or project.requirements is None:
+        elif plan.sources:
+            await log.note(f"dependencies from {'; '.join(plan.sources)}")
+        else:
+            files = " and ".join(plan.declared)
+            await log.note(f"dependencies: {files} declare{'s' * (len(plan.declared) == 1)} none")
+        installed = await self._installed(base_id)
+        if installed is not None and "pytest" not in installed and not plan.declares("pytest"):
+            plan = plan.with_pytest()
+            await log.note(
+                "pytest: neither the project's dependencies nor the job image have it; it is "
+                "added to the install"
+            )
+        key = plan.key(base_id)
+        if key is None:
             return self._settings.job_image
-        if await self._satisfied_by_job_image(project.requirements, base_id):
+        if _satisfied(plan.requirement_lines(), installed or {}):
             logger.info("job %s: the job image satisfies the requirements", job_id)
+            await log.note("dependencies: the job image has them all; nothing installed")
             return self._settings.job_image
-        if (found := await self._runtime.find_dependency_image(key)) is not None:
+        if (found := await self._cached(key, log)) is not None:
             return found
         lock = self._locks[key]
         if lock.locked():
             await log.note("waiting for another job that installs the same dependencies")
         async with lock:
-            if (found := await self._runtime.find_dependency_image(key)) is not None:
+            if (found := await self._cached(key, log)) is not None:
                 return found
-            return await self._build(job_id=job_id, key=key, project=project, log=log)
+            return await self._build(job_id=job_id, key=key, project=project, plan=plan, log=log)
 
-    async def _satisfied_by_job_image(self, requirements: bytes, base_id: str) -> bool:
-        wanted = _simple_requirements(requirements)
-        if wanted is None:
-            return False
+    async def prime(self) -> None:
+        """List the job image's distributions ahead of the first job (a probe container,
+        about half a second), so that job does not wait for it."""
+        try:
+            base_id = await self._runtime.ensure_image(self._settings.job_image)
+        except RuntimeFault:
+            return  # the first job says what is wrong with the image
+        await self._installed(base_id)
+
+    async def _cached(self, key: str, log: JobLog) -> str | None:
+        found = await self._runtime.find_dependency_image(key)
+        if found is not None:
+            await log.note(f"dependencies: cached image {found} used, nothing installed")
+        return found
+
+    async def _installed(self, base_id: str) -> dict[str, str] | None:
+        """The job image's distributions, listed once per image id (None if they cannot
+        be listed: then nothing is assumed about them)."""
         async with self._locks[f"installed:{base_id}"]:
-            if (installed := self._installed.get(base_id)) is None:
+            if (installed := self._installed_by_image.get(base_id)) is None:
                 self.busy += 1
                 try:
                     installed = await self._runtime.installed_distributions(
@@ -80,21 +117,18 @@ class DependencyImageCache:
                     )
                 except RuntimeFault as exc:
                     logger.warning("cannot list the job image's distributions: %s", exc)
-                    return False  # install them instead; try listing again next time
+                    return None  # try listing again next time
                 finally:
                     self.busy -= 1
-                self._installed[base_id] = installed
-        return all(
-            name in installed and (version is None or installed[name] == version)
-            for name, version in wanted
-        )
+                self._installed_by_image[base_id] = installed
+        return installed
 
-    async def _build(self, *, job_id: JobId, key: str, project: Project, log: JobLog) -> str:
-        assert project.requirements is not None
-        count = project.requirements.count(b"\n")
+    async def _build(
+        self, *, job_id: JobId, key: str, project: Project, plan: DependencyPlan, log: JobLog
+    ) -> str:
         await log.note(
-            f"installing {count} requirement(s) into a new dependency image ({key[:12]}); "
-            "later jobs with the same requirements reuse it"
+            f"installing the dependencies into a new dependency image ({key[:12]}); later "
+            "jobs with the same dependencies reuse it"
         )
         logger.info("job %s: building dependency image %s", job_id, key[:12])
         started = time.monotonic()
@@ -104,7 +138,9 @@ class DependencyImageCache:
                 DependencyBuildSpec(
                     base_image=self._settings.job_image,
                     key=key,
-                    requirements=project.requirements,
+                    steps=plan.steps,
+                    files=plan.files,
+                    project_tar=project.tar if plan.needs_source else None,
                     sandbox=Sandbox.for_jobs(self._settings, network=self._settings.build_network),
                 ),
                 output=log.add_text,
@@ -114,8 +150,15 @@ class DependencyImageCache:
         elapsed = time.monotonic() - started
         await log.note(f"dependencies installed in {elapsed:.1f} s")
         logger.info("job %s: dependency image %s built in %.1f s", job_id, image, elapsed)
-        self._background.spawn(self._collect(), what="collect dependency images")
+        self._collect_due = True
         return image
+
+    def collect_if_due(self) -> None:
+        """After a build, once its job has its image (and the warm pool has let go of the
+        one before), collect the least recently used images in the background."""
+        if self._collect_due:
+            self._collect_due = False
+            self._background.spawn(self._collect(), what="collect dependency images")
 
     async def _collect(self) -> None:
         await self._runtime.collect_dependency_images(keep=self._settings.max_dependency_images)
@@ -124,13 +167,16 @@ class DependencyImageCache:
 _SIMPLE_REQUIREMENT = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*([A-Za-z0-9.+!_-]+))?")
 
 
-def _simple_requirements(requirements: bytes) -> list[tuple[str, str | None]] | None:
-    """(canonical name, pinned version or None) per line, or None if any line is more than
-    a bare name or an exact pin."""
-    simple: list[tuple[str, str | None]] = []
-    for line in requirements.decode(errors="replace").splitlines():
+def _satisfied(lines: list[str] | None, installed: dict[str, str]) -> bool:
+    """Whether every line is a bare name or an exact pin of a distribution `installed` has
+    (False when any line is more than that, or there are no lines to judge)."""
+    if not lines:
+        return False
+    for line in lines:
         match = _SIMPLE_REQUIREMENT.fullmatch(line.strip())
         if match is None:
-            return None
-        simple.append((canonical_name(match.group(1)), match.group(2)))
-    return simple
+            return False
+        name, version = canonical_name(match.group(1)), match.group(2)
+        if name not in installed or (version is not None and installed[name] != version):
+            return False
+    return True

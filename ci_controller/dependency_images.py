@@ -1,19 +1,22 @@
-"""Cached dependency images: one per (base image, requirements) hash, built once, LRU-collected.
+"""Cached dependency images: one per (base image, dependency plan) key, built once,
+LRU-collected.
 
-A build runs `pip install -r requirements.txt` in a container from the base image in the
-job's sandbox (`DependencyBuildSpec.sandbox`, made by `DockerContainers.create_sandboxed`, the
-same code that makes job containers): as the job user (uid 1000, who owns the job image's
-venv), with the job's memory, CPU and pid limits, no capabilities and no new privileges. Its
-network is `CI_BUILD_NETWORK`, by default the installation's confined build network
-(`build_network`). The result is committed as `ci-deps-<installation>:<key>`. The build's
-output goes to the job's log as it comes, so a failing `pip install` is explained there.
+A build runs the plan's install script (`dependency_script`: uv, or pip on an image without
+uv) with the plan's files staged in /tmp/ci-deps (and the project's source in /tmp/ci-src
+when a step builds it), in a container from the base image in the job's sandbox
+(`DependencyBuildSpec.sandbox`, made by `DockerContainers.create_sandboxed`, the same code
+that makes job containers): as the job user (uid 1000, who owns the job image's venv), with
+the job's memory, CPU and pid limits, no capabilities and no new privileges. Its network is
+`CI_BUILD_NETWORK`, by default the installation's confined build network (`build_network`).
+The result is committed as `ci-deps-<installation>:<key>`. The build's output goes to the
+job's log as it comes, so a failing install is explained there.
 
-No pip cache survives a build (`PIP_NO_CACHE_DIR`): a writable cache that outlives one build
-lets that build's code plant wheels or index pages a later build trusts, and since the images
-are shared by every user of the installation (the key is the requirements, not the user), a
-per-user cache would not stop one user poisoning another's image. The committed image is the
-cache: the second build of the same requirements never happens, and the base image's
-distributions are not downloaded again.
+No installer cache survives a build: a writable cache that outlives one build lets that
+build's code plant wheels or index pages a later build trusts, and since the images are
+shared by every user of the installation (the key is the plan, not the user), a per-user
+cache would not stop one user poisoning another's image. The committed image is the cache:
+the second build of the same plan never happens, and the base image's distributions are not
+downloaded again.
 
 Recency is kept by the engine itself: every use re-tags the image, which updates its
 `LastTagTime`, and collection removes the least recently tagged beyond the configured count.
@@ -29,15 +32,19 @@ import io
 import json
 import logging
 import tarfile
+from collections.abc import Mapping
+from pathlib import Path
 from typing import cast
 
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from ci_controller.build_network import BuildNetwork
+from ci_controller.dependency_plan import canonical_name
+from ci_controller.dependency_script import NOT_WRITABLE_EXIT, SOURCE, STAGING, install_script
 from ci_controller.docker_containers import DockerContainers, explain
 from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json
 from ci_controller.log_cursor import parse_timestamp
-from ci_controller.project import JOB_GID, JOB_UID, canonical_name
+from ci_controller.project import JOB_GID, JOB_UID
 from ci_controller.runtime import (
     LABEL_DEPENDENCY_KEY,
     LABEL_INSTALLATION,
@@ -55,28 +62,11 @@ from ci_controller.runtime import (
 
 logger = logging.getLogger(__name__)
 
-_STAGING = "/tmp/ci-deps"
-_NOT_WRITABLE_EXIT = 97
 _LIST_DISTRIBUTIONS = (
     "import importlib.metadata as m\n"
     "for d in m.distributions():\n"
     "    print(d.metadata['Name'], d.version)\n"
 )
-# Exported by the script, not set on the container: `commit` would keep a container's
-# environment in the image every job of these requirements runs on.
-_INSTALL_SCRIPT = f"""
-export PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off PIP_DISABLE_PIP_VERSION_CHECK=1 \\
-    PYTHONUNBUFFERED=1
-site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-if [ ! -w "$site" ]; then
-    echo "$site is not writable by uid $(id -u), the job user dependency builds run as"
-    exit {_NOT_WRITABLE_EXIT}
-fi
-python -m pip install --no-warn-script-location -r {_STAGING}/requirements.txt 2>&1
-status=$?
-rm -rf {_STAGING}
-exit $status
-"""
 
 
 class DependencyImages:
@@ -105,18 +95,34 @@ class DependencyImages:
         return reference
 
     async def build(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
-        sandbox = await self._network.confine(image=spec.base_image, sandbox=spec.sandbox)
-        container_id = await asyncio.to_thread(self._create_build_container, spec, sandbox)
+        sandbox, gateway = await self._network.ready(spec.sandbox)
+        # The network check (a container of its own) runs while the build container is made
+        # and filled; the build starts only once the check has passed.
+        checked = asyncio.ensure_future(
+            self._network.check(image=spec.base_image, sandbox=sandbox, gateway=gateway)
+            if gateway is not None
+            else asyncio.sleep(0)
+        )
+        try:
+            container_id = await asyncio.to_thread(self._create_build_container, spec, sandbox)
+        except BaseException:
+            checked.cancel()
+            with contextlib.suppress(BaseException):
+                await checked
+            raise
         try:
             await asyncio.to_thread(
-                self._api.put_archive, container_id, "/", _requirements_tar(spec.requirements)
+                self._api.put_archive, container_id, "/", _staging_tar(spec.files)
             )
+            if spec.project_tar is not None:
+                await asyncio.to_thread(self._put_source, container_id, spec.project_tar)
+            await checked
             await self._containers.start(container_id)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             async for frame in self._containers.follow_logs(container_id, after=None):
                 await output(decoder.decode(frame.data))
             status = await self._containers.wait(container_id)
-            if status.exit_code == _NOT_WRITABLE_EXIT:
+            if status.exit_code == NOT_WRITABLE_EXIT:
                 raise RuntimeFault(
                     f"the job image {spec.base_image} does not let the job user (uid "
                     f"{JOB_UID}) install into its Python environment, and dependency builds "
@@ -125,16 +131,20 @@ class DependencyImages:
                 )
             if status.exit_code != 0:
                 raise DependencyInstallError(
-                    f"pip install of the project's requirements failed (exit code "
-                    f"{status.exit_code}{_oom_note(status, sandbox)}); pip's output is in "
-                    "the job log: fix requirements.txt (or [project].dependencies in "
-                    "pyproject.toml) and submit again",
+                    f"installing the project's dependencies failed (exit code "
+                    f"{status.exit_code}{_oom_note(status, sandbox)}); the installer's "
+                    "output is in the job log: fix the dependency files it names "
+                    "(requirements.txt, pyproject.toml, uv.lock, setup.py) and submit again",
                     exit_code=status.exit_code,
                 )
             return await asyncio.to_thread(self._commit, container_id, spec.base_image, spec.key)
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"installing dependencies failed: {explain(exc)}") from exc
         finally:
+            if not checked.done():
+                checked.cancel()
+            with contextlib.suppress(BaseException):
+                await checked
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._containers.remove(container_id))
 
@@ -151,6 +161,12 @@ class DependencyImages:
             if name and version:
                 installed[canonical_name(name)] = version
         return installed
+
+    def _put_source(self, container_id: str, project_tar: Path) -> None:
+        """The project's tar under `SOURCE` (its `workspace/` and the job's files, all
+        removed by the script), streamed from its file."""
+        with project_tar.open("rb") as tar:
+            self._api.put_archive(container_id, SOURCE, tar)
 
     def _create_probe(self, image: str) -> str:
         try:
@@ -171,7 +187,7 @@ class DependencyImages:
         try:
             return self._containers.create_sandboxed(
                 spec.base_image,
-                command=["sh", "-c", _INSTALL_SCRIPT],
+                command=["sh", "-c", install_script(spec.steps)],
                 sandbox=sandbox,
                 labels=labels,
             )
@@ -238,18 +254,33 @@ def _oom_note(status: ExitStatus, sandbox: Sandbox) -> str:
     return f", killed for using more than the job's memory, {sandbox.memory} (CI_JOB_MEMORY)"
 
 
-def _requirements_tar(requirements: bytes) -> bytes:
-    """`_STAGING/requirements.txt`, owned by the job user so the build can remove it."""
+def _staging_tar(files: Mapping[str, bytes]) -> bytes:
+    """`STAGING` with the plan's files, and an empty `SOURCE`, owned by the job user so the
+    build can remove them (their directories made as needed)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        staging = tarfile.TarInfo(_STAGING.lstrip("/"))
-        staging.type = tarfile.DIRTYPE
-        staging.mode = 0o755
-        info = tarfile.TarInfo(f"{staging.name}/requirements.txt")
-        info.size = len(requirements)
-        info.mode = 0o644
-        for entry in (staging, info):
+        directories: set[str] = set()
+
+        def add_directory(name: str) -> None:
+            if name in directories:
+                return
+            directories.add(name)
+            entry = tarfile.TarInfo(name)
+            entry.type = tarfile.DIRTYPE
+            entry.mode = 0o755
             entry.uid, entry.gid = JOB_UID, JOB_GID
-        tar.addfile(staging)
-        tar.addfile(info, io.BytesIO(requirements))
+            tar.addfile(entry)
+
+        add_directory(SOURCE.lstrip("/"))
+        add_directory(STAGING.lstrip("/"))
+        for path, data in sorted(files.items()):
+            name = f"{STAGING.lstrip('/')}/{path}"
+            parts = name.split("/")
+            for depth in range(2, len(parts)):
+                add_directory("/".join(parts[:depth]))
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.uid, info.gid = JOB_UID, JOB_GID
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

@@ -4,8 +4,9 @@ Each running job has one worker (one asyncio task), so everything about a job ha
 order. A worker either dispatches a job the controller has just marked running (stage the
 project's tar on disk (`project.Staging`, removed once the container has it), find or build
 its dependency image, create the container with the project in it, record the container id,
-start it; or, for a project the job image serves, claim the warm container (`warm_pool`),
-which is running already, and copy the project in) or adopts one
+start it; or claim the warm container of its image (`warm_pool`: the job image's, or the
+dependency image's the last job with dependencies used), which is running already, and copy
+the project in) or adopts one
 whose container already exists (after a controller restart), and from then on both paths are
 the same: follow the output into the job log from the stored cursor while waiting for the
 container to exit, a cancel request, or the wall-time deadline (counted from `started_at`, so
@@ -40,6 +41,7 @@ from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
+from ci_controller.dependency_plan import DependencyPlan, Selection
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
 from ci_controller.job_outcome import (
@@ -197,11 +199,17 @@ class JobWorker:
             found = await self._env.repo.copy_archive(self.job.id, upload)
         if not found:
             raise RuntimeFault("the uploaded project is no longer stored; submit the job again")
+        job = self.job
+
+        def with_plan(plan: DependencyPlan) -> bytes:
+            return job_file(job, plan=plan)
+
         return await asyncio.to_thread(
             build_project,
             staging.upload,
             staging.tar,
-            job_file=job_file(self.job),
+            job_file=with_plan,
+            selection=Selection(extras=job.extras, groups=job.groups),
             stop=staging.stop,
         )
 
@@ -227,10 +235,13 @@ class JobWorker:
         image = await chosen.dependencies.image_for(
             job_id=job.id, project=project, base_id=base_id, log=log
         )
-        if image == env.settings.job_image:  # the warm container's image (the default)
-            warm = await self._claim_warm(project, base_id)
-            if warm is not None:
-                return warm, True
+        on_job_image = image == env.settings.job_image
+        if not on_job_image:
+            await env.warm.use(image)  # the project's next job likely needs the same image
+        chosen.dependencies.collect_if_due()
+        warm = await self._claim_warm(project, image, base_id if on_job_image else None)
+        if warm is not None:
+            return warm, True
         container_id = await env.runtime.create_job_container(
             JobContainerSpec(
                 job_id=job.id,
@@ -245,7 +256,7 @@ class JobWorker:
         await env.repo.set_container(job.id, container_id)
         return container_id, False
 
-    async def _claim_warm(self, project: Project, base_id: str) -> str | None:
+    async def _claim_warm(self, project: Project, image: str, image_id: str | None) -> str | None:
         """The pool's warm container with the project in it, or None for the ordinary path.
 
         The project goes in before the container is recorded as the job's: a stored warm
@@ -253,7 +264,7 @@ class JobWorker:
         between, the job has no container yet and is dispatched again while the unreferenced
         warm container is removed as an orphan."""
         env, job = self._env, self.job
-        warm = env.warm.take(image_id=base_id)
+        warm = env.warm.take(image=image, image_id=image_id)
         if warm is None:
             return None
         self.container_id = warm  # the reconciler now counts it as this job's

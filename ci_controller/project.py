@@ -21,28 +21,26 @@ The upload is checked again with the rules the server applied (`ci_common.projec
 so an archive stored by an older server fails with the same clear message instead of deep in
 the engine.
 
-Dependencies are read from `requirements.txt` at the project root, or else from
-`[project].dependencies` of `pyproject.toml`. They are normalised (comments, blank lines and
-surrounding spaces dropped) before hashing, so a cosmetic edit does not rebuild the cached
-dependency image; the key also covers the base image id, so a rebuilt job image gets fresh
-dependency images.
+What the project needs installed is planned from its dependency files while the tar is
+written (`dependency_plan`: requirements files with their includes, pyproject.toml, uv.lock,
+setup.py/setup.cfg), reading only those files, each capped at `MAX_MANIFEST_BYTES`. The plan
+decides the job file's `install_project` (the container installs the project itself) and, with
+the base image's id, the dependency image's cache key.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import os
-import re
 import shutil
 import tarfile
 import tempfile
 import threading
-import tomllib
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +55,12 @@ from ci_common.project_paths import (
     check_zip_entries,
     shown,
 )
+from ci_controller.dependency_plan import (
+    DependencyPlan,
+    DependencyPlanError,
+    Selection,
+    plan_dependencies,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +74,14 @@ JOB_UID = 1000
 JOB_GID = 1000
 COPY_BLOCK_BYTES = 256 * 1024
 
-__all__ = ["WORKSPACE", "Project", "ProjectArchiveError", "Staging", "build_project"]
+__all__ = [
+    "WORKSPACE",
+    "JobFile",
+    "Project",
+    "ProjectArchiveError",
+    "Staging",
+    "build_project",
+]
 
 
 class ProjectArchiveError(CIError):
@@ -78,8 +89,8 @@ class ProjectArchiveError(CIError):
     room on the controller's disk to unpack it)."""
 
 
-DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml", "setup.py", "setup.cfg")
-"""The root files that declare what a project needs installed."""
+JobFile = Callable[[DependencyPlan], bytes]
+"""`JOB_FILE`'s contents for a project with that plan (see `bootstrap.job_file`)."""
 
 
 @dataclass(frozen=True)
@@ -88,18 +99,14 @@ class Project:
 
     tar: Path
     """The project's tar on the controller's disk, inside its `Staging` directory."""
-    requirements: bytes | None
-    """Normalised requirement lines, or None when the project needs nothing beyond the image."""
-    declared: bool
-    """Whether the root holds a dependency file (`DEPENDENCY_FILES`); a project without one
-    runs on the job image as is, and its log says so."""
+    plan: DependencyPlan
+    """What it needs installed, and whether the job installs the project itself."""
 
-    def dependency_key(self, base_image_id: str) -> str | None:
-        """The cache key of the dependency image this project needs on `base_image_id`."""
-        if self.requirements is None:
-            return None
-        digest = hashlib.sha256(base_image_id.encode() + b"\n" + self.requirements)
-        return digest.hexdigest()[:24]
+    @property
+    def declared(self) -> bool:
+        """Whether the root holds a dependency file; a project without one runs on the job
+        image as is, and its log says so."""
+        return bool(self.plan.declared)
 
 
 class Staging:
@@ -169,19 +176,28 @@ def _alive(pid: int) -> bool:
 
 
 def build_project(
-    upload: Path, tar: Path, *, job_file: bytes = b"{}", stop: threading.Event | None = None
+    upload: Path,
+    tar: Path,
+    *,
+    job_file: JobFile | bytes = b"{}",
+    selection: Selection | None = None,
+    stop: threading.Event | None = None,
 ) -> Project:
     """Write the tar of the zip at `upload`, with `job_file` as `JOB_FILE`, into the existing
-    file `tar` (a `Staging`'s); `ProjectArchiveError` says what is wrong. Blocking (run it in
-    a thread); memory stays flat whatever the zip unpacks to."""
+    file `tar` (a `Staging`'s); `ProjectArchiveError` says what is wrong, including a
+    dependency declaration that cannot be installed. Blocking (run it in a thread); memory
+    stays flat whatever the zip unpacks to."""
     stop = stop or threading.Event()
     try:
         with zipfile.ZipFile(upload) as archive:
             infos = archive.infolist()
             entries = check_zip_entries(infos)
-            requirements = _requirements(archive, infos, entries)
-            _write_tar(archive, infos, entries, tar, stop, job_file)
-    except ProjectEntryError as exc:
+            top_level = frozenset(entry.path.split("/", 1)[0] for entry in entries)
+            read = _reader(archive, infos, entries)
+            plan = plan_dependencies(read, selection, top_level=top_level)
+            content = job_file if isinstance(job_file, bytes) else job_file(plan)
+            _write_tar(archive, infos, entries, tar, stop, content)
+    except (ProjectEntryError, DependencyPlanError) as exc:
         raise ProjectArchiveError(str(exc)) from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
         raise _unreadable(exc) from exc
@@ -190,8 +206,7 @@ def build_project(
             f"the controller could not unpack the project on its disk ({exc}); free space "
             f"under {tar.parent.parent} (TMPDIR) and submit the job again"
         ) from exc
-    declared = any(not entry.is_dir and entry.path in DEPENDENCY_FILES for entry in entries)
-    return Project(tar=tar, requirements=requirements, declared=declared)
+    return Project(tar=tar, plan=plan)
 
 
 def _unreadable(exc: BaseException) -> ProjectArchiveError:
@@ -292,59 +307,19 @@ def _tar_info(name: str, kind: bytes, *, mode: int, size: int) -> tarfile.TarInf
     return info
 
 
-def canonical_name(name: str) -> str:
-    """PEP 503 normalisation: `Foo_Bar.baz` and `foo-bar-baz` name one distribution."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _requirements(
+def _reader(
     archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], entries: list[ProjectEntry]
-) -> bytes | None:
-    """Read only the manifests (at most `MAX_MANIFEST_BYTES` each, as the rules require)."""
-    manifests = {
-        entry.path: info
-        for info, entry in zip(infos, entries, strict=True)
-        if not entry.is_dir and entry.path in ("requirements.txt", "pyproject.toml")
+) -> Callable[[str], bytes | None]:
+    """Reads the upload's files by root-relative path, at most `MAX_MANIFEST_BYTES` + 1 bytes
+    each (one more than allowed, so an oversized include is noticed)."""
+    files = {
+        entry.path: info for info, entry in zip(infos, entries, strict=True) if not entry.is_dir
     }
 
-    def read(info: zipfile.ZipInfo) -> bytes:
+    def read(path: str) -> bytes | None:
+        if (info := files.get(path)) is None:
+            return None
         with archive.open(info) as member:
-            return member.read(MAX_MANIFEST_BYTES)
+            return member.read(MAX_MANIFEST_BYTES + 1)
 
-    if (requirements := manifests.get("requirements.txt")) is not None:
-        text = read(requirements)
-        lines = _normalise(text.decode("utf-8", errors="replace").splitlines())
-    elif (pyproject := manifests.get("pyproject.toml")) is not None:
-        lines = _normalise(_pyproject_dependencies(read(pyproject)))
-    else:
-        lines = []
-    return ("\n".join(lines) + "\n").encode() if lines else None
-
-
-def _normalise(lines: list[str]) -> list[str]:
-    kept: list[str] = []
-    for line in lines:
-        text = line.split(" #", 1)[0].strip()
-        if text and not text.startswith("#"):
-            kept.append(text)
-    return kept
-
-
-def _pyproject_dependencies(pyproject: bytes) -> list[str]:
-    try:
-        document = tomllib.loads(pyproject.decode("utf-8", errors="replace"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ProjectArchiveError(
-            f"pyproject.toml is not valid TOML ({exc}); fix it or add a requirements.txt"
-        ) from exc
-    project = document.get("project", {})
-    dependencies: object = (
-        cast(dict[str, object], project).get("dependencies", [])
-        if isinstance(project, dict)
-        else []
-    )
-    if not isinstance(dependencies, list):
-        raise ProjectArchiveError(
-            "[project].dependencies in pyproject.toml is not a list of requirement strings"
-        )
-    return [str(item) for item in cast(list[object], dependencies)]
+    return read

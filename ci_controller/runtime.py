@@ -26,6 +26,7 @@ from typing import Protocol
 from ci_common.errors import CIError
 from ci_common.models import JobId
 from ci_common.settings import Settings
+from ci_controller.dependency_plan import InstallStep
 from ci_controller.log_cursor import LogPosition
 
 LABEL_INSTALLATION = "ci.installation"
@@ -64,7 +65,8 @@ class ContainerGoneError(RuntimeFault):
 
 
 class DependencyInstallError(RuntimeFault):
-    """`pip install` of the project's requirements failed; its output is in the job log."""
+    """Installing the project's dependencies failed (uv's or pip's exit); the installer's
+    output is in the job log."""
 
     def __init__(self, message: str, *, exit_code: int) -> None:
         super().__init__(message)
@@ -139,14 +141,18 @@ class JobContainerSpec(WarmContainerSpec):
 
 @dataclass(frozen=True, kw_only=True)
 class DependencyBuildSpec:
-    """One dependency build: `requirements` installed on `base_image`, kept as the image for
-    `key`, in `sandbox` (the job's limits; its network is `Settings.build_network`, which the
-    runtime resolves, see `BUILD_NETWORK_ISOLATED`)."""
+    """One dependency build: `steps` run on `base_image` with `files` staged, kept as the
+    image for `key`, in `sandbox` (the job's limits; its network is `Settings.build_network`,
+    which the runtime resolves, see `BUILD_NETWORK_ISOLATED`)."""
 
     base_image: str
     key: str
-    requirements: bytes
+    steps: tuple[InstallStep, ...]
+    files: Mapping[str, bytes]
+    """The plan's files, by path relative to the build's staging directory."""
     sandbox: Sandbox
+    project_tar: Path | None = None
+    """The project's tar, for a step that builds the project from its source."""
 
 
 @dataclass(frozen=True)
@@ -186,9 +192,9 @@ class ContainerRuntime(Protocol):
         ...
 
     async def build_dependency_image(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
-        """Install the spec's requirements on top of its base image, in its sandbox, and keep
+        """Install the spec's dependencies on top of its base image, in its sandbox, and keep
         the result as the image for its key; returns its reference. `DependencyInstallError`
-        when pip fails, `RuntimeFault` when the build network is not confined."""
+        when the installer fails, `RuntimeFault` when the build network is not confined."""
         ...
 
     async def installed_distributions(self, image: str) -> dict[str, str]:

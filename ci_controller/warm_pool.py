@@ -1,16 +1,18 @@
 """One started, never-used job container waiting for the next job, so Docker's container start
 (~220 ms, most of the dispatch latency) happens before a job exists instead of after.
 
-The pool holds at most one warm container, of the base job image: a job that needs a
-dependency image takes the ordinary create-and-start path. A worker `take`s it (the pool
-forgets it at once, so no container is ever handed out twice, and starts a replacement in the
-background), copies the project in, and only then records it as the job's container. Each
+The pool holds at most one warm container per image it expects jobs on: the base job image
+and the dependency image the last job that needed one ran on (`use`), since the next job of a
+project usually has the same dependencies; a job on any other image takes the ordinary
+create-and-start path. A worker `take`s the one for its image (the pool forgets it at once,
+so no container is ever handed out twice, and starts a replacement in the background), copies
+the project in, and only then records it as the job's container. Each
 container still runs exactly one job, with the same limits, user and bootstrap as any other;
 only the bootstrap's wait for the project has no deadline (see `bootstrap`).
 
 Ownership without a job label (labels cannot change after creation): a warm container carries
 `ci.installation` and `ci.role=warm`. While unclaimed it is known only to this pool, so the
-reconciler keeps a warm container only while it is the pool's `current` one (or one is being
+reconciler keeps a warm container only while it is one the pool `holds` (or one is being
 started: `busy`) or a job references it; any other is an orphan, which is how a dead
 controller's warm container is removed at the next start. Once claimed, the job's stored
 `container_id` is the link, and recovery adopts by it.
@@ -45,7 +47,7 @@ class _Warm:
 
 
 class WarmPool:
-    """The controller's warm container; disabled by `CI_WARM_CONTAINERS=false`."""
+    """The controller's warm containers; disabled by `CI_WARM_CONTAINERS=false`."""
 
     def __init__(
         self, *, runtime: ContainerRuntime, settings: Settings, background: Background
@@ -53,64 +55,87 @@ class WarmPool:
         self._runtime = runtime
         self._settings = settings
         self._background = background
-        self._ready: _Warm | None = None
-        self._starting = False
+        self._ready: dict[str, _Warm] = {}
+        """By image reference."""
+        self._starting: set[str] = set()
+        self._recent: str | None = None
+        """The dependency image the last job that needed one ran on."""
         self._closed = not settings.warm_containers
         self.backlogged = False
         """Set by the controller while queued jobs wait for a slot: start nothing then."""
 
     @property
-    def current(self) -> str | None:
-        """The unclaimed warm container, if there is one."""
-        return self._ready.id if self._ready is not None else None
+    def holds(self) -> set[str]:
+        """The unclaimed warm containers."""
+        return {warm.id for warm in self._ready.values()}
 
     @property
     def busy(self) -> bool:
         """A warm container is being started: one the pool does not know yet may exist."""
-        return self._starting
+        return bool(self._starting)
 
     def fill(self) -> None:
-        """Start a warm container in the background unless there is one (or one coming)."""
-        if self._closed or self.backlogged or self._ready is not None or self._starting:
+        """Start a warm container in the background for each expected image that has none
+        (nor one coming)."""
+        if self._closed or self.backlogged:
             return
-        self._starting = True
-        self._background.spawn(self._start_one(), what="start a warm container")
+        wanted = [self._settings.job_image, *([self._recent] if self._recent else [])]
+        for image in wanted:
+            if image not in self._ready and image not in self._starting:
+                self._starting.add(image)
+                self._background.spawn(self._start_one(image), what="start a warm container")
 
-    def take(self, *, image_id: str) -> str | None:
-        """The warm container for a job on `image_id`, now the caller's alone, or None. A
-        replacement is started right away."""
-        ready, self._ready = self._ready, None
+    async def use(self, image: str) -> None:
+        """A job runs on dependency image `image`: keep a container of it warm from now on,
+        instead of one of the dependency image used before (removed before this returns, so
+        that image may be collected)."""
+        if image == self._recent:
+            return
+        old = self._ready.pop(self._recent, None) if self._recent is not None else None
+        self._recent = image
+        self.fill()
+        if old is not None:
+            try:
+                await self._runtime.remove(old.id)
+            except RuntimeFault as exc:
+                logger.warning("could not remove the warm container %s: %s", old.id[:12], exc)
+
+    def take(self, *, image: str, image_id: str | None = None) -> str | None:
+        """The warm container for a job on `image` (whose id must be `image_id` when given:
+        the job image may have been rebuilt), now the caller's alone, or None. A replacement
+        is started right away."""
+        ready = self._ready.pop(image, None)
         self.fill()
         if ready is None:
             return None
-        if ready.image_id != image_id:
+        if image_id is not None and ready.image_id != image_id:
             logger.info("warm container %s has an outdated job image; removing it", ready.id[:12])
             self._discard(ready.id)
             return None
         return ready.id
 
     async def close(self) -> None:
-        """Stop filling and remove the unclaimed warm container (shutdown)."""
+        """Stop filling and remove the unclaimed warm containers (shutdown)."""
         self._closed = True
-        ready, self._ready = self._ready, None
-        if ready is not None:
+        ready, self._ready = list(self._ready.values()), {}
+        for warm in ready:
             try:
-                await self._runtime.remove(ready.id)
+                await self._runtime.remove(warm.id)
             except RuntimeFault as exc:
-                logger.warning("could not remove the warm container %s: %s", ready.id[:12], exc)
+                logger.warning("could not remove the warm container %s: %s", warm.id[:12], exc)
 
     def _discard(self, container_id: str) -> None:
         self._background.spawn(
             self._runtime.remove(container_id), what=f"remove warm {container_id[:12]}"
         )
 
-    async def _start_one(self) -> None:
+    async def _start_one(self, image: str) -> None:
         settings = self._settings
         try:
-            image_id = await self._runtime.ensure_image(settings.job_image)
+            image_id = await self._runtime.ensure_image(image)
             container_id = await self._runtime.start_warm_container(
                 WarmContainerSpec(
-                    image=settings.job_image,
+                    image=image,
                     command=JOB_COMMAND,
                     sandbox=Sandbox.for_jobs(settings),
                     environment=JOB_ENVIRONMENT,
@@ -120,10 +145,11 @@ class WarmPool:
             logger.warning("cannot start a warm container (%s); trying again later", exc)
             return
         finally:
-            self._starting = False
-        if self._closed:  # stopped meanwhile: remove it now, shutdown is waiting for us
+            self._starting.discard(image)
+        unwanted = image not in (settings.job_image, self._recent)
+        if self._closed or unwanted:  # stopped, or another image wanted meanwhile
             with contextlib.suppress(RuntimeFault):
                 await self._runtime.remove(container_id)
             return
-        logger.debug("warm container %s is waiting for a job", container_id[:12])
-        self._ready = _Warm(id=container_id, image_id=image_id)
+        logger.debug("warm container %s (%s) is waiting for a job", container_id[:12], image)
+        self._ready[image] = _Warm(id=container_id, image_id=image_id)

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 _JOB_COLUMNS = (
     "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
     "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts, "
-    "pytest_args, env, project, git, python"
+    "pytest_args, env, project, git, python, extras, dependency_groups"
 )
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
@@ -93,7 +93,17 @@ def job_from_row(row: sqlite3.Row) -> Job:
         project=row["project"],
         git=GitInfo.model_validate_json(row["git"]) if row["git"] else None,
         python=row["python"],
+        extras=_names(row["extras"]),
+        groups=_names(row["dependency_groups"]),
     )
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(json.loads(text))
+
+
+def _names_text(names: tuple[str, ...] | None) -> str | None:
+    return None if names is None else json.dumps(list(names))
 
 
 def chunk_from_row(row: sqlite3.Row) -> LogChunk:
@@ -347,7 +357,8 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
         try:
             conn.execute(
                 "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes, pytest_args, "
-                "env, project, git, python) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "env, project, git, python, extras, dependency_groups) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     user_id,
@@ -359,6 +370,8 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
                     options.project,
                     options.git.model_dump_json() if options.git else None,
                     options.python,
+                    _names_text(options.extras),
+                    _names_text(options.groups),
                 ),
             )
             rowid = conn.execute(

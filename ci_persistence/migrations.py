@@ -109,6 +109,12 @@ CREATE TABLE python_runtimes (
 );
 """
 
+# v7: the extras and dependency groups a job chose (JSON arrays; NULL: the automatic choice).
+_V7_DEPENDENCY_CHOICE = """
+ALTER TABLE jobs ADD COLUMN extras TEXT;
+ALTER TABLE jobs ADD COLUMN dependency_groups TEXT;
+"""
+
 MIGRATIONS: tuple[Step, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
@@ -116,6 +122,7 @@ MIGRATIONS: tuple[Step, ...] = (
     _V4_JOB_OPTIONS,
     _V5_PYTHON_VERSIONS,
     uuid_ids_for_users_and_keys,  # v6: users and API keys get UUID ids, references kept
+    _V7_DEPENDENCY_CHOICE,  # v7
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

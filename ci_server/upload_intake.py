@@ -110,6 +110,10 @@ _TEXT_FIELDS = {
     "project": "the project's name (pyproject's [project].name, else the directory's)",
     "git": 'JSON object {"commit": "<full hash>", "branch": "main" or null, "dirty": false} '
     "of the checkout the files came from",
+    "extras": 'JSON array of the project\'s extras to install, e.g. ["test"]; [] for none; '
+    "absent: each of test, tests, dev the project has",
+    "groups": 'JSON array of PEP 735 dependency groups to install, e.g. ["lint"]; [] for none; '
+    "absent: each of test, tests, dev the project has",
 }
 ARCHIVE_REQUEST_BODY: dict[str, object] = {
     "requestBody": {

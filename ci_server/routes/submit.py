@@ -64,6 +64,8 @@ async def accepted_job(
                 project=fields.get("project"),
                 git=fields.get("git"),
                 python=fields.get("python"),
+                extras=fields.get("extras"),
+                groups=fields.get("groups"),
             )
             file = upload.file
             size = file.size if file.size is not None else _spooled_size(file)

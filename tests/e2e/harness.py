@@ -401,10 +401,11 @@ class CIService:
         return [str(v["Name"]) for v in found.get("Volumes") or []]
 
     def job_containers(self) -> list[str]:
-        """Every container of this installation except the unclaimed warm container a running
-        controller keeps for the next job: one warm container no job references (a claimed
-        one is a job's container and counts). Two or more unclaimed ones (a dead controller's
-        not yet removed) all count, so waiting for `[]` waits for that removal too."""
+        """Every container of this installation except the unclaimed warm containers a running
+        controller keeps for the next job: one warm container no job references per image
+        (the job image's, and the last used dependency image's; a claimed one is a job's
+        container and counts). Two or more unclaimed ones of an image (a dead controller's not
+        yet removed) all count, so waiting for `[]` waits for that removal too."""
         client = docker_client()
         try:
             found = cast(
@@ -416,13 +417,14 @@ class CIService:
         finally:
             client.close()
         referenced = {row[0] for row in self.query("SELECT container_id FROM jobs")}
-        warm = [
-            str(c["Id"])
-            for c in found
-            if cast(dict[str, str], c.get("Labels") or {}).get("ci.role") == "warm"
-            and c["Id"] not in referenced
-        ]
-        spare = warm if len(warm) == 1 else []
+        warm: dict[str, list[str]] = {}
+        for c in found:
+            if (
+                cast(dict[str, str], c.get("Labels") or {}).get("ci.role") == "warm"
+                and c["Id"] not in referenced
+            ):
+                warm.setdefault(str(c["ImageID"]), []).append(str(c["Id"]))
+        spare = [ids[0] for ids in warm.values() if len(ids) == 1]
         return [str(c["Id"]) for c in found if str(c["Id"]) not in spare]
 
     def close(self) -> None:

@@ -37,7 +37,7 @@ def test_a_submit_from_tests_runs_the_projects_tests_from_its_root(
     assert f"Packing {project.resolve()} (found .git)" in result.stderr
     assert "2 passed" in result.stdout
     log = service.logs(submitted_id(result.stderr))
-    assert "[ci] no dependency file (requirements.txt, pyproject.toml, setup.py)" in log
+    assert "[ci] dependencies: no dependency file (requirements.txt, pyproject.toml, uv.lock" in log
     assert "2 passed" in log
 
 

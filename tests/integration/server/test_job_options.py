@@ -26,6 +26,8 @@ OPTIONS = {
     "env": json.dumps({"FOO": "bar", "EMPTY": "", "_under": "ü"}),
     "project": "inventory",
     "git": json.dumps({"commit": COMMIT, "branch": "main", "dirty": True}),
+    "extras": json.dumps(["test", "docs"]),
+    "groups": json.dumps([]),
 }
 TIMEOUT = httpx.Timeout(10.0)
 
@@ -48,6 +50,7 @@ async def test_every_submit_endpoint_stores_the_options_with_the_job(
     assert job.env == {"FOO": "bar", "EMPTY": "", "_under": "ü"}
     assert job.project == "inventory"
     assert job.git == GitInfo(commit=COMMIT, branch="main", dirty=True)
+    assert (job.extras, job.groups) == (("test", "docs"), ())
 
 
 async def test_the_job_json_shows_what_was_asked_and_tested(
@@ -62,6 +65,7 @@ async def test_the_job_json_shows_what_was_asked_and_tested(
     assert body["env"] == {"FOO": "bar", "EMPTY": "", "_under": "ü"}
     assert body["project"] == "inventory"
     assert body["git"] == {"commit": COMMIT, "branch": "main", "dirty": True}
+    assert (body["extras"], body["groups"]) == (["test", "docs"], [])
 
 
 async def test_a_submit_without_options_asks_for_nothing(
@@ -72,6 +76,7 @@ async def test_a_submit_without_options_asks_for_nothing(
     )
     body = (await api.get(f"/jobs/{response.json()['job_id']}", headers=alice.headers)).json()
     assert (body["pytest_args"], body["env"], body["project"], body["git"]) == ([], {}, None, None)
+    assert (body["extras"], body["groups"]) == (None, None)  # the automatic choice
 
 
 BAD_OPTIONS = [
@@ -105,6 +110,10 @@ BAD_OPTIONS = [
     ({"git": json.dumps({"commit": COMMIT, "dirty": 0})}, "git.dirty must be true"),
     ({"git": json.dumps({"commit": COMMIT, "dirty": False, "x": 1})}, "git has unknown keys"),
     ({"git": "[]"}, "git must be a JSON object"),
+    ({"extras": '"test"'}, "extras must be a JSON array of strings"),
+    ({"extras": '["te st"]'}, "extras: 'te st' is not a valid name"),
+    ({"groups": json.dumps(["-lint"])}, "groups: '-lint' is not a valid name"),
+    ({"groups": json.dumps([f"g{i}" for i in range(33)])}, "more than the 32 allowed"),
 ]
 
 

@@ -23,6 +23,8 @@ JOB_VIEW_FIELDS = {
     "finished_at",
     "attempts",
     "project",
+    "extras",
+    "groups",
     "git",
     "pytest_args",
     "env",

@@ -248,3 +248,24 @@ def test_python_is_sent_and_shown_in_the_status_card(
 def test_without_python_none_is_sent(accepting: FakeServer, cli_state: CLIState) -> None:
     assert run(cli_state, "submit", "test", str(SAMPLE), "--async").exit_code == 0
     assert "python" not in submitted(accepting)
+
+
+@pytest.mark.parametrize(
+    ("options", "sent"),
+    [
+        ((), {}),
+        (("--extra", "docs", "--extra", "test"), {"extras": ["docs", "test"]}),
+        (("--group", "lint"), {"groups": ["lint"]}),
+        (("--no-extras",), {"extras": [], "groups": []}),
+        (("--no-extras", "--group", "lint"), {"extras": [], "groups": ["lint"]}),
+    ],
+)
+def test_extras_and_groups_are_sent_only_when_chosen(
+    accepting: FakeServer, cli_state: CLIState, options: tuple[str, ...], sent: dict[str, object]
+) -> None:
+    result = run(cli_state, "submit", "test", str(SAMPLE), "--async", *options)
+
+    assert result.exit_code == 0, result.output
+    fields = submitted(accepting)
+    chosen = {name: json.loads(fields[name]) for name in ("extras", "groups") if name in fields}
+    assert chosen == sent

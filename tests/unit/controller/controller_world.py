@@ -81,3 +81,8 @@ class World:
 
     async def log_text(self, job: Job) -> str:
         return "".join(chunk.data for chunk in await self.repo.read_logs(job.id))
+
+    async def test_output(self, job: Job) -> str:
+        """The log without the `[ci] dependencies...` line every job's log starts with."""
+        lines = (await self.log_text(job)).splitlines(keepends=True)
+        return "".join(line for line in lines if not line.startswith("[ci] dependencies"))

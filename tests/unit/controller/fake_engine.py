@@ -45,6 +45,7 @@ class FakeEngine:
         self.networks: dict[str, dict[str, object]] = {}
         self.volumes: list[str] = []
         self.removed: list[str] = []
+        self.started: list[str] = []
         self.commits: list[tuple[str, str, str, list[str]]] = []
         self.cpus = 4
 
@@ -125,7 +126,7 @@ class FakeEngine:
         return True
 
     def start(self, container: str) -> None:
-        pass
+        self.started.append(container)
 
     def logs(
         self, container: str, *, stream: bool, follow: bool, timestamps: bool, since: int | None

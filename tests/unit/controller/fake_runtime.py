@@ -87,6 +87,9 @@ class FakeRuntime:
         """The exact Python of each image that has one."""
         self.dependency_images: dict[str, str] = {}
         self.installed = {"pytest": "9.2.0", "iniconfig": "2.3.0"}
+        self.warm_ids_ever: set[str] = set()
+        self.warm_images: dict[str, str] = {}
+        """Every warm container started, with its image (they outlive their removal here)."""
         self.listings = 0
         self.listing_fails = False
         self.builds: list[str] = []
@@ -132,7 +135,7 @@ class FakeRuntime:
     # The interface.
 
     async def ensure_image(self, image: str) -> str:
-        if image not in self.images:
+        if image not in self.images and image not in self.dependency_images.values():
             raise ImageMissingError(f"the job image {image} is missing; run build-job-image")
         return f"sha256:{image}"
 
@@ -190,6 +193,8 @@ class FakeRuntime:
         container = self.add_container(job_id=None, state=ContainerState.RUNNING, role=ROLE_WARM)
         container.spec = spec
         container.image = spec.image
+        self.warm_ids_ever.add(container.id)
+        self.warm_images[container.id] = spec.image
         return container.id
 
     async def put_project(self, container_id: str, project_tar: Path) -> None:

@@ -10,12 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from ci_controller.bootstrap import DISK_FULL_EXIT, bootstrap, exit_status
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
+from ci_controller.project_link import project_link
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
 
 
@@ -145,3 +147,39 @@ def test_a_python_start_up_variable_gets_a_fresh_interpreter(root: Path) -> None
     code, out, _ = run(root, "python", "-m", "pytest", "-p", "no:cacheprovider")
 
     assert code == 0, out
+
+
+def test_a_linked_project_is_importable_with_its_metadata_and_scripts(
+    root: Path, tmp_path: Path
+) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    source = root / WORKSPACE / "src"
+    (source / "demo").mkdir(parents=True)
+    (source / "demo" / "__init__.py").write_text("def main():\n    print('script ran')\n")
+    (source / "demo" / "__main__.py").write_text(
+        "import importlib.metadata, subprocess\n"
+        "print('version', importlib.metadata.version('demo'))\n"
+        "subprocess.run(['demo'], check=True)\n"
+    )
+    pyproject = '[project]\nname = "demo"\nversion = "3.1"\n[project.scripts]\ndemo = "demo:main"\n'
+    link = project_link(
+        tomllib.loads(pyproject), top_level=frozenset({"src"}), workdir=str(root / WORKSPACE)
+    )
+    assert link is not None
+    (root / JOB_FILE).write_text(json.dumps({"env": {}, "link_project": link.as_json()}))
+    script = bootstrap(wait_seconds=5, root=str(root))
+    environment = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", script, "python", "-m", "demo"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.splitlines()[1:] == ["version 3.1", "script ran"]
+    assert done.stdout.startswith(f"[ci] project demo installed (editable, linked: {source} ")

@@ -12,6 +12,7 @@ import pytest
 from fake_engine import CreatedContainer, FakeEngine
 
 from ci_common.models import JobId
+from ci_controller.dependency_plan import InstallStep, StepKind
 from ci_controller.docker_runtime import DockerRuntime
 from ci_controller.engine_api import EngineApi
 from ci_controller.runtime import (
@@ -35,7 +36,11 @@ def runtime_on(engine: FakeEngine) -> DockerRuntime:
 
 def build_spec(sandbox: Sandbox = SANDBOX) -> DependencyBuildSpec:
     return DependencyBuildSpec(
-        base_image="ci-python:3.11", key="k1", requirements=b"attrs\n", sandbox=sandbox
+        base_image="ci-python:3.11",
+        key="k1",
+        steps=(InstallStep(StepKind.REQUIREMENTS, ("requirements.txt",)),),
+        files={"requirements.txt": b"attrs\n"},
+        sandbox=sandbox,
     )
 
 
@@ -81,7 +86,11 @@ async def test_a_build_runs_as_the_job_user_with_the_job_limits_and_no_capabilit
         owners = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
     assert (path, owners) == (
         "/",
-        {"tmp/ci-deps": (1000, 1000), "tmp/ci-deps/requirements.txt": (1000, 1000)},
+        {
+            "tmp/ci-src": (1000, 1000),
+            "tmp/ci-deps": (1000, 1000),
+            "tmp/ci-deps/requirements.txt": (1000, 1000),
+        },
     )
     assert container.id in engine.removed
     [(_, repository, tag, changes)] = engine.commits
@@ -122,8 +131,12 @@ async def test_the_isolated_network_is_the_installations_own_and_checked_first()
         "com.docker.network.bridge.enable_icc": "false",
     }
     assert network["Labels"] == {"ci.installation": INSTALLATION}
-    check, _ = engine.containers.values()
+    check, build_container = sorted(
+        engine.containers.values(), key=lambda c: not is_check(c.command)
+    )
     assert is_check(check.command)
+    # The build container is made while the check runs, and started only after it passed.
+    assert engine.started == [check.id, build_container.id]
     assert check.command[-2:] == ["172.20.0.1", "9"]  # the gateway: the Docker host itself
     assert check.user == "1000:1000"
     assert check.host_config["network_mode"] == f"ci-build-{INSTALLATION}"
@@ -150,8 +163,8 @@ async def test_a_build_network_that_reaches_the_docker_host_refuses_the_build() 
     assert "not confined" in message
     assert "scripts/build-network-firewall" in message
     assert "CI_BUILD_NETWORK=bridge" in message
-    assert all(is_check(c.command) for c in engine.containers.values())  # no build began
-    assert list(engine.containers) == engine.removed
+    assert all(is_check(engine.containers[c].command) for c in engine.started)  # no build began
+    assert sorted(engine.containers) == sorted(engine.removed)
     assert engine.commits == []
 
 

@@ -73,6 +73,7 @@ async def test_a_cold_container_gets_the_job_file_and_the_log_says_what_was_aske
     assert await world.log_text(job) == (
         "[ci] pytest arguments: -k 'parse and not slow' -x\n"
         "[ci] environment: FOO (values not shown)\n"
+        "[ci] dependencies: requirements.txt declares none\n"
         "1 passed\n"
     )
 
@@ -110,7 +111,7 @@ async def test_a_job_without_options_still_gets_ci_and_its_id_and_no_notes(
         "pytest_args": [],
         "env": {"CI": "true", "CI_JOB_ID": job.id},
     }
-    assert await world.log_text(job) == "1 passed\n"
+    assert await world.test_output(job) == "1 passed\n"
 
 
 def test_the_job_file_sets_ci_and_the_job_id_over_anything_stored() -> None:
@@ -148,7 +149,7 @@ async def test_a_project_without_a_dependency_file_runs_as_is_and_the_log_says_s
     [container] = passing.started
     assert container.image == world.settings.job_image
     assert await world.log_text(job) == (
-        "[ci] no dependency file (requirements.txt, pyproject.toml, setup.py): nothing "
-        "installed, the tests run on the job image as is\n"
+        "[ci] dependencies: no dependency file (requirements.txt, pyproject.toml, uv.lock, "
+        "setup.py, setup.cfg): nothing installed, the tests run on the job image as is\n"
         "1 passed\n"
     )

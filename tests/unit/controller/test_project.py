@@ -99,25 +99,25 @@ def test_requirements_are_normalised_before_hashing(tmp_path: Path) -> None:
         project_zip({"requirements.txt": "# deps\nattrs==23.1\n\n  pytest  # x\n"}), tmp_path
     )
     two, _ = load(project_zip({"requirements.txt": "attrs==23.1\npytest\n"}), tmp_path)
-    assert one.requirements == b"attrs==23.1\npytest\n"
-    assert one.dependency_key("sha256:a") == two.dependency_key("sha256:a")
-    assert one.dependency_key("sha256:a") != one.dependency_key("sha256:b")
+    assert one.plan.files == {"requirements.txt": b"attrs==23.1\npytest\n"}
+    assert one.plan.key("sha256:a") == two.plan.key("sha256:a")
+    assert one.plan.key("sha256:a") != one.plan.key("sha256:b")
 
 
 def test_only_root_manifests_name_requirements(tmp_path: Path) -> None:
     project, _ = load(project_zip({"sub/requirements.txt": "attrs\n", "test_a.py": ""}), tmp_path)
-    assert project.requirements is None
+    assert project.plan.steps == ()
 
 
 def test_pyproject_dependencies_are_used_without_a_requirements_file(tmp_path: Path) -> None:
     pyproject = '[project]\nname = "x"\ndependencies = ["attrs", "idna>=3"]\n'
     project, _ = load(project_zip({"pyproject.toml": pyproject}), tmp_path)
-    assert project.requirements == b"attrs\nidna>=3\n"
+    assert project.plan.files[".ci-project.txt"] == b"attrs\nidna>=3\n"
 
 
 def test_an_empty_requirements_file_needs_no_dependency_image(tmp_path: Path) -> None:
     project, _ = load(project_zip({"requirements.txt": "# nothing\n"}), tmp_path)
-    assert project.dependency_key("sha256:a") is None
+    assert project.plan.key("sha256:a") is None
 
 
 @pytest.mark.parametrize(

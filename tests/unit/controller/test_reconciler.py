@@ -53,7 +53,7 @@ async def test_a_passing_job_succeeds_with_its_output_and_leaves_nothing_behind(
         JobConclusion.SUCCESS,
         0,
     )
-    assert await world.log_text(job) == "collected 1 item\n1 passed\n"
+    assert await world.test_output(job) == "collected 1 item\n1 passed\n"
     assert world.runtime.live() == []
     assert await world.repo.get_archive(job.id) is None
 
@@ -104,7 +104,7 @@ async def test_a_job_that_hit_a_limit_fails_with_pytests_code_and_a_note_saying_
 
     done = await world.job(job)
     assert (done.conclusion, done.exit_code, done.error) == (JobConclusion.FAILURE, code, None)
-    log = await world.log_text(job)
+    log = await world.test_output(job)
     assert log.startswith("1 failed\n")
     assert log.splitlines(keepends=True)[-1].startswith(last_line)
 
@@ -171,7 +171,7 @@ async def test_a_cancel_of_a_running_job_stops_its_container(world: World) -> No
     done = await world.job(job)
     assert (done.conclusion, done.exit_code) == (JobConclusion.CANCELLED, None)
     assert len(world.runtime.stopped) == 1
-    log = await world.log_text(job)
+    log = await world.test_output(job)
     assert log.startswith("running\n")
     assert log.endswith("[ci] cancelled on request\n")
 
@@ -267,9 +267,12 @@ async def test_dependencies_are_built_once_and_reused(world: World) -> None:
     assert (await world.job(first)).conclusion is JobConclusion.SUCCESS
     assert (await world.job(second)).conclusion is JobConclusion.SUCCESS
     first_log = await world.log_text(first)
-    assert "[ci] installing 1 requirement(s)" in first_log
+    assert "[ci] dependencies from requirements.txt\n[ci] installing the dependencies" in first_log
     assert "Collecting things" in first_log
-    assert "installing" not in await world.log_text(second)
+    assert "[ci] dependencies installed in " in first_log
+    second_log = await world.log_text(second)
+    assert "installing" not in second_log
+    assert "[ci] dependencies: cached image ci-deps:" in second_log
     assert world.runtime.collected == [world.settings.max_dependency_images]
 
 
@@ -283,7 +286,10 @@ async def test_the_dependency_build_gets_the_job_limits_on_the_build_network(
     )
 
     [spec] = world.runtime.build_specs
-    assert (spec.base_image, spec.requirements) == ("ci-python:3.11", b"attrs\n")
+    assert (spec.base_image, dict(spec.files)) == (
+        "ci-python:3.11",
+        {"requirements.txt": b"attrs\n"},
+    )
     assert spec.sandbox == Sandbox(
         network="isolated",
         memory="1g",
@@ -406,7 +412,7 @@ async def test_the_log_cap_stores_one_note_and_the_job_goes_on(world: World) -> 
     done = await world.job(job)
     assert done.conclusion is JobConclusion.SUCCESS
     log = await world.log_text(job)
-    assert log.count("x" * 1023) == 10
+    assert log.count("x" * 1023) == 9  # and the log's first line, saying what was installed
     assert log.count("log truncated") == 1
 
 
@@ -428,7 +434,7 @@ async def test_a_running_job_is_adopted_and_its_log_continues_without_repeats(
     container.exit(0)
     await controller.wait_idle()
 
-    assert await world.log_text(job) == "line 1\nline 2\nline 3\n"
+    assert await world.test_output(job) == "line 1\nline 2\nline 3\n"
     assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
 
 
@@ -446,7 +452,7 @@ async def test_a_container_that_exited_while_no_controller_ran_is_finalized(
 
     done = await world.job(job)
     assert (done.conclusion, done.exit_code) == (JobConclusion.FAILURE, 1)
-    assert await world.log_text(job) == "1 failed\n"
+    assert await world.test_output(job) == "1 failed\n"
     assert world.runtime.live() == []
 
 
@@ -642,7 +648,7 @@ async def test_stopping_leaves_running_containers_for_the_next_controller(world:
     successor = world.controller()
     await successor.reconcile()
     await successor.wait_idle()
-    assert await world.log_text(job) == "before\nafter\n"
+    assert await world.test_output(job) == "before\nafter\n"
     assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
 
 
@@ -741,3 +747,23 @@ async def test_a_database_failure_while_starting_leaves_the_job_to_the_next_pass
     await controller.wait_idle()
     done = await world.job(job)
     assert done.conclusion is JobConclusion.SUCCESS and done.attempts == 2
+
+
+async def test_pytest_is_added_and_said_when_neither_the_image_nor_the_project_has_it(
+    world: World,
+) -> None:
+    world.runtime.on_start = passes
+    world.runtime.installed = {"pip": "24.0"}  # a plain python image
+    bare = await world.submit({"test_a.py": "def test_a(): pass\n"})
+    declared = await world.submit({"requirements.txt": "pytest==8.3.0\n", "test_a.py": ""})
+    await world.reconciled()
+
+    files = sorted((dict(spec.files) for spec in world.runtime.build_specs), key=str)
+    assert files == [
+        {".ci-pytest.txt": b"pytest\n"},
+        {"requirements.txt": b"pytest==8.3.0\n"},  # declared: not added
+    ]
+    note = "[ci] pytest: neither the project's dependencies nor the job image have it"
+    assert note in await world.log_text(bare)
+    assert note not in await world.log_text(declared)
+    assert (await world.job(bare)).conclusion is JobConclusion.SUCCESS

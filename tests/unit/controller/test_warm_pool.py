@@ -66,7 +66,7 @@ async def test_a_job_claims_the_warm_container_and_a_replacement_starts(world: W
     assert done.conclusion is JobConclusion.SUCCESS
     assert done.container_id == warm.id
     assert warm.project is not None
-    assert await world.log_text(job) == "1 passed\n"
+    assert await world.test_output(job) == "1 passed\n"
     assert not [c for c in world.runtime.containers.values() if c.role == ROLE_JOB]
     await eventually(lambda: len(world.runtime.warm()) == 1)  # the replacement
     assert world.runtime.warm()[0].id != warm.id
@@ -128,7 +128,14 @@ async def test_a_job_needing_a_dependency_image_leaves_the_warm_container_alone(
 
     assert done.conclusion is JobConclusion.SUCCESS
     assert done.container_id != warm.id
-    assert world.runtime.warm() == [warm]
+    [image] = [f"ci-deps:{key}" for key in world.runtime.builds]
+    # The job image's stays; one of the dependency image joins it for the project's next job.
+    await eventually(lambda: len(world.runtime.warm()) == 2)
+    assert {(c.id == warm.id, c.image) for c in world.runtime.warm()} == {
+        (True, "ci-python:3.11"),
+        (False, image),
+    }
+    await controller.wait_idle()
 
 
 async def test_with_warm_containers_off_none_is_started(world: World) -> None:
@@ -179,7 +186,7 @@ async def test_a_claimed_warm_container_is_adopted_by_its_stored_id(world: World
     done = await finished(world, job)
 
     assert done.conclusion is JobConclusion.SUCCESS
-    assert await world.log_text(job) == "line 1\nline 2\n"
+    assert await world.test_output(job) == "line 1\nline 2\n"
     await controller.wait_idle()
     assert claimed.id in world.runtime.removed
 
@@ -197,7 +204,7 @@ async def test_a_claimed_warm_container_without_its_project_gets_it_again(world:
 
     assert done.conclusion is JobConclusion.SUCCESS
     assert claimed.project is not None and claimed.project.endswith(b"\0" * 512)
-    assert await world.log_text(job) == "1 passed\n"
+    assert await world.test_output(job) == "1 passed\n"
 
 
 async def test_stopping_removes_the_unclaimed_warm_container_but_not_running_jobs(
@@ -224,7 +231,7 @@ async def test_stopping_removes_the_unclaimed_warm_container_but_not_running_job
 def test_only_a_warm_containers_bootstrap_waits_for_its_project_without_a_deadline() -> None:
     give_up = f"os._exit({PROJECT_MISSING_EXIT})"
     assert give_up in BOOTSTRAP and f"+ {PROJECT_WAIT_SECONDS}" in BOOTSTRAP
-    assert give_up not in WARM_BOOTSTRAP and "print" not in WARM_BOOTSTRAP
+    assert give_up not in WARM_BOOTSTRAP and "never reached" not in WARM_BOOTSTRAP
     assert BOOTSTRAP.replace(give_up, "") != WARM_BOOTSTRAP  # same program otherwise
     compile(BOOTSTRAP, "bootstrap", "exec")
     compile(WARM_BOOTSTRAP, "warm bootstrap", "exec")
@@ -259,3 +266,27 @@ async def test_no_warm_container_is_started_while_jobs_wait_for_a_slot(world: Wo
         passes(container)
     for job in jobs:
         assert (await finished(world, job)).conclusion is JobConclusion.SUCCESS
+
+
+async def test_the_next_job_on_a_dependency_image_claims_a_warm_container_of_it(
+    world: World,
+) -> None:
+    world.runtime.on_start = passes
+    controller, _ = await warm_controller(world)
+    files = {"requirements.txt": "attrs\n", "test_a.py": ""}
+
+    first = await world.submit(files)
+    await controller.react()
+    first_done = await finished(world, first)
+    [image] = [f"ci-deps:{key}" for key in world.runtime.builds]
+    assert first_done.container_id not in world.runtime.warm_ids_ever  # nothing warm on it yet
+    await eventually(lambda: {c.image for c in world.runtime.warm()} == {"ci-python:3.11", image})
+
+    second = await world.submit(files)
+    await controller.react()
+    second_done = await finished(world, second)
+
+    assert second_done.conclusion is JobConclusion.SUCCESS
+    assert second_done.container_id in world.runtime.warm_ids_ever
+    assert world.runtime.warm_images[str(second_done.container_id)] == image
+    await controller.wait_idle()
