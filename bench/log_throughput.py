@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import tempfile
 import time
@@ -75,6 +76,7 @@ class Run:
     controller_cpu: float
     server_cpu: float
     latencies: list[float] = field(default_factory=list[float])
+    client_cpu: float = 0.0
 
 
 class Bench:
@@ -142,6 +144,7 @@ class Bench:
 
     def run_cli(self, project: Path, output: Path) -> Run:
         cpu = self._cpu()
+        client = _children_cpu()
         started = time.perf_counter()
         with output.open("wb") as sink:
             done = subprocess.run(
@@ -155,7 +158,14 @@ class Bench:
         assert done.returncode == 0, done.stderr
         found = UUID.search(done.stderr)
         assert found is not None, done.stderr
-        return self._finish(started, cpu, found.group(0))
+        run = self._finish(started, cpu, found.group(0))
+        run.client_cpu = _children_cpu() - client
+        return run
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_floor(tag: str) -> float:
@@ -171,7 +181,9 @@ def run_floor(tag: str) -> float:
     return time.perf_counter() - started
 
 
-def report(megabytes: int, floor: list[float], ours: list[Run], cli: list[Run]) -> None:
+def report(
+    megabytes: int, floor: list[float], ours: list[Run], cli: list[Run], *, empty: Run
+) -> None:
     def fmt(values: list[float]) -> str:
         return " ".join(f"{v:.2f}" for v in values)
 
@@ -182,10 +194,17 @@ def report(megabytes: int, floor: list[float], ours: list[Run], cli: list[Run]) 
         elapsed = [r.elapsed for r in runs]
         controller = median([r.controller_cpu / r.megabytes for r in runs])
         server = median([r.server_cpu / r.megabytes for r in runs])
+        controller_log = median(
+            [(r.controller_cpu - empty.controller_cpu) / r.megabytes for r in runs]
+        )
+        server_log = median([(r.server_cpu - empty.server_cpu) / r.megabytes for r in runs])
         print(
             f"  {name}: median {median(elapsed):.2f} s = {median(elapsed) / base:.2f}x  "
-            f"runs {fmt(elapsed)}; CPU s/MB controller {controller:.3f}, server {server:.3f}"
+            f"runs {fmt(elapsed)}; CPU s/MB controller {controller:.3f}, server {server:.3f} "
+            f"(less a job that prints nothing: {controller_log:.3f}, {server_log:.3f})"
         )
+    client = median([r.client_cpu / r.megabytes for r in cli])
+    print(f"  `ci submit test` (the client) CPU s/MB: {client:.3f}")
     latencies = [latency for run in ours for latency in run.latencies]
     print(
         f"  follower latency (oldest line of a chunk, printed -> received): "
@@ -205,8 +224,19 @@ def main() -> None:
         root = Path(scratch)
         with running_service() as service:
             bench = Bench(service)
-            warm_up = make_project(root, 0)
-            bench.run_async(warm_up)
+            silent = make_project(root, 0)
+            bench.run_async(silent)  # warm-up
+            empties = [bench.run_async(silent) for _ in range(args.runs)]
+            empty = Run(
+                elapsed=median([r.elapsed for r in empties]),
+                megabytes=0,
+                controller_cpu=median([r.controller_cpu for r in empties]),
+                server_cpu=median([r.server_cpu for r in empties]),
+            )
+            print(
+                f"a job that prints nothing: controller {empty.controller_cpu:.3f} CPU s, "
+                f"server {empty.server_cpu:.3f} CPU s"
+            )
             for megabytes in sizes:
                 project = make_project(root, megabytes)
                 with floor_image(project) as tag:
@@ -218,7 +248,7 @@ def main() -> None:
                         floor.append(run_floor(tag))
                         ours.append(bench.run_async(project))
                         cli.append(bench.run_cli(project, root / "cli-output.txt"))
-                    report(megabytes, floor, ours, cli)
+                    report(megabytes, floor, ours, cli, empty=empty)
 
 
 if __name__ == "__main__":
