@@ -4,11 +4,12 @@ newline, and a large log with any bytes in it is stored exactly, whatever PID 1'
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import pytest
-from harness import CIService
+from harness import CIService, MakeService
 
 pytestmark = pytest.mark.e2e
 
@@ -81,3 +82,27 @@ def test_a_large_log_with_any_characters_is_stored_exactly(
 
     assert job["conclusion"] == "success", job
     assert written in service.logs(job_id)
+
+
+def test_a_log_past_the_cap_is_cut_at_it_with_one_note(
+    make_service: MakeService, tmp_path: Path
+) -> None:
+    service = make_service(env={"CI_MAX_LOG_MB": str(64 / 1024)})  # 64 KiB
+    job_id = service.submit(
+        project(
+            tmp_path / "chatty",
+            "def test_chatty():\n"
+            "    for n in range(100_000):\n"
+            "        print(f'{n:06d} ' + 'z' * 40)\n",
+        )
+    )
+
+    job = service.wait_for_job(job_id)
+    log = service.logs(job_id)
+
+    assert job["conclusion"] == "success", job
+    assert log.count("[ci] log truncated at 0.0625 MiB") == 1
+    assert len(log.encode()) < 64 * 1024 + 200
+    kept = [int(number) for number in re.findall(r"(\d{6}) z{40}$", log, re.MULTILINE)]
+    assert len(kept) > 1000  # every line up to the cap, in order, once
+    assert kept == list(range(len(kept)))
