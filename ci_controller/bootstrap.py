@@ -10,6 +10,15 @@ job's status when the job ends (a signal as 128 + its number), which takes every
 in the container with it. The fork costs about a millisecond and happens before the project
 arrives, so it is off the dispatch path.
 
+PID 1 also carries the job's output: the job writes into a pipe (stdout and stderr both),
+and PID 1 sends what it reads on to the container's stdout as records (`container_output`),
+a batch at most `GATHER_SECONDS` after its first byte, so Docker stores a verbose job in a few
+large messages and a line still being written (pytest's progress dots) goes out without
+waiting for its newline. It learns of the job's end from SIGCHLD (a wakeup fd, so `select`
+watches the pipe and the signal at once), sends what is left in the pipe and exits; it never
+waits for the pipe to close, which a process the tests left behind may hold open. The pipe is
+1 MiB, so a fast job rarely waits for PID 1.
+
 The job (the child) waits for the project and then runs `python -m pytest` in the same
 interpreter. The container is started first and the project copied in right after
 (`put_archive` costs ~50 ms, which now overlaps the interpreter's start-up instead of
@@ -62,6 +71,7 @@ import json
 import posixpath
 
 from ci_common.models import Job
+from ci_controller.container_output import GATHER_BYTES, GATHER_SECONDS, encoder_source
 from ci_controller.dependency_plan import DependencyPlan
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
@@ -71,6 +81,9 @@ JOB_WORKDIR = f"/{WORKSPACE}"
 JOB_SCRATCH = ("/tmp", "/var/tmp")
 WRITABLE_PLACES = (JOB_WORKDIR, *JOB_SCRATCH)
 """Where a job may write, each place holding at most CI_JOB_DISK."""
+PIPE_BYTES = 1 << 20
+"""The job's output pipe (Linux's limit for an unprivileged process): room for what a fast
+job writes while PID 1 gathers and sends the last batch, so the job never waits on it."""
 JOB_COMMAND = ("python", "-m", "pytest")
 JOB_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 PYTEST_FAILURES = range(1, 6)
@@ -100,11 +113,18 @@ def bootstrap(*, wait_seconds: int | None, root: str = "/") -> str:
         print("[ci] the project never reached the container", flush=True)
         os._exit({PROJECT_MISSING_EXIT})"""
     return f"""
-import json, os, runpy, signal, sys, time
+import fcntl, json, os, runpy, select, signal, sys, time
+{encoder_source()}
 os.dup2(1, 2)
 signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
+output, into = os.pipe()
+try:
+    fcntl.fcntl(into, fcntl.F_SETPIPE_SZ, {PIPE_BYTES})
+except OSError:
+    pass
 job = os.fork()
 if job:
+    os.close(into)
     def forward(signum, _):
         try:
             os.kill(job, signum)
@@ -116,16 +136,60 @@ if job:
         except OSError:
             return False
         return room.f_bavail * 100 < room.f_blocks or bool(room.f_files and not room.f_favail)
+    def take():
+        taken = []
+        while True:
+            try:
+                block = os.read(output, {PIPE_BYTES})
+            except BlockingIOError:
+                return b"".join(taken), False
+            if not block:
+                return b"".join(taken), True
+            taken.append(block)
+    def send(data):
+        view = memoryview(encode_records(data))
+        while view:
+            view = view[os.write(1, view):]
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    while True:
-        pid, status = os.waitpid(-1, 0)
-        if pid == job:
-            break
+    woken, wake = os.pipe()
+    for end in (output, woken, wake):
+        os.set_blocking(end, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake)
+    os.write(wake, b"0")  # the job may have ended before the handler was there
+    watched = [output, woken]
+    status = None
+    while status is None:
+        if woken in select.select(watched, [], [])[0]:
+            os.read(woken, 4096)
+        while True:
+            pid, code = os.waitpid(-1, os.WNOHANG)
+            if pid == job:
+                status = code
+            if pid == 0 or pid == job:
+                break
+        data, ended = take()
+        until = time.monotonic() + {GATHER_SECONDS}
+        while data and not ended and status is None and len(data) < {GATHER_BYTES}:
+            if time.monotonic() >= until:
+                break
+            time.sleep(0.002)
+            more, ended = take()
+            data += more
+        if ended and output in watched:
+            watched.remove(output)
+        if data:
+            send(data)
+    send(take()[0])
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     if {PYTEST_FAILURES.start} <= code < {PYTEST_FAILURES.stop} and any(map(full, {places!r})):
         code += {DISK_FULL_EXIT}
     os._exit(code)
+os.close(output)
+os.dup2(into, 1)
+os.dup2(into, 2)
+os.close(into)
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 marker = {at(READY_MARKER)!r}
 deadline = time.monotonic() + {wait_seconds or 0}

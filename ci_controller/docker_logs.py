@@ -4,6 +4,10 @@ Docker's log stream blocks, so a daemon thread pumps it into an asyncio queue; e
 (`timestamps=True`) is parsed into a `LogFrame` whose `LogPosition` is its timestamp and rank,
 and frames at or before the starting position are dropped (`log_cursor.PositionTracker`). A
 reader that leaves closes the stream, even one still being opened.
+
+At most `QUEUED_FRAMES` frames wait for the reader: when it is slower than the container (a
+slow database), the thread stops reading and Docker keeps the rest in its log file, so the
+controller's memory does not grow with the log.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 
 from docker.errors import NotFound
@@ -22,6 +27,9 @@ from ci_controller.threads import in_daemon_thread
 
 logger = logging.getLogger(__name__)
 
+QUEUED_FRAMES = 64
+"""Frames read ahead of the reader: a job container's are up to 16 KiB (`container_output`)."""
+
 
 async def read_output(
     streams: EngineApi, container_id: str, *, after: LogPosition | None
@@ -31,6 +39,7 @@ async def read_output(
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[LogFrame | BaseException | None] = asyncio.Queue()
     opened: list[LogStream] = []
+    room = threading.Semaphore(QUEUED_FRAMES)
     closing = False
 
     def put(item: LogFrame | BaseException | None) -> None:
@@ -53,8 +62,12 @@ async def read_output(
                 return
             for raw in stream:
                 frame = _parse_frame(raw, tracker)
-                if frame is not None:
-                    put(frame)
+                if frame is None:
+                    continue
+                while not room.acquire(timeout=0.5):
+                    if closing:
+                        return
+                put(frame)
             put(None)
         except NotFound:
             put(None)
@@ -66,6 +79,7 @@ async def read_output(
         while (item := await queue.get()) is not None:
             if isinstance(item, BaseException):
                 raise RuntimeFault(f"lost the container's output stream: {item}") from item
+            room.release()
             yield item
     finally:
         closing = True

@@ -41,6 +41,7 @@ from ci_common.repository import JobRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
+from ci_controller.container_output import LOG_CHANNEL, decode_frame
 from ci_controller.dependency_plan import DependencyPlan, Selection
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
@@ -60,6 +61,7 @@ from ci_controller.runtime import (
     ContainerState,
     ExitStatus,
     JobContainerSpec,
+    LogFrame,
     RuntimeFault,
     Sandbox,
 )
@@ -324,9 +326,17 @@ class JobWorker:
         return self._stopped(stop) if stop is not None else self._exited(status)
 
     async def _follow(self, container_id: str, log: JobLog) -> None:
+        """Store the container's output from the stored cursor on.
+
+        Every message of the container passes here, decoded (`container_output`): the one
+        place where records of another channel than the log would be routed."""
         after = LogPosition.decode(self.job.log_cursor)
         async for frame in self._env.runtime.follow_logs(container_id, after=after):
-            await log.add_frame(frame)
+            record = decode_frame(frame.data)
+            if record.channel == LOG_CHANNEL:
+                await log.add_frame(LogFrame(position=frame.position, data=record.data))
+            else:
+                logger.warning("job %s: output on unknown channel %r", self.job.id, record.channel)
 
     async def _drain(self, follower: asyncio.Task[None], log: JobLog) -> None:
         """Let the follower store everything the container wrote before it stopped."""

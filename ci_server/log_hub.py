@@ -31,8 +31,6 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from sse_starlette import ServerSentEvent
-
 from ci_common.api import LogEvent
 from ci_common.models import Job, JobId, JobStatus, LogChunk
 from ci_common.repository import JobRepository
@@ -45,9 +43,13 @@ QUEUE_LIMIT_BYTES = 16 * LOG_PAGE_BYTES
 
 
 def encode_chunk(chunk: LogChunk) -> bytes:
-    """A chunk as one SSE message: `id: <seq>` and the `LogEvent` JSON as `data:`."""
-    event = LogEvent(seq=chunk.seq, data=chunk.data)
-    return ServerSentEvent(data=event.model_dump_json(), id=str(chunk.seq)).encode()
+    """A chunk as one SSE message: `id: <seq>` and the `LogEvent` JSON as `data:`.
+
+    The same bytes `ServerSentEvent.encode` makes, without its search of the payload for line
+    breaks: JSON has none (they are escaped in strings), and for 64 KiB chunks that search was
+    a third of the server's work streaming a verbose log."""
+    payload = LogEvent(seq=chunk.seq, data=chunk.data).model_dump_json()
+    return f"id: {chunk.seq}\r\ndata: {payload}\r\n\r\n".encode()
 
 
 def encode_chunks(chunks: Sequence[LogChunk]) -> bytes:

@@ -14,8 +14,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from test_container_output import docker_messages
 
 from ci_controller.bootstrap import DISK_FULL_EXIT, bootstrap, exit_status
+from ci_controller.container_output import decode_frame
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
 from ci_controller.project_link import project_link
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
@@ -29,21 +31,25 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def start(root: Path, *command: str, wait_seconds: int | None = 5) -> subprocess.Popen[str]:
+def start(root: Path, *command: str, wait_seconds: int | None = 5) -> subprocess.Popen[bytes]:
     script = bootstrap(wait_seconds=wait_seconds, root=str(root))
     return subprocess.Popen(
         [sys.executable, "-c", script, *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
         env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},  # this venv's plugins are slow
     )
+
+
+def decoded(messages: bytes) -> str:
+    """The job's output from what PID 1 wrote, one Docker message per line."""
+    return b"".join(decode_frame(message).data for message in docker_messages(messages)).decode()
 
 
 def run(root: Path, *command: str, wait_seconds: int | None = 5) -> tuple[int, str, str]:
     process = start(root, *command, wait_seconds=wait_seconds)
     out, err = process.communicate(timeout=60)
-    return process.returncode, out, err
+    return process.returncode, decoded(out), err.decode()
 
 
 @pytest.mark.parametrize(
@@ -75,13 +81,55 @@ def test_pytest_runs_in_the_workspace_with_stderr_folded_into_stdout(root: Path)
 def test_sigterm_reaches_the_job_and_ends_the_container_with_143(root: Path) -> None:
     process = start(root, "sh", "-c", "echo started; exec sleep 30")
     assert process.stdout is not None
-    assert process.stdout.readline() == "started\n"
+    assert decoded(process.stdout.readline()) == "started\n"
     began = time.monotonic()
 
     process.send_signal(signal.SIGTERM)
 
     assert process.wait(timeout=10) == 128 + signal.SIGTERM
     assert time.monotonic() - began < 5
+
+
+def test_output_without_a_newline_is_sent_on_within_250_ms(root: Path) -> None:
+    printer = (
+        "import sys, time\n"
+        "sys.stdout.write(f'dots at {time.time()!r} ...')\n"
+        "sys.stdout.flush()\n"
+        "time.sleep(5)\n"
+    )
+    process = start(root, "python", "-c", printer)
+    assert process.stdout is not None
+
+    first = process.stdout.readline()  # one Docker message
+    received = time.time()
+    process.kill()
+    process.wait(timeout=10)
+
+    text = decoded(first)
+    assert text.startswith("dots at ") and text.endswith(" ...")
+    assert received - float(text.split()[2]) < 0.25
+
+
+def test_a_chatty_jobs_lines_go_out_in_few_messages_exactly(root: Path) -> None:
+    printer = "import sys\nfor n in range(20000):\n    sys.stdout.write(f'line {n} \\x7f é\\n')\n"
+
+    process = start(root, "python", "-c", printer)
+    out, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 0
+    assert decoded(out) == "".join(f"line {n} \x7f é\n" for n in range(20000))
+    assert len(docker_messages(out)) < 200  # not one per line
+
+
+def test_a_process_left_behind_holding_the_output_does_not_keep_the_container(
+    root: Path,
+) -> None:
+    began = time.monotonic()
+
+    code, out, _ = run(root, "sh", "-c", "sleep 30 & echo started; exit 4")
+
+    assert (code, out) == (4, "started\n")
+    assert time.monotonic() - began < 10
 
 
 def test_a_project_that_never_comes_ends_the_container_with_its_own_code(
@@ -174,12 +222,12 @@ def test_a_linked_project_is_importable_with_its_metadata_and_scripts(
     done = subprocess.run(
         [str(venv / "bin" / "python"), "-c", script, "python", "-m", "demo"],
         capture_output=True,
-        text=True,
         env=environment,
         timeout=60,
         check=False,
     )
 
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.splitlines()[1:] == ["version 3.1", "script ran"]
-    assert done.stdout.startswith(f"[ci] project demo installed (editable, linked: {source} ")
+    output = decoded(done.stdout)
+    assert done.returncode == 0, output
+    assert output.splitlines()[1:] == ["version 3.1", "script ran"]
+    assert output.startswith(f"[ci] project demo installed (editable, linked: {source} ")

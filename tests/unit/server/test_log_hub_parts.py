@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sse_starlette import ServerSentEvent
 
+from ci_common.api import LogEvent
 from ci_common.models import JobId, JobStatus, LogChunk
 from ci_server.log_hub import ChunkBatch, Follower, JobStarted, Resync, encode_chunk
 
@@ -30,6 +32,16 @@ def test_a_batch_after_a_seq_is_its_later_chunks(after: int, expected: list[int]
     assert ChunkBatch.of(chunks).after(after) == b"".join(
         encode_chunk(c) for c in chunks if c.seq in expected
     )
+
+
+@pytest.mark.parametrize(
+    "data", ["", "plain\n", "a\r\nb\rc\n", '\u2028\x85\x0b\x1e é \x00 \\ "', "x" * 70_000]
+)
+def test_a_chunk_is_the_sse_message_sse_starlette_would_make(data: str) -> None:
+    log = chunk(42, data)
+    event = LogEvent(seq=42, data=data)
+
+    assert encode_chunk(log) == ServerSentEvent(data=event.model_dump_json(), id="42").encode()
 
 
 def follower(*, max_updates: int = 100, max_bytes: int = 10_000) -> Follower:

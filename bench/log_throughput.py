@@ -1,0 +1,255 @@
+"""Throughput of a verbose job's log against the `docker run --rm` floor, in the same run.
+
+    .venv/bin/python bench/log_throughput.py [--sizes 1,5,18] [--runs 3]
+
+For each size a generated project has one test that prints that many MB in ~95-byte lines
+(pytest `-s`, so the output is not captured), each line carrying the moment it was printed.
+Three ways to run it, alternating so all see the same machine, medians of `--runs`:
+
+- floor: `docker run --rm` of the same pytest on the job image with the project baked in, its
+  output streamed to this process over a pipe (and counted);
+- async: `ci submit test --async`, then a follower of `GET /jobs/{id}/stream?from_beginning=true`
+  until `complete` (submit to completion); the follower also measures each chunk's latency,
+  from the moment its oldest line was printed in the container to its arrival here;
+- cli: `ci submit test` with its output streamed to a file, until `ci` exits.
+
+The controller's and the server's CPU seconds (user + system, from /proc) are read around
+each run of ours and reported per MB of stored log. Needs Docker and the job image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service import floor_image, median, percentile, running_service
+
+from harness import BIN, CIService  # isort: skip  (on sys.path via service)
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+STAMPED_LINE = re.compile(r"^\d{7} (\d+\.\d+) ", re.MULTILINE)
+LINE_BYTES = 95
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+TEST_MODULE = """\
+import sys
+import time
+
+LINES = {lines}
+PAD = "x" * {pad}
+
+
+def test_verbose():
+    write = sys.stdout.write
+    for number in range(LINES):
+        write(f"{{number:07d}} {{time.time():.6f}} {{PAD}}\\n")
+"""
+
+
+def make_project(root: Path, megabytes: int) -> Path:
+    project = root / f"verbose{megabytes}"
+    project.mkdir()
+    lines = megabytes * 1_000_000 // LINE_BYTES
+    pad = LINE_BYTES - len("0000000 1700000000.000000 \n")
+    (project / "pytest.ini").write_text("[pytest]\naddopts = -s -p no:cacheprovider\n")
+    (project / "test_verbose.py").write_text(TEST_MODULE.format(lines=lines, pad=pad))
+    return project
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class Run:
+    elapsed: float
+    megabytes: float
+    controller_cpu: float
+    server_cpu: float
+    latencies: list[float] = field(default_factory=list[float])
+    client_cpu: float = 0.0
+
+
+class Bench:
+    def __init__(self, service: CIService) -> None:
+        self.service = service
+        self.controller = next(p for p in service.processes if p.name == "controller")
+        self.server = next(p for p in service.processes if p.name == "server")
+        home = service.root / "home"
+        home.mkdir(exist_ok=True)
+        self.env = {
+            **service.env,
+            "HOME": str(home),
+            "CI_SERVER_URL": service.base_url,
+            "CI_API_KEY": service.api_key,
+        }
+
+    def _cpu(self) -> tuple[float, float]:
+        return cpu_seconds(self.controller.pid), cpu_seconds(self.server.pid)
+
+    def _finish(self, started: float, cpu: tuple[float, float], job_id: str) -> Run:
+        elapsed = time.perf_counter() - started
+        controller, server = self._cpu()
+        [(log_bytes, conclusion)] = self.service.query(
+            "SELECT log_bytes, conclusion FROM jobs WHERE id = ?", job_id
+        )
+        assert conclusion == "success", f"job {job_id} ended {conclusion}"
+        megabytes = int(str(log_bytes)) / 1e6
+        return Run(elapsed, megabytes, controller - cpu[0], server - cpu[1])
+
+    def run_async(self, project: Path) -> Run:
+        cpu = self._cpu()
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(BIN / "ci"), "submit", "test", "--async", str(project)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found = UUID.search(done.stdout + done.stderr)
+        assert found is not None, done.stdout + done.stderr
+        job_id = found.group(0)
+        latencies = self._follow(job_id)
+        run = self._finish(started, cpu, job_id)
+        run.latencies = latencies
+        return run
+
+    def _follow(self, job_id: str) -> list[float]:
+        """Follow the job to `complete`; each log chunk's latency in seconds."""
+        latencies: list[float] = []
+        params = {"from_beginning": "true"}
+        with self.service.http.stream("GET", f"/jobs/{job_id}/stream", params=params) as reply:
+            for line in reply.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                arrived = time.time()
+                message = json.loads(line[5:])
+                if message["type"] == "complete":
+                    return latencies
+                if message["type"] == "log":
+                    stamped = STAMPED_LINE.search(message["data"])
+                    if stamped is not None:
+                        latencies.append(arrived - float(stamped.group(1)))
+        raise AssertionError(f"the stream of {job_id} ended without `complete`")
+
+    def run_cli(self, project: Path, output: Path) -> Run:
+        cpu = self._cpu()
+        client = _children_cpu()
+        started = time.perf_counter()
+        with output.open("wb") as sink:
+            done = subprocess.run(
+                [str(BIN / "ci"), "submit", "test", str(project)],
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+            )
+        assert done.returncode == 0, done.stderr
+        found = UUID.search(done.stderr)
+        assert found is not None, done.stderr
+        run = self._finish(started, cpu, found.group(0))
+        run.client_cpu = _children_cpu() - client
+        return run
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_floor(tag: str) -> float:
+    started = time.perf_counter()
+    command = ["docker", "run", "--rm", "--network", "none", "-e", "PYTHONUNBUFFERED=1", tag]
+    command += ["python", "-m", "pytest", "-q"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE) as run:
+        assert run.stdout is not None
+        received = 0
+        while block := run.stdout.read1(1 << 16):
+            received += len(block)
+    assert run.returncode == 0 and received > 0
+    return time.perf_counter() - started
+
+
+def report(
+    megabytes: int, floor: list[float], ours: list[Run], cli: list[Run], *, empty: Run
+) -> None:
+    def fmt(values: list[float]) -> str:
+        return " ".join(f"{v:.2f}" for v in values)
+
+    base = median(floor)
+    print(f"{megabytes} MB job ({median([r.megabytes for r in ours]):.1f} MB stored)")
+    print(f"  floor (docker run --rm, streamed): median {base:.2f} s  runs {fmt(floor)}")
+    for name, runs in (("async + follow", ours), ("ci submit test > file", cli)):
+        elapsed = [r.elapsed for r in runs]
+        controller = median([r.controller_cpu / r.megabytes for r in runs])
+        server = median([r.server_cpu / r.megabytes for r in runs])
+        controller_log = median(
+            [(r.controller_cpu - empty.controller_cpu) / r.megabytes for r in runs]
+        )
+        server_log = median([(r.server_cpu - empty.server_cpu) / r.megabytes for r in runs])
+        print(
+            f"  {name}: median {median(elapsed):.2f} s = {median(elapsed) / base:.2f}x  "
+            f"runs {fmt(elapsed)}; CPU s/MB controller {controller:.3f}, server {server:.3f} "
+            f"(less a job that prints nothing: {controller_log:.3f}, {server_log:.3f})"
+        )
+    client = median([r.client_cpu / r.megabytes for r in cli])
+    print(f"  `ci submit test` (the client) CPU s/MB: {client:.3f}")
+    latencies = [latency for run in ours for latency in run.latencies]
+    print(
+        f"  follower latency (oldest line of a chunk, printed -> received): "
+        f"p50 {median(latencies) * 1000:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} "
+        f"ms, max {max(latencies) * 1000:.0f} ms over {len(latencies)} chunks"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,5,18", help="MB per job, comma-separated")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+
+    with tempfile.TemporaryDirectory(prefix="ci-bench-logs-") as scratch:
+        root = Path(scratch)
+        with running_service() as service:
+            bench = Bench(service)
+            silent = make_project(root, 0)
+            bench.run_async(silent)  # warm-up
+            empties = [bench.run_async(silent) for _ in range(args.runs)]
+            empty = Run(
+                elapsed=median([r.elapsed for r in empties]),
+                megabytes=0,
+                controller_cpu=median([r.controller_cpu for r in empties]),
+                server_cpu=median([r.server_cpu for r in empties]),
+            )
+            print(
+                f"a job that prints nothing: controller {empty.controller_cpu:.3f} CPU s, "
+                f"server {empty.server_cpu:.3f} CPU s"
+            )
+            for megabytes in sizes:
+                project = make_project(root, megabytes)
+                with floor_image(project) as tag:
+                    run_floor(tag)
+                    floor: list[float] = []
+                    ours: list[Run] = []
+                    cli: list[Run] = []
+                    for _ in range(args.runs):
+                        floor.append(run_floor(tag))
+                        ours.append(bench.run_async(project))
+                        cli.append(bench.run_cli(project, root / "cli-output.txt"))
+                    report(megabytes, floor, ours, cli, empty=empty)
+
+
+if __name__ == "__main__":
+    main()

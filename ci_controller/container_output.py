@@ -1,0 +1,107 @@
+"""How a job container's output is framed between its PID 1 and the controller.
+
+Docker's log driver cuts a container's output into one message per line, and holds a line
+back until its newline comes (or 16 KiB of it have). Both hurt: a verbose job of 190,000 lines
+is 190,000 messages to stamp, store, stream and parse (the controller then spent ~0.45 CPU
+seconds per MB, several times the job's own run time), and pytest's progress dots or a
+`print(..., end="")` reach nobody until the line ends.
+
+So the job's output does not go to Docker directly. PID 1 (`bootstrap`) reads it from a pipe
+and writes it to the container's stdout as *records*: whatever arrived within `GATHER_SECONDS`
+(or `GATHER_BYTES`), escaped so that it holds no newline, cut into pieces that fit Docker's
+16 KiB line buffer, each behind `LOG_RECORD` and ended by one newline. Docker then stores one
+message per record, ~16 KiB each (a hundred lines and more), and a partial line goes out as
+soon as it was gathered. The escape is two `bytes.replace` calls each way: `ESCAPE` becomes
+`ESCAPE + b"0"` and a newline `ESCAPE + b"1"`. Records never split an escape or a UTF-8
+character (Docker would store the halves of one as U+FFFD).
+
+`decode_frame` turns one Docker message back into the bytes the job wrote. A message that is
+no record (written by PID 1 itself, by a container started before this framing, by any other
+container) is output as it stands. The channel byte after `ESCAPE` leaves room for records of
+other kinds (per-test results, say): a new kind gets its own channel byte, `OutputRecord`
+carries it, and `job_worker` routes records by channel in one place.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Final
+
+ESCAPE: Final = b"\x7f"
+"""DEL: rare in test output, and stored by Docker's json-file as one byte (no JSON escape)."""
+LOG_CHANNEL: Final = b"r"
+LOG_RECORD: Final = ESCAPE + LOG_CHANNEL
+RECORD_BYTES: Final = 16_000
+"""The most a record holds (escaped, before its marker and newline): under Docker's 16 KiB
+line buffer, so Docker never splits one."""
+GATHER_SECONDS: Final = 0.01
+"""How long PID 1 collects output before sending it on: long enough to pack a chatty job's
+lines into few records, short beside the 250 ms within which followers see any output."""
+GATHER_BYTES: Final = 256 * 1024
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    """What one Docker message of a job container carries: `data` on `channel`."""
+
+    channel: bytes
+    data: bytes
+
+
+def escape(data: bytes) -> bytes:
+    return data.replace(ESCAPE, ESCAPE + b"0").replace(b"\n", ESCAPE + b"1")
+
+
+def unescape(data: bytes) -> bytes:
+    # Every ESCAPE in escaped text starts a two-byte token, so this order is exact.
+    return data.replace(ESCAPE + b"1", b"\n").replace(ESCAPE + b"0", ESCAPE)
+
+
+def encode_records(data: bytes, *, channel: bytes = LOG_CHANNEL) -> bytes:
+    """`data` as records, ready for the container's stdout (what `bootstrap` writes)."""
+    escaped = escape(data)
+    records: list[bytes] = []
+    start = 0
+    while start < len(escaped):
+        end = _record_end(escaped, start)
+        records.append(ESCAPE + channel + escaped[start:end] + b"\n")
+        start = end
+    return b"".join(records)
+
+
+def _record_end(escaped: bytes, start: int) -> int:
+    """Where the record that begins at `start` ends: at most `RECORD_BYTES` on, never inside
+    an escape token or a UTF-8 character."""
+    end = start + RECORD_BYTES
+    if end >= len(escaped):
+        return len(escaped)
+    if escaped[end - 1] == ESCAPE[0]:
+        end -= 1
+    for _ in range(3):
+        if escaped[end] & 0xC0 != 0x80:
+            break
+        end -= 1
+    return end
+
+
+def decode_frame(message: bytes) -> OutputRecord:
+    """The record in one Docker log message; a message that is no record is log output as
+    it stands. (Channels are letters; escape tokens, digits.)"""
+    if message[:1] != ESCAPE or not message[1:2].isalpha():
+        return OutputRecord(channel=LOG_CHANNEL, data=message)
+    end = -1 if message.endswith(b"\n") else len(message)
+    return OutputRecord(channel=message[1:2], data=unescape(message[2:end]))
+
+
+def encoder_source() -> str:
+    """`encode_records` and what it needs as Python source, for `bootstrap` to run inside the
+    container: one implementation of the framing, tested here."""
+    constants = {
+        "ESCAPE": ESCAPE,
+        "LOG_CHANNEL": LOG_CHANNEL,
+        "RECORD_BYTES": RECORD_BYTES,
+    }
+    lines = [f"{name} = {value!r}" for name, value in constants.items()]
+    functions = (escape, encode_records, _record_end)
+    return "\n".join(lines) + "\n" + "".join(inspect.getsource(f) for f in functions)

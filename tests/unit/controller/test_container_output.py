@@ -1,0 +1,80 @@
+"""The framing between a job container's PID 1 and the controller: exact both ways, records
+that Docker never splits, and messages that are no record kept as they are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ci_controller.container_output import (
+    ESCAPE,
+    LOG_CHANNEL,
+    RECORD_BYTES,
+    decode_frame,
+    encode_records,
+    encoder_source,
+)
+
+DOCKER_LINE_BUFFER = 16 * 1024
+
+
+def docker_messages(encoded: bytes) -> list[bytes]:
+    """The messages Docker makes of a container's output: one per line (`\n` only)."""
+    lines = encoded.split(b"\n")
+    return [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+
+
+def decoded(encoded: bytes) -> bytes:
+    return b"".join(decode_frame(message).data for message in docker_messages(encoded))
+
+
+@given(st.binary(max_size=50_000))
+def test_any_bytes_come_back_exactly(data: bytes) -> None:
+    assert decoded(encode_records(data)) == data
+
+
+@given(st.lists(st.sampled_from([b"\n", ESCAPE, b"0", b"1", b"r", b"x", "é".encode()])))
+def test_escapes_and_newlines_in_any_order_come_back_exactly(parts: list[bytes]) -> None:
+    data = b"".join(parts) * 500
+    assert decoded(encode_records(data)) == data
+
+
+def test_a_record_is_one_docker_message_that_docker_never_splits() -> None:
+    data = (b"x" * 94 + b"\n") * 20_000
+
+    found = docker_messages(encode_records(data))
+
+    assert all(message.endswith(b"\n") and message.count(b"\n") == 1 for message in found)
+    assert all(len(message) <= RECORD_BYTES + 3 < DOCKER_LINE_BUFFER for message in found)
+    assert len(found) <= 121  # for 20,000 lines: 1.92 MB escaped, in pieces of 16,000 bytes
+
+
+def test_records_never_split_a_utf8_character() -> None:
+    for shift in range(4):
+        data = b"a" * shift + "€ü".encode() * 20_000  # 3- and 2-byte characters
+
+        for message in docker_messages(encode_records(data)):
+            decode_frame(message).data.decode("utf-8")  # raises if a character was cut
+
+
+def test_a_partial_line_is_a_record_of_its_own() -> None:
+    assert encode_records(b"....") == ESCAPE + LOG_CHANNEL + b"....\n"
+    assert decoded(encode_records(b"....")) == b"...."
+
+
+def test_a_message_that_is_no_record_is_output_as_it_stands() -> None:
+    for message in (b"plain line\n", b"partial", ESCAPE + b"1 not a record\n", b""):
+        record = decode_frame(message)
+        assert (record.channel, record.data) == (LOG_CHANNEL, message)
+
+
+def test_the_container_runs_this_very_encoder() -> None:
+    namespace: dict[str, object] = {}
+    exec(encoder_source(), namespace)  # our own source, as the bootstrap runs it
+    encode = cast(Callable[[bytes], bytes], namespace["encode_records"])
+    data = ("line é\n" * 5000 + "\x7f tail").encode()
+
+    assert encode(data) == encode_records(data)
