@@ -306,6 +306,10 @@ class CIService:
                 base_url=self.base_url,
                 headers={"Authorization": f"Bearer {self.api_key}"},
                 timeout=httpx.Timeout(30, read=JOB_TIMEOUT),
+                # Idle connections are dropped before the server's 5 s keep-alive timeout
+                # closes them: reusing one the server is closing at that very moment fails
+                # with "Server disconnected without sending a response".
+                limits=httpx.Limits(keepalive_expiry=2.0),
             )
         return self._http
 

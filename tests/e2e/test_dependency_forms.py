@@ -55,13 +55,14 @@ def run(service: CIService, project: Path) -> str:
 
 
 def ci_lines(log: str) -> list[str]:
-    """The `[ci]` lines the log starts with."""
+    """The `[ci]` lines the log starts with, after the Python line every log opens with."""
     lines: list[str] = []
     for line in log.splitlines():
         if not line.startswith("[ci]"):
             break
         lines.append(line)
-    return lines
+    assert lines and lines[0].startswith("[ci] Python 3."), log
+    return lines[1:]
 
 
 def test_requirements_with_includes_an_editable_extra_hashes_and_markers(
