@@ -42,17 +42,21 @@ def user_group() -> None:
 @user_group.command("create")
 @click.option("--name", required=True, help="Display name.")
 @click.option("--email", required=True, help="Unique email address.")
+@click.option("--admin", "is_admin", is_flag=True, help="May see and cancel every user's jobs.")
 @pass_admin
-def create_user(ctx: AdminContext, name: str, email: str) -> None:
-    """Create an active user."""
+def create_user(ctx: AdminContext, name: str, email: str, is_admin: bool) -> None:
+    """Create an active user (an admin with --admin)."""
     if not name.strip():
         raise click.ClickException("the name is empty: give --name 'Ada Lovelace'")
 
     async def body(repo: Repository) -> User:
-        return await repo.create_user(name=name.strip(), email=validate_email(email))
+        return await repo.create_user(
+            name=name.strip(), email=validate_email(email), is_admin=is_admin
+        )
 
     user = run_with_repository(ctx, body)
-    click.echo(f"Created user {user.id}: {user.name} <{user.email}>")
+    role = " (admin)" if user.is_admin else ""
+    click.echo(f"Created user {user.id}: {user.name} <{user.email}>{role}")
 
 
 @user_group.command("list")
@@ -103,3 +107,16 @@ def activate_user(ctx: AdminContext, user_id: int) -> None:
 def deactivate_user(ctx: AdminContext, user_id: int) -> None:
     """Reject every key of a user until reactivated."""
     _set_active(ctx, user_id, active=False)
+
+
+@user_group.command("set-admin")
+@click.argument("user_id", type=int)
+@click.option("--revoke", is_flag=True, help="Take the admin flag back instead.")
+@pass_admin
+def set_admin(ctx: AdminContext, user_id: int, revoke: bool) -> None:
+    """Make a user an admin of the web dashboard (all jobs, users and keys), or --revoke."""
+    user = run_with_repository(
+        ctx, lambda repo: repo.set_user_admin(UserId(user_id), is_admin=not revoke)
+    )
+    state = "an admin" if user.is_admin else "no longer an admin"
+    click.echo(f"User {user.id} ({user.email}) is now {state}")

@@ -53,10 +53,12 @@ class JobRepository(Protocol):
         *,
         user_id: UserId | None = None,
         status: JobStatus | None = None,
+        conclusion: JobConclusion | None = None,
         project: str | None = None,
         limit: int = 50,
     ) -> list[Job]:
-        """Jobs newest first, optionally one user's, of one status, of one project."""
+        """Jobs newest first, optionally one user's, of one status, of one conclusion, of one
+        project."""
         ...
 
     async def list_active_jobs(self) -> list[Job]:
@@ -142,7 +144,7 @@ class JobRepository(Protocol):
 class UserRepository(Protocol):
     """Users and their API keys."""
 
-    async def create_user(self, *, name: str, email: str) -> User:
+    async def create_user(self, *, name: str, email: str, is_admin: bool = False) -> User:
         """A new active user; `ConflictError` if the email is taken."""
         ...
 
@@ -153,6 +155,10 @@ class UserRepository(Protocol):
     async def list_users(self) -> list[User]: ...
 
     async def set_user_active(self, user_id: UserId, *, active: bool) -> User: ...
+
+    async def set_user_admin(self, user_id: UserId, *, is_admin: bool) -> User:
+        """Grant or take back the admin flag (the dashboard's /ui/admin pages)."""
+        ...
 
     async def create_api_key(
         self,
@@ -183,6 +189,11 @@ class Repository(JobRepository, UserRepository, Protocol):
     async def check_writable(self) -> None:
         """Raise `DatabaseUnavailableError` unless a write could start within about a second
         (`/health` asks this)."""
+        ...
+
+    async def session_secret(self) -> str:
+        """The secret that signs browser session cookies, the same for every process on this
+        database (so any server replica accepts a cookie another issued)."""
         ...
 
     async def close(self) -> None: ...

@@ -143,6 +143,7 @@ class SqliteJobs:
         *,
         user_id: UserId | None = None,
         status: JobStatus | None = None,
+        conclusion: JobConclusion | None = None,
         project: str | None = None,
         limit: int = 50,
     ) -> list[Job]:
@@ -157,6 +158,9 @@ class SqliteJobs:
         if status is not None:
             clauses.append("status = ?")
             params.append(status.value)
+        if conclusion is not None:
+            clauses.append("conclusion = ?")
+            params.append(conclusion.value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self._db.fetch_all(
             f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, id LIMIT ?",
@@ -309,6 +313,11 @@ class SqliteJobs:
     async def installation_id(self) -> str:
         row = await self._db.fetch_one("SELECT value FROM meta WHERE key = 'installation_id'")
         assert row is not None, "migration 1 always writes the installation id"
+        return str(row["value"])
+
+    async def session_secret(self) -> str:
+        row = await self._db.fetch_one("SELECT value FROM meta WHERE key = 'session_secret'")
+        assert row is not None, "migration 5 always writes the session secret"
         return str(row["value"])
 
 

@@ -91,11 +91,19 @@ ALTER TABLE jobs ADD COLUMN git TEXT;
 CREATE INDEX jobs_user_project_created ON jobs(user_id, project, created_at DESC);
 """
 
+# v5 (web dashboard): an admin flag on users, and the secret that signs browser sessions, kept
+# in the database so every server replica accepts a cookie any other one issued.
+_V5_ADMINS_AND_SESSION_SECRET = """
+ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('session_secret', lower(hex(randomblob(32))));
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
     _V3_ATTEMPTS,
     _V4_JOB_OPTIONS,
+    _V5_ADMINS_AND_SESSION_SECRET,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
