@@ -156,3 +156,25 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+def test_admins_are_made_with_create_admin_and_set_admin(db: Path) -> None:
+    created = ci_admin(db, "user", "create", "--name", "Root", "--email", "root@x.org", "--admin")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == "Created user 1: Root <root@x.org> (admin)"
+    ci_admin(db, "user", "create", "--name", "Ada", "--email", "ada@x.org")
+    listed = json.loads(ci_admin(db, "user", "list", "--json").stdout)
+    assert [(u["email"], u["is_admin"]) for u in listed] == [
+        ("root@x.org", True),
+        ("ada@x.org", False),
+    ]
+
+    made = ci_admin(db, "user", "set-admin", "2")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "User 2 (ada@x.org) is now an admin"
+    assert json.loads(ci_admin(db, "user", "get", "2", "--json").stdout)["is_admin"] is True
+    taken = ci_admin(db, "user", "set-admin", "2", "--revoke")
+    assert "no longer an admin" in taken.stdout
+    assert json.loads(ci_admin(db, "user", "get", "2", "--json").stdout)["is_admin"] is False
+    missing = ci_admin(db, "user", "set-admin", "99")
+    assert missing.returncode != 0 and "user 99 not found" in missing.stderr

@@ -102,3 +102,30 @@ async def test_jobs_from_before_job_options_read_as_none_asked(tmp_path: Path) -
         assert [j.id for j in await repo.list_jobs(project="anything")] == []
     finally:
         await repo.close()
+
+
+async def test_users_from_before_admins_are_not_admins_and_a_session_secret_appears(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ci.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await migrate(conn, target=4) == 4
+        await conn.execute(
+            "INSERT INTO users (name, email, created_at) VALUES ('Ada', 'ada@x.org', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+
+    repo = await open_repository(path)
+    try:
+        [ada] = await repo.list_users()
+        assert ada.is_admin is False
+        assert (await repo.set_user_admin(ada.id, is_admin=True)).is_admin is True
+        secret = await repo.session_secret()
+        assert len(secret) == 64 and int(secret, 16)
+    finally:
+        await repo.close()
+    again = await open_repository(path)
+    try:
+        assert await again.session_secret() == secret, "the secret outlives a restart"
+    finally:
+        await again.close()
