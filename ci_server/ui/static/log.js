@@ -116,10 +116,23 @@
     view.focus();
   });
 
+  // At most this much text is rendered per frame, so a burst (a replay of a long log) is
+  // spread over frames instead of freezing the page.
+  const FRAME_BUDGET = 64 * 1024;
+
   function flush() {
     scheduled = false;
-    const text = tail + pending;
+    let text = tail + pending;
     pending = "";
+    if (text.length > FRAME_BUDGET) {
+      const split = text.lastIndexOf("\n", FRAME_BUDGET) + 1;
+      if (split > 0) {
+        pending = text.slice(split);
+        text = text.slice(0, split);
+        scheduled = true;
+        requestAnimationFrame(flush);
+      }
+    }
     let cut = text.lastIndexOf("\n") + 1;
     // Keep an escape sequence that has not ended yet with the tail.
     const esc = text.lastIndexOf("\x1b");
@@ -152,9 +165,14 @@
       requestAnimationFrame(flush);
     }
   }
-  function finish() {
-    if (tail || pending) { pending += "\n"; }
-    flush();
+  function finish(then) {
+    // Render what is still waiting, frame by frame, then close an unfinished last line.
+    if (scheduled || pending) {
+      requestAnimationFrame(() => finish(then));
+      return;
+    }
+    if (tail) { pending = "\n"; flush(); }
+    then();
   }
 
   let lastEventId = null;
@@ -203,24 +221,28 @@
         const { value, done } = await reader.read();
         if (done) return false;
         buffer += value;
-        let newline;
-        while ((newline = buffer.search(/\r\n|\r|\n/)) >= 0) {
-          const line = buffer.slice(0, newline);
-          buffer = buffer.slice(newline + (buffer[newline] === "\r" && buffer[newline + 1] === "\n" ? 2 : 1));
+        // One pass over the buffer per read (slicing it per line would copy it per line).
+        let at = 0;
+        const lineEnd = /\r\n|\r|\n/g;
+        let found;
+        while ((found = lineEnd.exec(buffer)) !== null) {
+          const line = buffer.slice(at, found.index);
+          at = lineEnd.lastIndex;
           if (line === "") {
             const ended = handle(message);
             message = {};
             if (ended) return true;
-          } else if (!line.startsWith(":")) {
+          } else if (line.charCodeAt(0) !== 58) {  // ":" starts a comment
             const colon = line.indexOf(":");
             const field = colon < 0 ? line : line.slice(0, colon);
             let data = colon < 0 ? "" : line.slice(colon + 1);
-            if (data.startsWith(" ")) data = data.slice(1);
+            if (data.charCodeAt(0) === 32) data = data.slice(1);
             if (field === "data") message.data = message.data === undefined ? data : message.data + "\n" + data;
             else if (field === "id") message.id = data;
             else if (field === "event") message.event = data;
           }
         }
+        buffer = buffer.slice(at);
       }
     } catch (error) {
       return false;
@@ -231,10 +253,11 @@
     for (;;) {
       const ended = await follow();
       if (ended) {
-        finish();
-        say("Job finished");
-        view.dataset.done = "true";
-        document.dispatchEvent(new CustomEvent("ci:refresh"));
+        finish(() => {
+          say("Job finished");
+          view.dataset.done = "true";
+          document.dispatchEvent(new CustomEvent("ci:refresh"));
+        });
         return;
       }
       reconnects += 1;
