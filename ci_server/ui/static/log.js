@@ -192,8 +192,10 @@
       append(event.data);
     } else if (event.type === "status") {
       document.dispatchEvent(new CustomEvent("ci:refresh"));
+      document.dispatchEvent(new CustomEvent("ci:status"));
     } else if (event.type === "test") {
-      document.dispatchEvent(new CustomEvent("ci:test", { detail: event }));
+      // A test finished: the summary (its counts) is fetched again.
+      document.dispatchEvent(new CustomEvent("ci:refresh"));
     } else if (event.type === "complete") {
       return true;
     }
@@ -257,6 +259,7 @@
           say("Job finished");
           view.dataset.done = "true";
           document.dispatchEvent(new CustomEvent("ci:refresh"));
+          document.dispatchEvent(new CustomEvent("ci:status"));
         });
         return;
       }
