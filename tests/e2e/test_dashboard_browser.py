@@ -89,12 +89,18 @@ def slow_project(root: Path, *, lines: int, pause: float) -> Path:
 
 
 def submit(base_url: str, key: str, project: Path) -> str:
-    """`POST /submit-async` with `-s`, so the test's prints reach the log as they happen."""
+    """`POST /submit-async` with `-s`, so the test's prints reach the log as they happen, and
+    the provenance `ci` would send from a git checkout."""
+    git = {"commit": "1a2b3c4d5e6f" + "0" * 28, "branch": "main", "dirty": False}
     response = httpx.post(
         f"{base_url}/submit-async",
         headers={"Authorization": f"Bearer {key}"},
         files={"file": ("project.zip", zip_project(project), "application/zip")},
-        data={"pytest_args": json.dumps(["-s", "-q"])},
+        data={
+            "pytest_args": json.dumps(["-s", "-q"]),
+            "project": "inventory",
+            "git": json.dumps(git),
+        },
         timeout=30,
     )
     assert response.status_code == 202, response.text
