@@ -99,18 +99,7 @@ async def get_current_user(
     """The active user owning the request's API key, or 401 saying what is wrong with it."""
     header = request.headers.get("authorization")
     if (header is None or not header.strip()) and SESSION_COOKIE in request.cookies:
-        session = await session_user(request, repo, get_sessions(get_runtime(request)))
-        if session is None:
-            raise AuthenticationError("your dashboard session has ended; sign in again at /ui/")
-        user, claims = session
-        if request.method not in SAFE_METHODS and not get_sessions(get_runtime(request)).csrf_ok(
-            claims, request.headers.get(CSRF_HEADER)
-        ):
-            raise AuthenticationError(
-                f"a request with the session cookie that changes something needs the "
-                f"{CSRF_HEADER} header of its page; reload the page"
-            )
-        return user
+        return await _cookie_user(request, repo)
     if header is None or not header.strip():
         raise AuthenticationError(
             "missing API key: send `Authorization: Bearer <key>` (the `ci` command reads "
@@ -127,6 +116,24 @@ async def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _cookie_user(request: Request, repo: Repository) -> User:
+    """The dashboard session's user, for a request without an Authorization header; one that
+    could change something must carry the session's CSRF token as a header."""
+    sessions = get_sessions(get_runtime(request))
+    session = await session_user(request, repo, sessions)
+    if session is None:
+        raise AuthenticationError("your dashboard session has ended; sign in again at /ui/")
+    user, claims = session
+    if request.method not in SAFE_METHODS and not sessions.csrf_ok(
+        claims, request.headers.get(CSRF_HEADER)
+    ):
+        raise AuthenticationError(
+            f"a request with the session cookie that changes something needs the "
+            f"{CSRF_HEADER} header of its page; reload the page"
+        )
+    return user
 
 
 async def session_user(

@@ -19,11 +19,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from ci_common.api import JobView
 from ci_common.auth import generate_api_key
-from ci_common.errors import ConflictError, InvalidInputError
+from ci_common.errors import ConflictError, InvalidInputError, UserNotFoundError
 from ci_common.models import ApiKey, ApiKeyId, Job, JobStatus, User, UserId
 from ci_common.repository import Repository
 from ci_server.dependencies import HubDep, RepoDep, SettingsDep, find_any_job
-from ci_server.ui.access import AdminSessionDep, PageSession, PostedAdminDep
+from ci_server.ui.access import AdminSessionDep, PageNotFoundError, PageSession, PostedAdminDep
 from ci_server.ui.rendering import render, render_with
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,20 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/ui/admin", include_in_schema=False)
 
 RECENT_JOBS = 100
+
+
+def parse_user_id(text: str) -> UserId:
+    """A user id from a URL; 404 for one that cannot be (ids are parsed here only, so a change
+    of their type touches one place)."""
+    if not text.isdigit():
+        raise UserNotFoundError(text)
+    return UserId(int(text))
+
+
+def parse_key_id(text: str) -> ApiKeyId:
+    if not text.isdigit():
+        raise PageNotFoundError(f"API key {text} not found")
+    return ApiKeyId(int(text))
 
 
 def key_state(key: ApiKey, now: datetime) -> str:
@@ -136,12 +150,12 @@ async def create_user(
 @router.post("/users/{user_id}/keys")
 async def create_key(
     request: Request,
-    user_id: int,
+    user_id: str,
     session: PostedAdminDep,
     repo: RepoDep,
     name: Annotated[str, Form(min_length=1, max_length=100)],
 ) -> Response:
-    owner = await repo.get_user(UserId(user_id))
+    owner = await repo.get_user(parse_user_id(user_id))
     new = generate_api_key()
     key = await repo.create_api_key(
         user_id=owner.id,
@@ -163,9 +177,9 @@ async def create_key(
 
 
 @router.post("/keys/{key_id}/revoke")
-async def revoke_key(key_id: int, session: PostedAdminDep, repo: RepoDep) -> Response:
+async def revoke_key(key_id: str, session: PostedAdminDep, repo: RepoDep) -> Response:
     try:
-        key = await repo.revoke_api_key(ApiKeyId(key_id))
+        key = await repo.revoke_api_key(parse_key_id(key_id))
     except ConflictError as exc:
         return _back(str(exc))
     logger.info("admin %s revoked API key %s", session.user.id, key.id)
@@ -173,10 +187,10 @@ async def revoke_key(key_id: int, session: PostedAdminDep, repo: RepoDep) -> Res
 
 
 @router.post("/users/{user_id}/{action}")
-async def set_active(user_id: int, action: str, session: PostedAdminDep, repo: RepoDep) -> Response:
+async def set_active(user_id: str, action: str, session: PostedAdminDep, repo: RepoDep) -> Response:
     if action not in {"activate", "deactivate"}:
         return Response(status_code=404)
-    user = await repo.set_user_active(UserId(user_id), active=action == "activate")
+    user = await repo.set_user_active(parse_user_id(user_id), active=action == "activate")
     logger.info("admin %s: user %s is now active=%s", session.user.id, user.id, user.active)
     return _back(f"{user.name} is now {'active' if user.active else 'deactivated'}.")
 
