@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -196,8 +197,10 @@ def test_another_users_job_is_404_and_an_admin_sees_and_cancels_every_job(
     make_service: MakeService, browser: Browser, contexts: list[BrowserContext], tmp_path: Path
 ) -> None:
     service = make_service()
-    other_key = service.create_account("other", "other@example.com")
-    admin_key = make_admin(service, "root@example.com")
+    with ThreadPoolExecutor(2) as pool:  # two `ci-admin` pairs at once: start-up dominates
+        other = pool.submit(service.create_account, "other", "other@example.com")
+        admin = pool.submit(make_admin, service, "root@example.com")
+        other_key, admin_key = other.result(), admin.result()
     project = slow_project(tmp_path / "p", lines=1200, pause=0.05)
     mine = submit(service.base_url, service.api_key, project)
     theirs = submit(service.base_url, other_key, project)
