@@ -156,6 +156,25 @@ def test_sign_in_follow_a_job_live_cancel_it_and_sign_out(
     expect(page.locator("#job-status")).to_contain_text("running")
     page.screenshot(path=str(SCREENSHOTS / "job-running.png"))
 
+    # Scrolled up, the view stays put while lines arrive; "Follow" goes back to the end.
+    log = page.locator("#log")
+    wait_until(
+        lambda: log.evaluate("v => v.scrollHeight > v.clientHeight + 200"),
+        within=20,
+        what="a log taller than its view",
+    )
+    log.evaluate("v => { v.scrollTop = 0; }")
+    expect(page.get_by_role("button", name="Follow the end of the log")).to_be_visible()
+    grown = log_lines(page)
+    wait_until(lambda: log_lines(page) > grown + 5, within=20, what="more lines")
+    assert log.evaluate("v => v.scrollTop") == 0
+    page.get_by_role("button", name="Follow the end of the log").click()
+    wait_until(
+        lambda: log.evaluate("v => v.scrollHeight - v.scrollTop - v.clientHeight < 24"),
+        within=5,
+        what="the view to follow the end again",
+    )
+
     page.get_by_role("button", name="Cancel job").click()
     expect(page.locator("#job-conclusion")).to_contain_text("cancelled")
     assert service.job(job_id)["conclusion"] == "cancelled"
