@@ -115,9 +115,9 @@ def log_lines(page: Page) -> int:
 def make_admin(service: CIService, email: str) -> str:
     made = service.admin("user", "create", "--name", "Root", "--email", email, "--admin")
     assert made.returncode == 0, made.stderr
-    key = service.admin("key", "create", "--email", email, "--name", "browser")
+    key = service.admin("key", "create", "--email", email, "--name", "browser", "--json")
     assert key.returncode == 0, key.stderr
-    return key.stdout.strip().splitlines()[0]
+    return str(json.loads(key.stdout)["key"])
 
 
 def test_sign_in_follow_a_job_live_cancel_it_and_sign_out(
