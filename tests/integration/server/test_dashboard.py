@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from ci_common.job_options import JobOptions
 from ci_common.models import ApiKeyId, JobConclusion, JobId
 from ci_persistence import SqliteRepository
 from ci_server import ServerSettings, create_app
@@ -241,6 +242,19 @@ async def test_the_admin_pages_name_users_and_keys_by_their_full_uuid(
     assert (await repo.list_api_keys(user_id=bob.user.id))[0].revoked_at is None
 
 
+async def test_the_job_page_says_which_python_the_job_runs_on(
+    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+) -> None:
+    job = await repo.create_job(
+        user_id=alice.user.id, archive=project_zip(), options=JobOptions(python="3.13")
+    )
+    older = await submit(repo, alice)
+    await sign_in(api, alice.key)
+    page = (await api.get(f"/ui/jobs/{job.id}")).text
+    assert '<dt>Python</dt><dd id="job-python">3.13</dd>' in page
+    assert 'id="job-python"' not in (await api.get(f"/ui/jobs/{older}/summary")).text
+
+
 async def test_the_jobs_page_filters_by_status_and_conclusion(
     api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
 ) -> None:
@@ -314,7 +328,7 @@ def test_the_summary_shows_test_counts_when_the_job_has_them() -> None:
         "id": "6f1c0000-0000-4000-8000-000000000000", "status": "running", "conclusion": None,
         "exit_code": None, "error": None, "cancel_requested": False, "git": None,
         "created_at": datetime.now(UTC), "started_at": datetime.now(UTC), "finished_at": None,
-        "pytest_args": [],
+        "pytest_args": [], "python": None,
         "tests": {"total": 5, "passed": 3, "failed": 1, "errors": 0, "skipped": 1,
                   "xfailed": 0, "xpassed": 0},
     }  # fmt: skip
