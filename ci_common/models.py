@@ -49,6 +49,8 @@ class User(_Record):
     email: str
     active: bool
     created_at: datetime
+    is_admin: bool = False
+    """May see and cancel every user's jobs and manage users in the web dashboard."""
 
 
 class ApiKey(_Record):

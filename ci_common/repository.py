@@ -150,7 +150,7 @@ class JobRepository(Protocol):
 class UserRepository(Protocol):
     """Users and their API keys."""
 
-    async def create_user(self, *, name: str, email: str) -> User:
+    async def create_user(self, *, name: str, email: str, is_admin: bool = False) -> User:
         """A new active user; `ConflictError` if the email is taken."""
         ...
 
@@ -161,6 +161,10 @@ class UserRepository(Protocol):
     async def list_users(self) -> list[User]: ...
 
     async def set_user_active(self, user_id: UserId, *, active: bool) -> User: ...
+
+    async def set_user_admin(self, user_id: UserId, *, is_admin: bool) -> User:
+        """Grant or take back the admin flag (the dashboard's /ui/admin pages)."""
+        ...
 
     async def create_api_key(
         self,
@@ -203,6 +207,11 @@ class Repository(JobRepository, UserRepository, RuntimeRepository, Protocol):
     async def check_writable(self) -> None:
         """Raise `DatabaseUnavailableError` unless a write could start within about a second
         (`/health` asks this)."""
+        ...
+
+    async def session_secret(self) -> str:
+        """The secret that signs browser session cookies, the same for every process on this
+        database (so any server replica accepts a cookie another issued)."""
         ...
 
     async def close(self) -> None: ...

@@ -335,6 +335,11 @@ class SqliteJobs:
         assert row is not None, "migration 1 always writes the installation id"
         return str(row["value"])
 
+    async def session_secret(self) -> str:
+        row = await self._db.fetch_one("SELECT value FROM meta WHERE key = 'session_secret'")
+        assert row is not None, "schema step 8 always writes the session secret"
+        return str(row["value"])
+
 
 @contextmanager
 def _side_connection(path: Path) -> Generator[sqlite3.Connection]:

@@ -115,6 +115,13 @@ ALTER TABLE jobs ADD COLUMN extras TEXT;
 ALTER TABLE jobs ADD COLUMN dependency_groups TEXT;
 """
 
+# v8 (web dashboard): an admin flag on users, and the secret that signs browser sessions, kept
+# in the database so every server replica accepts a cookie any other one issued.
+_ADMINS_AND_SESSION_SECRET = """
+ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('session_secret', lower(hex(randomblob(32))));
+"""
+
 MIGRATIONS: tuple[Step, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
@@ -123,6 +130,7 @@ MIGRATIONS: tuple[Step, ...] = (
     _V5_PYTHON_VERSIONS,
     uuid_ids_for_users_and_keys,  # v6: users and API keys get UUID ids, references kept
     _V7_DEPENDENCY_CHOICE,  # v7
+    _ADMINS_AND_SESSION_SECRET,  # v8
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
