@@ -51,6 +51,9 @@ class JobOptions:
     env: dict[str, str] = field(default_factory=lambda: dict[str, str]())
     project: str | None = None
     git: GitInfo | None = None
+    rerun_of: str | None = None
+    """A job of the submitter's whose failed tests are all this job runs."""
+    rerun_node_ids: tuple[str, ...] = ()
 
 
 def parse_job_options(

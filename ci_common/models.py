@@ -117,6 +117,19 @@ class Job(_Record):
     project: str | None = None
     """The project's name as the client gave it (pyproject's, else the directory's)."""
     git: GitInfo | None = None
+    results_cursor: str | None = None
+    """The controller's position in the container's results stream (like `log_cursor`)."""
+    tests_reported: int = 0
+    """Per-test results stored so far (the last one's index)."""
+    tests_note: str | None = None
+    """Why the results are incomplete, once that is known."""
+    files_hash: str | None = None
+    content_hash: str | None = None
+    """The uploaded files, pytest arguments and Python version, hashed; null until the tests
+    start (the Python version comes from inside the container)."""
+    rerun_of: JobId | None = None
+    """The job whose failures this one runs again."""
+    rerun_node_ids: tuple[str, ...] = ()
 
     @property
     def success(self) -> bool | None:

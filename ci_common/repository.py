@@ -27,6 +27,7 @@ from ci_common.models import (
     User,
     UserId,
 )
+from ci_common.test_results import TestResultRepository
 
 
 class JobRepository(Protocol):
@@ -177,7 +178,11 @@ class UserRepository(Protocol):
         ...
 
 
-class Repository(JobRepository, UserRepository, Protocol):
+class JobResultsRepository(JobRepository, TestResultRepository, Protocol):
+    """What the controller needs: jobs, their logs and their test results."""
+
+
+class Repository(JobResultsRepository, UserRepository, Protocol):
     """Both halves, as one open database provides them."""
 
     async def check_writable(self) -> None:

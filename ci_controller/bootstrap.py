@@ -29,6 +29,9 @@ marker (`job_file`): pytest's extra arguments and the environment (the submitter
 `CI=true` and `CI_JOB_ID`). One way for every container: a warm one was started before its
 job existed, so its command and environment could not carry them, and a cold one then needs
 no second way. The bootstrap sets the environment and appends the arguments to its command.
+Our pytest plugin (`results_plugin`) is in the tar too: the bootstrap keeps the container's
+stderr as the results channel (`CI_RESULTS_FD`) before folding the job's stderr into stdout,
+and puts the plugin's directory on the path; `JOB_COMMAND` loads it with `-p`.
 Variables the interpreter reads only at start-up (`PYTHON*`, e.g. `PYTHONPATH`) would be
 ignored by pytest in the same interpreter, so when the job sets one, the bootstrap execs a
 fresh `python -m pytest` instead (an interpreter start, ~15 ms, for those jobs only).
@@ -53,6 +56,12 @@ import posixpath
 
 from ci_common.models import Job
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
+from ci_controller.results_plugin import (
+    PLUGIN_DIR,
+    PLUGIN_MODULE,
+    RESULTS_FD_VARIABLE,
+    plugin_environment,
+)
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
 
 PROJECT_WAIT_SECONDS = 60
@@ -60,7 +69,7 @@ JOB_WORKDIR = f"/{WORKSPACE}"
 JOB_SCRATCH = ("/tmp", "/var/tmp")
 WRITABLE_PLACES = (JOB_WORKDIR, *JOB_SCRATCH)
 """Where a job may write, each place holding at most CI_JOB_DISK."""
-JOB_COMMAND = ("python", "-m", "pytest")
+JOB_COMMAND = ("python", "-m", "pytest", "-p", PLUGIN_MODULE)
 JOB_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 PYTEST_FAILURES = range(1, 6)
 DISK_FULL_EXIT = 110
@@ -87,6 +96,9 @@ def bootstrap(*, wait_seconds: int | None, root: str = "/") -> str:
         os._exit({PROJECT_MISSING_EXIT})"""
     return f"""
 import json, os, runpy, signal, sys, time
+results = os.dup(2)
+os.set_inheritable(results, True)
+os.environ[{RESULTS_FD_VARIABLE!r}] = str(results)
 os.dup2(1, 2)
 signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
 job = os.fork()
@@ -123,6 +135,9 @@ try:
 except FileNotFoundError:
     request = {{}}
 os.environ.update(request.get("env", {{}}))
+plugins = {at(PLUGIN_DIR)!r}
+sys.path.append(plugins)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), plugins]))
 os.chdir({at(JOB_WORKDIR)!r})
 command = sys.argv[1:] + request.get("pytest_args", [])
 if command[:2] == ["python", "-m"]:
@@ -145,7 +160,7 @@ def exit_status(exit_code: int, *, oom_killed: bool) -> ExitStatus:
 
 def job_file(job: Job) -> bytes:
     """`JOB_FILE` for `job`: what the bootstrap adds to pytest's command and environment."""
-    env = {**job.env, "CI": "true", "CI_JOB_ID": job.id}
+    env = {**job.env, **plugin_environment(job.rerun_node_ids), "CI": "true", "CI_JOB_ID": job.id}
     return json.dumps({"pytest_args": list(job.pytest_args), "env": env}).encode()
 
 

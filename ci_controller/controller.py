@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 from ci_common.models import Job, JobConclusion, JobId, JobStatus
-from ci_common.repository import JobRepository
+from ci_common.repository import JobResultsRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.dependencies import DependencyImageCache
@@ -72,7 +72,9 @@ VANISHED = (
 class Controller:
     """Runs the jobs of one database on one container runtime. Wire once per process."""
 
-    def __init__(self, settings: Settings, runtime: ContainerRuntime, repo: JobRepository) -> None:
+    def __init__(
+        self, settings: Settings, runtime: ContainerRuntime, repo: JobResultsRepository
+    ) -> None:
         self._settings = settings
         self._runtime = runtime
         self._repo = repo

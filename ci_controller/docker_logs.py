@@ -46,6 +46,7 @@ async def read_output(
                 follow=True,
                 timestamps=True,
                 since=after.since_seconds if after and after.since_seconds > 0 else None,
+                stderr=False,  # the container's stderr carries test results: `docker_results`
             )
             opened.append(stream)
             if closing:  # the reader left while the stream was being opened

@@ -8,11 +8,14 @@ remote engine works the same as a local one.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 from ci_controller.dependency_images import DependencyImages
 from ci_controller.docker_containers import DockerContainers, connect_engine
+from ci_controller.docker_results import follow_results
 from ci_controller.engine_api import EngineApi
-from ci_controller.runtime import DependencyBuildSpec, OutputSink
+from ci_controller.log_cursor import LogPosition
+from ci_controller.runtime import ContainerState, DependencyBuildSpec, LogFrame, OutputSink
 
 
 class DockerRuntime(DockerContainers):
@@ -20,6 +23,7 @@ class DockerRuntime(DockerContainers):
 
     def __init__(self, *, installation_id: str, calls: EngineApi, streams: EngineApi) -> None:
         super().__init__(installation_id=installation_id, calls=calls, streams=streams)
+        self._result_streams = streams
         self._dependencies = DependencyImages(
             installation_id=installation_id, calls=calls, containers=self
         )
@@ -41,3 +45,12 @@ class DockerRuntime(DockerContainers):
 
     async def collect_dependency_images(self, *, keep: int) -> list[str]:
         return await asyncio.to_thread(self._dependencies.collect, keep)
+
+    def follow_results(
+        self, container_id: str, *, after: LogPosition | None
+    ) -> AsyncIterator[LogFrame]:
+        async def running() -> bool:
+            info = await self.inspect(container_id)
+            return info is not None and info.state is ContainerState.RUNNING
+
+        return follow_results(self._result_streams, container_id, after=after, running=running)

@@ -88,6 +88,8 @@ class EngineApi(Protocol):
         follow: bool,
         timestamps: bool,
         since: int | None,
+        stdout: bool = True,
+        stderr: bool = True,
     ) -> LogStream: ...
 
     def wait(self, container: str) -> Json: ...

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import math
 import shlex
+import zipfile
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +37,7 @@ from typing import TypeVar
 
 from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
-from ci_common.repository import JobRepository
+from ci_common.repository import JobResultsRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
@@ -49,8 +50,10 @@ from ci_controller.job_outcome import (
     exit_outcome,
     stopped_outcome,
 )
+from ci_controller.job_results import JobResults, files_hash
 from ci_controller.log_cursor import LogPosition
 from ci_controller.project import Project, ProjectArchiveError, Staging, build_project
+from ci_controller.results_plugin import plugin_files
 from ci_controller.runtime import (
     ContainerGoneError,
     ContainerInfo,
@@ -76,7 +79,7 @@ T = TypeVar("T")
 class WorkerEnvironment:
     """What every worker shares, wired once by the controller."""
 
-    repo: JobRepository
+    repo: JobResultsRepository
     runtime: ContainerRuntime
     settings: Settings
     dependencies: DependencyImageCache
@@ -92,6 +95,7 @@ class JobWorker:
         self._env = env
         self._cancel = asyncio.Event()
         self.container_id: str | None = job.container_id
+        self._results = JobResults(repo=env.repo, job=job)
 
     def request_cancel(self) -> None:
         if not self._cancel.is_set():
@@ -111,12 +115,16 @@ class JobWorker:
             # controller resumes right after it) and leave the job to be adopted.
             with contextlib.suppress(Exception):
                 await log.close()
+            with contextlib.suppress(Exception):
+                await self._results.close()
             raise
         except StorageError:
             # The database failed us, not the job: leave it running for the next reconcile,
             # which adopts its container or starts it again (an attempt counted).
             with contextlib.suppress(Exception):
                 await log.close()
+            with contextlib.suppress(Exception):
+                await self._results.close()
             raise
         except (RuntimeFault, ProjectArchiveError) as exc:
             logger.warning("job %s: %s: %s", self.job.id, type(exc).__name__, exc)
@@ -197,11 +205,16 @@ class JobWorker:
             found = await self._env.repo.copy_archive(self.job.id, upload)
         if not found:
             raise RuntimeFault("the uploaded project is no longer stored; submit the job again")
+        try:
+            await self._results.know_files(await asyncio.to_thread(files_hash, staging.upload))
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ProjectArchiveError(f"the uploaded project cannot be read: {exc}") from exc
         return await asyncio.to_thread(
             build_project,
             staging.upload,
             staging.tar,
             job_file=job_file(self.job),
+            support_files=plugin_files(self.job.rerun_node_ids),
             stop=staging.stop,
         )
 
@@ -285,6 +298,7 @@ class JobWorker:
     async def _watch(self, container_id: str, log: JobLog, deadline: float) -> Outcome:
         runtime = self._env.runtime
         follower = asyncio.create_task(self._follow(container_id, log))
+        reporter = asyncio.create_task(self._follow_results(container_id))
         waiter = asyncio.create_task(runtime.wait(container_id))
         try:
             stop = await self._race(waiter, deadline)
@@ -297,6 +311,7 @@ class JobWorker:
                 await runtime.stop(container_id, grace=grace)
             status = await waiter
             await self._drain(follower, log)
+            await self._drain(reporter, log)
         except ContainerGoneError as exc:
             raise RuntimeFault(
                 "the job's container vanished while it ran (removed outside the CI service?); "
@@ -304,6 +319,7 @@ class JobWorker:
             ) from exc
         finally:
             follower.cancel()
+            reporter.cancel()
             waiter.cancel()
         return self._stopped(stop) if stop is not None else self._exited(status)
 
@@ -311,6 +327,11 @@ class JobWorker:
         after = LogPosition.decode(self.job.log_cursor)
         async for frame in self._env.runtime.follow_logs(container_id, after=after):
             await log.add_frame(frame)
+
+    async def _follow_results(self, container_id: str) -> None:
+        after = LogPosition.decode(self.job.results_cursor)
+        async for frame in self._env.runtime.follow_results(container_id, after=after):
+            await self._results.add_frame(frame)
 
     async def _drain(self, follower: asyncio.Task[None], log: JobLog) -> None:
         """Let the follower store everything the container wrote before it stopped."""
@@ -361,6 +382,13 @@ class JobWorker:
     async def _finish(self, outcome: Outcome, log: JobLog) -> None:
         env, job = self._env, self.job
         note = outcome.note or (f"error: {outcome.error}" if outcome.error else None)
+        try:
+            stopped = outcome.note if outcome.exit_code is None and outcome.error is None else None
+            results_note = await self._results.finish(exit_code=outcome.exit_code, stopped=stopped)
+            if results_note:
+                await log.note(f"test results: {results_note}")
+        except Exception:
+            logger.exception("job %s: could not store the end of its test results", job.id)
         try:
             if note:
                 await log.note(note)

@@ -226,6 +226,13 @@ class ContainerRuntime(Protocol):
         stops; the iterator ends once everything it wrote has been yielded."""
         ...
 
+    def follow_results(
+        self, container_id: str, *, after: LogPosition | None
+    ) -> AsyncIterator[LogFrame]:
+        """The container's results stream (our pytest plugin's records, see `job_plugin`)
+        strictly after `after`, like `follow_logs`."""
+        ...
+
     async def wait(self, container_id: str) -> ExitStatus:
         """Block until the container has exited."""
         ...

@@ -91,11 +91,40 @@ ALTER TABLE jobs ADD COLUMN git TEXT;
 CREATE INDEX jobs_user_project_created ON jobs(user_id, project, created_at DESC);
 """
 
+# v5: per-test results as the controller reads them from the job's results stream (with the
+# stream's cursor on the job row, written in the same transaction), what a job's content was
+# (for flaky tests) and which failures a rerun runs.
+_V5_TEST_RESULTS = """
+CREATE TABLE test_results (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    nodeid TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    duration REAL NOT NULL,
+    message TEXT,
+    traceback TEXT,
+    output TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX test_results_outcome ON test_results(job_id, outcome, idx);
+ALTER TABLE jobs ADD COLUMN results_cursor TEXT;
+ALTER TABLE jobs ADD COLUMN tests_reported INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN tests_note TEXT;
+ALTER TABLE jobs ADD COLUMN files_hash TEXT;
+ALTER TABLE jobs ADD COLUMN content_hash TEXT;
+ALTER TABLE jobs ADD COLUMN rerun_of TEXT;
+ALTER TABLE jobs ADD COLUMN rerun_node_ids TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX jobs_user_content_hash ON jobs(user_id, content_hash) WHERE content_hash IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
     _V3_ATTEMPTS,
     _V4_JOB_OPTIONS,
+    _V5_TEST_RESULTS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

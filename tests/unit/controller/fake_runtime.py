@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ class FakeContainer:
     project: bytes | None = None
     state: ContainerState = ContainerState.CREATED
     frames: list[LogFrame] = field(default_factory=lambda: list[LogFrame]())
+    result_frames: list[LogFrame] = field(default_factory=lambda: list[LogFrame]())
+    """The results stream (the container's stderr: our pytest plugin's records)."""
     exit_code: int | None = None
     oom_killed: bool = False
     disk_full: bool = False
@@ -60,6 +63,14 @@ class FakeContainer:
             position = LogPosition(timestamp_ns=next(_clock), count=1)
         frame = LogFrame(position=position, data=data)
         self.frames.append(frame)
+        self.poke()
+        return frame
+
+    def emit_result(self, record: dict[str, object]) -> LogFrame:
+        """Write one plugin record to the results stream."""
+        data = (json.dumps(record) + "\n").encode()
+        frame = LogFrame(position=LogPosition(timestamp_ns=next(_clock), count=1), data=data)
+        self.result_frames.append(frame)
         self.poke()
         return frame
 
@@ -214,6 +225,23 @@ class FakeRuntime:
                 if after is None or frame.position > after:
                     yield frame
             if container.state is ContainerState.EXITED and sent == len(container.frames):
+                return
+            await changed.wait()
+
+    async def follow_results(
+        self, container_id: str, *, after: LogPosition | None
+    ) -> AsyncIterator[LogFrame]:
+        sent = 0
+        while True:
+            container = self.containers.get(container_id)
+            if container is None:
+                return
+            changed = container.changed
+            for frame in container.result_frames[sent:]:
+                sent += 1
+                if after is None or frame.position > after:
+                    yield frame
+            if container.state is ContainerState.EXITED and sent == len(container.result_frames):
                 return
             await changed.wait()
 
