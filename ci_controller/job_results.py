@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 FLUSH_AFTER_SECONDS = 0.02
 FLUSH_AT_RECORDS = 500
+NORMAL_EXITS = (0, 1, 5)
+"""pytest's codes for a session that ran to its end (passed, failed, no tests)."""
 
 
 def content_hash(*, files_hash: str, pytest_args: tuple[str, ...], python: str) -> str:
@@ -160,8 +162,9 @@ class JobResults:
             "it was killed or crashed" if exit_code is None or exit_code > 5 else "it stopped"
         )
         if not self.started:
-            if exit_code is None and stopped is None:
-                return None  # the job never ran pytest (its dependencies failed, say)
+            if (exit_code is None and stopped is None) or exit_code in NORMAL_EXITS:
+                return None  # pytest never ran (its dependencies failed, say), or ran without us
+
             return f"no test results: pytest stopped before its session began ({why}; see the log)"
         return (
             f"pytest did not finish its session ({why}; exit code {exit_code}): the "

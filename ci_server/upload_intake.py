@@ -110,6 +110,8 @@ _TEXT_FIELDS = {
     "project": "the project's name (pyproject's [project].name, else the directory's)",
     "git": 'JSON object {"commit": "<full hash>", "branch": "main" or null, "dirty": false} '
     "of the checkout the files came from",
+    "rerun_failed_of": "the id of one of your jobs: run only the tests that failed or errored "
+    "in it (422 when it has none)",
 }
 ARCHIVE_REQUEST_BODY: dict[str, object] = {
     "requestBody": {

@@ -24,6 +24,7 @@ from ci_common.job_options import parse_job_options
 from ci_common.models import Job
 from ci_server.dependencies import CurrentUser, HubDep, RepoDep, SettingsDep, UploadSlotsDep
 from ci_server.errors import ERROR_RESPONSES, UPLOAD_ERROR_RESPONSES
+from ci_server.rerun import with_rerun
 from ci_server.routes.sse import SSE_RESPONSE, job_event_response
 from ci_server.settings import ServerSettings
 from ci_server.upload_intake import ARCHIVE_REQUEST_BODY, received_upload
@@ -61,6 +62,9 @@ async def accepted_job(
                 env=fields.get("env"),
                 project=fields.get("project"),
                 git=fields.get("git"),
+            )
+            options = await with_rerun(
+                options, rerun_failed_of=fields.get("rerun_failed_of"), user=user, repo=repo
             )
             file = upload.file
             size = file.size if file.size is not None else _spooled_size(file)

@@ -26,6 +26,9 @@ JOB_VIEW_FIELDS = {
     "git",
     "pytest_args",
     "env",
+    "tests",
+    "content_hash",
+    "rerun_of",
 }
 
 
@@ -235,6 +238,8 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
         "/jobs/{job_id}/stream",
         "/jobs/{job_id}/logs",
         "/jobs/{job_id}/cancel",
+        "/jobs/{job_id}/tests",
+        "/tests/flaky",
         "/limits",
         "/health",
     }

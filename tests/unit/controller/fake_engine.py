@@ -124,8 +124,18 @@ class FakeEngine:
         pass
 
     def logs(
-        self, container: str, *, stream: bool, follow: bool, timestamps: bool, since: int | None
+        self,
+        container: str,
+        *,
+        stream: bool,
+        follow: bool,
+        timestamps: bool,
+        since: int | None,
+        stdout: bool = True,
+        stderr: bool = True,
     ) -> _LogStream:
+        if not stdout:  # the results stream: the fake job ran no pytest
+            return _LogStream([])
         return _LogStream([b"2026-01-01T00:00:00.000000001Z fake output\n"])
 
     def wait(self, container: str) -> Mapping[str, object]:
