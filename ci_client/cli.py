@@ -31,7 +31,7 @@ from ci_client.config import (
     resolve_config,
     write_config_value,
 )
-from ci_client.errors import ClientError, JobNotFound
+from ci_client.errors import ClientError, JobNotFound, JobRequestError
 from ci_client.exit_codes import INTERRUPTED, ExitCode, exit_code_for_error
 from ci_client.output import colour_wanted
 
@@ -204,6 +204,7 @@ def submit() -> None:
 
 
 PYTEST_ARGS = "pytest_args"
+LATEST_WITH_FAILURES = "latest"
 
 
 class PytestArgsCommand(click.Command):
@@ -247,6 +248,16 @@ class PytestArgsCommand(click.Command):
     help="Set an environment variable for the tests (repeatable); -e KEY alone passes KEY's "
     "value from here.",
 )
+@click.option(
+    "--rerun-failed",
+    "rerun_failed",
+    metavar="[JOB_ID]",
+    is_flag=False,
+    flag_value=LATEST_WITH_FAILURES,
+    default=None,
+    help="Run only the tests that failed in JOB_ID (default: your latest job of this project "
+    "with failures), against the current tree.",
+)
 @connection_options
 @pass_state
 def submit_test(
@@ -255,6 +266,7 @@ def submit_test(
     detach: bool,
     dry_run: bool,
     env_options: tuple[str, ...],
+    rerun_failed: str | None,
 ) -> None:
     """Zip the project at PATH and run its tests with pytest.
 
@@ -291,6 +303,10 @@ def submit_test(
         archive = pack_project(path, max_bytes=limits.max_upload_bytes)
         check_packed(archive, limits)
         request = replace(request, project=project_name(path), git=git_provenance(path))
+        if rerun_failed is not None:
+            request = replace(
+                request, rerun_failed_of=_rerun_source(client, rerun_failed, request.project)
+            )
         say(
             f"Packed {archive.file_count} files of {request.project} from {path} "
             f"({format_size(archive.size)} zipped, {format_size(archive.unpacked_bytes)} unpacked"
@@ -302,6 +318,29 @@ def submit_test(
             say(f"Follow it with `ci wait {job_id} --all`.")
             return
         finish(_follow(client, client.submit_stream(archive.data, request), job_id=None))
+
+
+def _rerun_source(client: CIClient, wanted: str, project: str | None) -> str:
+    """The job whose failures to rerun, said first; `JobRequestError` when there is none."""
+    if wanted == LATEST_WITH_FAILURES:
+        candidates = client.list_jobs(project=project, status="completed", limit=50)
+        found = next((job for job in candidates if job.tests.failed + job.tests.errors), None)
+        if found is None:
+            raise JobRequestError(
+                f"none of your recent jobs of {project} has failed tests, so there is nothing "
+                "to rerun; run `ci submit test` without --rerun-failed"
+            )
+        job = found
+    else:
+        job = client.get_job(_resolve_job_id(client, wanted))
+    failing = job.tests.failed + job.tests.errors
+    if not failing:
+        raise JobRequestError(
+            f"job {job.id} has no failed tests, so there is nothing to rerun; run "
+            "`ci submit test` without --rerun-failed"
+        )
+    say(f"Rerunning only the {failing} failed test(s) of job {job.id}, on the current tree")
+    return job.id
 
 
 def _describe_git(request: JobRequest) -> str:
@@ -338,8 +377,80 @@ def _follow(client: CIClient, events: Iterator[Event], *, job_id: str | None) ->
         except ClientError:
             return None
 
+    def summarize(job: str) -> None:
+        try:
+            _print_summary(client, job)
+        except ClientError as exc:
+            say(f"(the test summary could not be fetched: {exc})", "yellow")
+
     out = LogWriter(sys.stdout, keep_colour=colour_wanted(sys.stdout, os.environ))
-    return follow_job(events, job_id=job_id, out=out, say=say, lookup_error=lookup_error)
+    return follow_job(
+        events, job_id=job_id, out=out, say=say, lookup_error=lookup_error, summarize=summarize
+    )
+
+
+def _print_summary(client: CIClient, job_id: str) -> None:
+    """Failing tests (one line each, known-flaky ones marked) and the counts, on stderr."""
+    from ci_client.test_summary import summary_lines
+
+    job = client.get_job(job_id)
+    failures = (
+        client.list_tests(job_id, failed_only=True) if job.tests.failed + job.tests.errors else []
+    )
+    flaky = client.flaky_tests(project=job.project) if failures and job.project else []
+    for line in summary_lines(job, failures, flaky):
+        colour = "red" if line.startswith(("  FAILED", "  ERROR")) else None
+        say(line, colour)
+
+
+# -- test results ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--failed", "failed_only", is_flag=True, help="Only tests that failed or errored.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as a JSON array.")
+@connection_options
+@pass_state
+def tests(state: CLIState, job_id: str, failed_only: bool, as_json: bool) -> None:
+    """The per-test results of job JOB_ID so far, in the order they were reported."""
+    from ci_client.test_summary import counts_line, result_line
+
+    with state.client() as client:
+        job_id = _resolve_job_id(client, job_id)
+        results = client.list_tests(job_id, failed_only=failed_only)
+        job = client.get_job(job_id) if not as_json else None
+    if as_json:
+        click.echo(json.dumps([result.model_dump(mode="json") for result in results], indent=2))
+        return
+    assert job is not None
+    for result in results:
+        click.echo(f"{result_line(result)} ({result.duration:.3f}s)")
+    say(f"Tests: {counts_line(job.tests)}")
+    if job.tests.note:
+        say(f"Note: {job.tests.note}", "yellow")
+
+
+@cli.command()
+@click.option("--project", metavar="NAME", help="Only this project's tests.")
+@click.option("--json", "as_json", is_flag=True, help="Print them as a JSON array.")
+@connection_options
+@pass_state
+def flaky(state: CLIState, project: str | None, as_json: bool) -> None:
+    """Your flaky tests: those that passed and failed on the same content (the same files,
+    pytest arguments and Python version)."""
+    from ci_client.test_summary import flaky_lines
+
+    with state.client() as client:
+        found = client.flaky_tests(project=project)
+    if as_json:
+        click.echo(json.dumps([test.model_dump(mode="json") for test in found], indent=2))
+        return
+    if not found:
+        say("No flaky tests found.")
+        return
+    for line in flaky_lines(found):
+        click.echo(line)
 
 
 # -- looking at jobs -----------------------------------------------------------------------

@@ -72,6 +72,8 @@ class JobRequest:
     env: dict[str, str] = field(default_factory=lambda: dict[str, str]())
     project: str | None = None
     git: GitProvenance | None = None
+    rerun_failed_of: str | None = None
+    """Run only the tests that failed in this job."""
 
     def form_fields(self) -> dict[str, str]:
         """The multipart form fields beside `file`."""
@@ -84,6 +86,8 @@ class JobRequest:
             fields["project"] = self.project
         if self.git is not None:
             fields["git"] = json.dumps(self.git)
+        if self.rerun_failed_of:
+            fields["rerun_failed_of"] = self.rerun_failed_of
         return fields
 
     def check(self, limits: ServerLimits) -> None:
