@@ -77,6 +77,8 @@ class JobRequest:
     extras: tuple[str, ...] | None = None
     """The project's extras to install; None: the server's automatic choice."""
     groups: tuple[str, ...] | None = None
+    rerun_failed_of: str | None = None
+    """Run only the tests that failed in this job."""
 
     def form_fields(self) -> dict[str, str]:
         """The multipart form fields beside `file`."""
@@ -95,6 +97,8 @@ class JobRequest:
             fields["extras"] = json.dumps(list(self.extras))
         if self.groups is not None:
             fields["groups"] = json.dumps(list(self.groups))
+        if self.rerun_failed_of:
+            fields["rerun_failed_of"] = self.rerun_failed_of
         return fields
 
     def check(self, limits: ServerLimits) -> None:

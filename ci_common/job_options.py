@@ -65,6 +65,9 @@ class JobOptions:
     extras: tuple[str, ...] | None = None
     """None: the automatic choice (see `ci_common.models.Job.extras`)."""
     groups: tuple[str, ...] | None = None
+    rerun_of: str | None = None
+    """A job of the submitter's whose failed tests are all this job runs."""
+    rerun_node_ids: tuple[str, ...] = ()
 
 
 def parse_job_options(

@@ -126,6 +126,19 @@ class Job(_Record):
     """The project's extras to install; None: the automatic choice (`test`, `tests`, `dev`)."""
     groups: tuple[str, ...] | None = None
     """The PEP 735 dependency groups to install; None: the automatic choice."""
+    results_cursor: str | None = None
+    """The controller's position in the container's results stream (like `log_cursor`)."""
+    tests_reported: int = 0
+    """Per-test results stored so far (the last one's index)."""
+    tests_note: str | None = None
+    """Why the results are incomplete, once that is known."""
+    files_hash: str | None = None
+    content_hash: str | None = None
+    """The uploaded files, pytest arguments and Python version, hashed; null until the tests
+    start (the Python version comes from inside the container)."""
+    rerun_of: JobId | None = None
+    """The job whose failures this one runs again."""
+    rerun_node_ids: tuple[str, ...] = ()
 
     @property
     def success(self) -> bool | None:

@@ -28,6 +28,7 @@ from ci_common.models import (
     UserId,
 )
 from ci_common.python_versions import PythonRuntime
+from ci_common.test_results import TestResultRepository
 
 
 class JobRepository(Protocol):
@@ -197,7 +198,11 @@ class RuntimeRepository(Protocol):
         ...
 
 
-class Repository(JobRepository, UserRepository, RuntimeRepository, Protocol):
+class JobResultsRepository(JobRepository, TestResultRepository, Protocol):
+    """What the controller needs: jobs, their logs and their test results."""
+
+
+class Repository(JobResultsRepository, UserRepository, RuntimeRepository, Protocol):
     """Both halves, as one open database provides them."""
 
     async def check_writable(self) -> None:

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 
 from ci_common.models import Job, JobConclusion, JobId, JobStatus
 from ci_common.python_versions import PythonRuntime
-from ci_common.repository import JobRepository
+from ci_common.repository import JobResultsRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.job_images import JobImages
@@ -77,7 +77,7 @@ class Controller:
         self,
         settings: Settings,
         runtime: ContainerRuntime,
-        repo: JobRepository,
+        repo: JobResultsRepository,
         *,
         runtimes: Sequence[PythonRuntime] = (),
     ) -> None:

@@ -115,6 +115,34 @@ ALTER TABLE jobs ADD COLUMN extras TEXT;
 ALTER TABLE jobs ADD COLUMN dependency_groups TEXT;
 """
 
+# v8: per-test results as the controller reads them from the job's results stream (with the
+# stream's cursor on the job row, written in the same transaction), what a job's content was
+# (for flaky tests) and which failures a rerun runs.
+_V8_TEST_RESULTS = """
+CREATE TABLE test_results (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    nodeid TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    duration REAL NOT NULL,
+    message TEXT,
+    traceback TEXT,
+    output TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX test_results_outcome ON test_results(job_id, outcome, idx);
+ALTER TABLE jobs ADD COLUMN results_cursor TEXT;
+ALTER TABLE jobs ADD COLUMN tests_reported INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN tests_note TEXT;
+ALTER TABLE jobs ADD COLUMN files_hash TEXT;
+ALTER TABLE jobs ADD COLUMN content_hash TEXT;
+ALTER TABLE jobs ADD COLUMN rerun_of TEXT;
+ALTER TABLE jobs ADD COLUMN rerun_node_ids TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX jobs_user_content_hash ON jobs(user_id, content_hash) WHERE content_hash IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[Step, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
@@ -123,6 +151,7 @@ MIGRATIONS: tuple[Step, ...] = (
     _V5_PYTHON_VERSIONS,
     uuid_ids_for_users_and_keys,  # v6: users and API keys get UUID ids, references kept
     _V7_DEPENDENCY_CHOICE,  # v7
+    _V8_TEST_RESULTS,  # v8
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

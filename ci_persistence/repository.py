@@ -7,10 +7,11 @@ from pathlib import Path
 from ci_persistence.database import SqliteDatabase
 from ci_persistence.jobs import SqliteJobs
 from ci_persistence.runtimes import SqliteRuntimes
+from ci_persistence.test_results import SqliteTestResults
 from ci_persistence.users import SqliteUsers
 
 
-class SqliteRepository(SqliteJobs, SqliteUsers, SqliteRuntimes):
+class SqliteRepository(SqliteJobs, SqliteTestResults, SqliteUsers, SqliteRuntimes):
     """Implements `ci_common.Repository`. Open with `await open_repository(path)`."""
 
     def __init__(self, db: SqliteDatabase) -> None:

@@ -29,6 +29,9 @@ JOB_VIEW_FIELDS = {
     "pytest_args",
     "env",
     "python",
+    "tests",
+    "content_hash",
+    "rerun_of",
 }
 
 
@@ -238,6 +241,8 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
         "/jobs/{job_id}/stream",
         "/jobs/{job_id}/logs",
         "/jobs/{job_id}/cancel",
+        "/jobs/{job_id}/tests",
+        "/tests/flaky",
         "/limits",
         "/runtimes",
         "/whoami",

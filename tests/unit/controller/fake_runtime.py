@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_common.models import JobId
+from ci_controller.container_output import RESULTS_CHANNEL, encode_records
 from ci_controller.log_cursor import LogPosition
 from ci_controller.runtime import (
     ROLE_DEPENDENCIES,
@@ -62,6 +64,15 @@ class FakeContainer:
         self.frames.append(frame)
         self.poke()
         return frame
+
+    def emit_result(self, record: dict[str, object]) -> LogFrame:
+        """Write one plugin record, framed as PID 1 sends it (`RESULTS_CHANNEL`)."""
+        line = (json.dumps(record) + "\n").encode()
+        frames = [
+            self.emit(message)
+            for message in encode_records(line, channel=RESULTS_CHANNEL).splitlines(keepends=True)
+        ]
+        return frames[-1]
 
     def exit(self, code: int, *, oom_killed: bool = False, disk_full: bool = False) -> None:
         """End with `code`; the flags are what the runtime reports about memory and disk."""
