@@ -54,6 +54,10 @@ class JobView(_Wire):
         default_factory=lambda: dict[str, str](),
         description="environment set for pytest (beside CI=true and CI_JOB_ID)",
     )
+    artifacts: list[str] = Field(
+        default_factory=lambda: list[str](),
+        description="glob patterns of files kept after pytest exits (beside junit.xml)",
+    )
 
     @classmethod
     def from_job(cls, job: Job) -> JobView:
@@ -73,7 +77,15 @@ class JobView(_Wire):
             git=job.git,
             pytest_args=list(job.pytest_args),
             env=dict(job.env),
+            artifacts=list(job.artifacts),
         )
+
+
+class ArtifactView(_Wire):
+    """A file kept from a job's container, as `GET /jobs/{id}/artifacts` lists it."""
+
+    path: str = Field(description="relative to the project root; `junit.xml` is pytest's report")
+    size: int = Field(description="bytes")
 
 
 class SubmitAccepted(_Wire):

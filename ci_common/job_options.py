@@ -34,6 +34,8 @@ MAX_ENV_BYTES = 64 * 1024
 MAX_PROJECT_NAME_CHARS = 255
 """Any directory's name fits (NAME_MAX is 255 bytes)."""
 MAX_BRANCH_CHARS = 255
+MAX_ARTIFACT_PATTERNS = 32
+MAX_ARTIFACT_PATTERN_CHARS = 1024
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 RESERVED_ENV_NAMES = ("CI", "CI_JOB_ID", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
 """Set by the service in every job container; a submit may not set them."""
@@ -51,10 +53,17 @@ class JobOptions:
     env: dict[str, str] = field(default_factory=lambda: dict[str, str]())
     project: str | None = None
     git: GitInfo | None = None
+    artifacts: tuple[str, ...] = ()
+    """Glob patterns, relative to the project root, of files to keep after pytest exits."""
 
 
 def parse_job_options(
-    *, pytest_args: str | None, env: str | None, project: str | None, git: str | None
+    *,
+    pytest_args: str | None,
+    env: str | None,
+    project: str | None,
+    git: str | None,
+    artifacts: str | None = None,
 ) -> JobOptions:
     """The submit's form fields (JSON text, `project` plain text; None when absent) as
     options, or `InvalidJobOptionsError` naming the field and the fix."""
@@ -63,7 +72,43 @@ def parse_job_options(
         env=check_env(_json(env, "env", "object of strings")),
         project=check_project(project),
         git=check_git(_json(git, "git", "object")),
+        artifacts=check_artifacts(_json(artifacts, "artifacts", "array of strings")),
     )
+
+
+def check_artifacts(value: object) -> tuple[str, ...]:
+    """Glob patterns (`coverage.xml`, `htmlcov/**`) inside the project root: relative, no
+    `..`, no control characters, a bounded number of bounded strings."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) for item in cast(list[object], value)
+    ):
+        raise InvalidJobOptionsError(
+            'artifacts must be a JSON array of glob patterns, e.g. ["coverage.xml", "htmlcov/**"]'
+        )
+    patterns = cast(list[str], value)
+    if len(patterns) > MAX_ARTIFACT_PATTERNS:
+        raise InvalidJobOptionsError(
+            f"artifacts has {len(patterns)} patterns, more than the {MAX_ARTIFACT_PATTERNS} "
+            "allowed; use wider patterns (`reports/**`)"
+        )
+    for index, pattern in enumerate(patterns):
+        _utf8_size(pattern, f"artifacts[{index}]")
+        where = f"artifacts[{index}] {_shown(pattern)}"
+        if not pattern.strip() or len(pattern) > MAX_ARTIFACT_PATTERN_CHARS:
+            raise InvalidJobOptionsError(
+                f"{where} must be a glob pattern of 1 to {MAX_ARTIFACT_PATTERN_CHARS} characters"
+            )
+        if _CONTROL.search(pattern) or "\\" in pattern:
+            raise InvalidJobOptionsError(
+                f"{where} contains a control character or a backslash; use / between folders"
+            )
+        if pattern.startswith("/") or ".." in pattern.split("/"):
+            raise InvalidJobOptionsError(
+                f"{where} must stay inside the project: relative to its root, without `..`"
+            )
+    return tuple(patterns)
 
 
 def check_pytest_args(value: object) -> tuple[str, ...]:

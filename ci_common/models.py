@@ -117,6 +117,8 @@ class Job(_Record):
     project: str | None = None
     """The project's name as the client gave it (pyproject's, else the directory's)."""
     git: GitInfo | None = None
+    artifacts: tuple[str, ...] = ()
+    """Glob patterns of files kept beside `junit.xml` after pytest exits."""
 
     @property
     def success(self) -> bool | None:
@@ -137,3 +139,12 @@ class LogChunk(_Record):
     seq: int
     data: str
     created_at: datetime
+
+
+class Artifact(_Record):
+    """A file kept from a job's container after pytest exited (`junit.xml` always)."""
+
+    job_id: JobId
+    path: str
+    """Relative to the project root; `junit.xml` is ours."""
+    size: int

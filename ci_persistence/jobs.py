@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 _JOB_COLUMNS = (
     "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
     "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts, "
-    "pytest_args, env, project, git"
+    "pytest_args, env, project, git, artifacts"
 )
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
@@ -92,6 +92,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         env=json.loads(row["env"]),
         project=row["project"],
         git=GitInfo.model_validate_json(row["git"]) if row["git"] else None,
+        artifacts=tuple(json.loads(row["artifacts"])),
     )
 
 
@@ -333,7 +334,7 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
         try:
             conn.execute(
                 "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes, pytest_args, "
-                "env, project, git) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "env, project, git, artifacts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     user_id,
@@ -344,6 +345,7 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
                     json.dumps(options.env),
                     options.project,
                     options.git.model_dump_json() if options.git else None,
+                    json.dumps(list(options.artifacts)),
                 ),
             )
             rowid = conn.execute(

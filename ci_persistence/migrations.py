@@ -91,11 +91,35 @@ ALTER TABLE jobs ADD COLUMN git TEXT;
 CREATE INDEX jobs_user_project_created ON jobs(user_id, project, created_at DESC);
 """
 
+# v5 (artifacts): the file patterns a job keeps, the files kept (in blocks, so a download
+# streams one block at a time from any server replica), and an index for retention to find
+# the oldest finished jobs.
+_V5_ARTIFACTS = """
+ALTER TABLE jobs ADD COLUMN artifacts TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE job_artifacts (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, path)
+);
+CREATE TABLE artifact_blocks (
+    job_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    FOREIGN KEY (job_id, path) REFERENCES job_artifacts(job_id, path) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX artifact_blocks_key ON artifact_blocks(job_id, path, idx);
+CREATE INDEX jobs_finished ON jobs(finished_at) WHERE status = 'completed';
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
     _V3_ATTEMPTS,
     _V4_JOB_OPTIONS,
+    _V5_ARTIFACTS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -21,7 +21,7 @@ from ci_persistence import open_repository
 from ci_server.dependencies import ServerRuntime
 from ci_server.errors import install_error_handlers
 from ci_server.log_hub import LogHub
-from ci_server.routes import health, jobs, limits, submit
+from ci_server.routes import artifacts, health, jobs, limits, submit
 from ci_server.settings import ServerSettings
 from ci_server.upload_intake import UploadSlots
 from ci_server.upload_limit import MULTIPART_OVERHEAD_BYTES, RequestSizeLimit
@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(submit.router)
     app.include_router(jobs.router)
+    app.include_router(artifacts.router)
     app.include_router(limits.router)
     app.include_router(health.router)
     app.add_middleware(

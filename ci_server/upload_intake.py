@@ -110,6 +110,8 @@ _TEXT_FIELDS = {
     "project": "the project's name (pyproject's [project].name, else the directory's)",
     "git": 'JSON object {"commit": "<full hash>", "branch": "main" or null, "dirty": false} '
     "of the checkout the files came from",
+    "artifacts": "JSON array of glob patterns, relative to the project root, of files to keep "
+    'after pytest exits, e.g. ["coverage.xml", "htmlcov/**"] (junit.xml is always kept)',
 }
 ARCHIVE_REQUEST_BODY: dict[str, object] = {
     "requestBody": {

@@ -61,6 +61,7 @@ async def accepted_job(
                 env=fields.get("env"),
                 project=fields.get("project"),
                 git=fields.get("git"),
+                artifacts=fields.get("artifacts"),
             )
             file = upload.file
             size = file.size if file.size is not None else _spooled_size(file)

@@ -26,6 +26,7 @@ OPTIONS = {
     "env": json.dumps({"FOO": "bar", "EMPTY": "", "_under": "ü"}),
     "project": "inventory",
     "git": json.dumps({"commit": COMMIT, "branch": "main", "dirty": True}),
+    "artifacts": json.dumps(["coverage.xml", "htmlcov/**"]),
 }
 TIMEOUT = httpx.Timeout(10.0)
 
@@ -48,6 +49,7 @@ async def test_every_submit_endpoint_stores_the_options_with_the_job(
     assert job.env == {"FOO": "bar", "EMPTY": "", "_under": "ü"}
     assert job.project == "inventory"
     assert job.git == GitInfo(commit=COMMIT, branch="main", dirty=True)
+    assert job.artifacts == ("coverage.xml", "htmlcov/**")
 
 
 async def test_the_job_json_shows_what_was_asked_and_tested(
@@ -105,6 +107,13 @@ BAD_OPTIONS = [
     ({"git": json.dumps({"commit": COMMIT, "dirty": 0})}, "git.dirty must be true"),
     ({"git": json.dumps({"commit": COMMIT, "dirty": False, "x": 1})}, "git has unknown keys"),
     ({"git": "[]"}, "git must be a JSON object"),
+    ({"artifacts": "coverage.xml"}, "artifacts is not valid JSON"),
+    ({"artifacts": '"coverage.xml"'}, "artifacts must be a JSON array of glob patterns"),
+    ({"artifacts": json.dumps(["../etc/passwd"])}, "must stay inside the project"),
+    ({"artifacts": json.dumps(["/etc/*"])}, "must stay inside the project"),
+    ({"artifacts": json.dumps(["a\\b"])}, "a backslash"),
+    ({"artifacts": json.dumps([""])}, "must be a glob pattern of 1 to 1024"),
+    ({"artifacts": json.dumps(["x"] * 33)}, "more than the 32 allowed"),
 ]
 
 
