@@ -10,6 +10,10 @@ job's status when the job ends (a signal as 128 + its number), which takes every
 in the container with it. The fork costs about a millisecond and happens before the project
 arrives, so it is off the dispatch path.
 
+When the job has ended, PID 1 gathers the files to keep (`artifacts.COLLECT_SOURCE`) before
+it exits: the workspace is gone once the container stops. Our JUnit plugin is loaded with
+`-p` from `PLUGIN_DIR` (on the path, and on `PYTHONPATH` for fresh interpreters).
+
 The job (the child) waits for the project and then runs `python -m pytest` in the same
 interpreter. The container is started first and the project copied in right after
 (`put_archive` costs ~50 ms, which now overlaps the interpreter's start-up instead of
@@ -52,6 +56,14 @@ import json
 import posixpath
 
 from ci_common.models import Job
+from ci_controller.artifacts import (
+    COLLECT_SOURCE,
+    JUNIT_NAME,
+    JUNIT_PLUGIN_MODULE,
+    JUNIT_VARIABLE,
+    OUTPUT_DIR,
+    PLUGIN_DIR,
+)
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
 
@@ -60,7 +72,7 @@ JOB_WORKDIR = f"/{WORKSPACE}"
 JOB_SCRATCH = ("/tmp", "/var/tmp")
 WRITABLE_PLACES = (JOB_WORKDIR, *JOB_SCRATCH)
 """Where a job may write, each place holding at most CI_JOB_DISK."""
-JOB_COMMAND = ("python", "-m", "pytest")
+JOB_COMMAND = ("python", "-m", "pytest", "-p", JUNIT_PLUGIN_MODULE)
 JOB_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 PYTEST_FAILURES = range(1, 6)
 DISK_FULL_EXIT = 110
@@ -87,6 +99,7 @@ def bootstrap(*, wait_seconds: int | None, root: str = "/") -> str:
         os._exit({PROJECT_MISSING_EXIT})"""
     return f"""
 import json, os, runpy, signal, sys, time
+{COLLECT_SOURCE}
 os.dup2(1, 2)
 signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
 job = os.fork()
@@ -111,6 +124,10 @@ if job:
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     if {PYTEST_FAILURES.start} <= code < {PYTEST_FAILURES.stop} and any(map(full, {places!r})):
         code += {DISK_FULL_EXIT}
+    try:
+        collect_artifacts({at(JOB_FILE)!r}, {at(JOB_WORKDIR)!r}, {at(OUTPUT_DIR)!r})
+    except Exception as exc:
+        print("[ci] the artifacts could not be collected:", exc, flush=True)
     os._exit(code)
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 marker = {at(READY_MARKER)!r}
@@ -123,6 +140,10 @@ try:
 except FileNotFoundError:
     request = {{}}
 os.environ.update(request.get("env", {{}}))
+os.environ[{JUNIT_VARIABLE!r}] = {at(f"{OUTPUT_DIR}/{JUNIT_NAME}")!r}
+plugins = {at(PLUGIN_DIR)!r}
+sys.path.append(plugins)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), plugins]))
 os.chdir({at(JOB_WORKDIR)!r})
 command = sys.argv[1:] + request.get("pytest_args", [])
 if command[:2] == ["python", "-m"]:
@@ -143,10 +164,17 @@ def exit_status(exit_code: int, *, oom_killed: bool) -> ExitStatus:
     return ExitStatus(exit_code, oom_killed=oom_killed)
 
 
-def job_file(job: Job) -> bytes:
-    """`JOB_FILE` for `job`: what the bootstrap adds to pytest's command and environment."""
+def job_file(job: Job, *, artifact_bytes: int = 0) -> bytes:
+    """`JOB_FILE` for `job`: what the bootstrap adds to pytest's command and environment,
+    and which files PID 1 keeps within `artifact_bytes` (see `artifacts`)."""
     env = {**job.env, "CI": "true", "CI_JOB_ID": job.id}
-    return json.dumps({"pytest_args": list(job.pytest_args), "env": env}).encode()
+    request = {
+        "pytest_args": list(job.pytest_args),
+        "env": env,
+        "artifacts": list(job.artifacts),
+        "artifact_bytes": artifact_bytes,
+    }
+    return json.dumps(request).encode()
 
 
 BOOTSTRAP = bootstrap(wait_seconds=PROJECT_WAIT_SECONDS)

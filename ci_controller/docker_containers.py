@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
@@ -291,15 +291,26 @@ class DockerContainers:
         self, container_id: str, *, after: LogPosition | None
     ) -> AsyncIterator[LogFrame]:
         """Follow until the container has stopped. A stream that ends while the container
-        still runs (a dropped connection) is reopened from the last frame yielded."""
+        still runs (a dropped connection) is reopened from the last frame yielded.
+
+        Once it has stopped, the log is read once more after the last frame: the engine ends
+        a follower when the container stops, and can do so before it stored the output's
+        unterminated last line (a test killed mid-line), which it writes only when the
+        output closes (seen on Docker 20.10: the line was in the log, not in the stream)."""
         position = after
+        stopped = False
         while True:
             async for frame in read_output(self._streams, container_id, after=position):
                 position = frame.position
                 yield frame
-            info = await self.inspect(container_id)
-            if info is None or info.state is not ContainerState.RUNNING:
+            if stopped:
                 break
+            info = await self.inspect(container_id)
+            if info is None:
+                break
+            if info.state is not ContainerState.RUNNING:
+                stopped = True  # one more read, for a last line stored after the stream ended
+                continue
             logger.warning("log stream of %s ended early; reopening it", container_id[:12])
 
     async def wait(self, container_id: str) -> ExitStatus:
@@ -321,6 +332,31 @@ class DockerContainers:
             return exit_status(exit_code, oom_killed=oom_killed)
 
         return await in_daemon_thread(f"wait-{container_id[:12]}", wait_and_inspect)
+
+    async def copy_out(
+        self, container_id: str, path: str, *, into: IO[bytes], max_bytes: int
+    ) -> bool:
+        def copy() -> bool:
+            written = 0
+            try:
+                stream, _ = self._api.get_archive(container_id, path)
+                for block in stream:
+                    if written + len(block) > max_bytes:
+                        into.write(block[: max_bytes - written])
+                        break
+                    into.write(block)
+                    written += len(block)
+            except NotFound as exc:
+                if "no such container" in explain(exc).lower():
+                    raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
+                return False
+            except ENGINE_ERRORS as exc:
+                raise RuntimeFault(
+                    f"could not copy {path} out of container {container_id[:12]}: {explain(exc)}"
+                ) from exc
+            return True
+
+        return await in_daemon_thread(f"copy-{container_id[:12]}", copy)
 
     async def run_to_end(self, container_id: str) -> tuple[ExitStatus, bytes]:
         """Start a short-lived container, collect its whole output, wait, and remove it."""

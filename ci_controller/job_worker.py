@@ -36,8 +36,10 @@ from typing import TypeVar
 
 from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
-from ci_common.repository import JobRepository
+from ci_common.repository import ControllerRepository
 from ci_common.settings import Settings
+from ci_controller.artifact_store import collect_artifacts
+from ci_controller.artifacts import plugin_files
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
 from ci_controller.dependencies import DependencyImageCache
@@ -76,7 +78,7 @@ T = TypeVar("T")
 class WorkerEnvironment:
     """What every worker shares, wired once by the controller."""
 
-    repo: JobRepository
+    repo: ControllerRepository
     runtime: ContainerRuntime
     settings: Settings
     dependencies: DependencyImageCache
@@ -201,7 +203,8 @@ class JobWorker:
             build_project,
             staging.upload,
             staging.tar,
-            job_file=job_file(self.job),
+            job_file=job_file(self.job, artifact_bytes=self._env.settings.max_artifacts_bytes),
+            support_files=plugin_files(),
             stop=staging.stop,
         )
 
@@ -297,6 +300,14 @@ class JobWorker:
                 await runtime.stop(container_id, grace=grace)
             status = await waiter
             await self._drain(follower, log)
+            await collect_artifacts(
+                repo=self._env.repo,
+                runtime=runtime,
+                job=self.job,
+                container_id=container_id,
+                log=log,
+                max_bytes=self._env.settings.max_artifacts_bytes,
+            )
         except ContainerGoneError as exc:
             raise RuntimeFault(
                 "the job's container vanished while it ran (removed outside the CI service?); "
