@@ -60,6 +60,8 @@ Exit codes (ci submit test, ci wait):
   78   no API key configured, or a bad config file
   124  the job timed out
   130  the job was cancelled, or you pressed Ctrl-C (the job goes on)
+  137  the tests were killed by a signal (out of memory; the job's
+       exit_code is 128 + the signal's number)
 
 \b
 Configuration: --server > CI_SERVER_URL > ~/.ci/config > http://localhost:8000
@@ -247,6 +249,15 @@ class PytestArgsCommand(click.Command):
     help="Set an environment variable for the tests (repeatable); -e KEY alone passes KEY's "
     "value from here.",
 )
+@click.option(
+    "--artifact",
+    "artifacts",
+    metavar="PATTERN",
+    multiple=True,
+    help="Keep the files matching this glob, relative to the project root, after pytest "
+    "exits (repeatable; `htmlcov/**` for a tree); junit.xml is always kept. "
+    "`ci artifacts JOB_ID` fetches them.",
+)
 @connection_options
 @pass_state
 def submit_test(
@@ -255,6 +266,7 @@ def submit_test(
     detach: bool,
     dry_run: bool,
     env_options: tuple[str, ...],
+    artifacts: tuple[str, ...],
 ) -> None:
     """Zip the project at PATH and run its tests with pytest.
 
@@ -283,7 +295,9 @@ def submit_test(
     state.config().require_api_key()
     pytest_args: tuple[str, ...] = click.get_current_context().meta.get(PYTEST_ARGS, ())
     request = JobRequest(
-        pytest_args=pytest_args, env=parse_env_options(env_options, local=os.environ)
+        pytest_args=pytest_args,
+        env=parse_env_options(env_options, local=os.environ),
+        artifacts=artifacts,
     )
     with state.client() as client:
         limits = client.limits()
@@ -470,6 +484,14 @@ def config_show(state: CLIState) -> None:
     click.echo(f"file       = {resolved.path}{'' if resolved.path.exists() else ' (absent)'}")
     if resolved.api_key_source is Source.NONE:
         say("No API key: `ci config set api_key KEY` or export CI_API_KEY.", "yellow")
+
+
+resolve_job_id = _resolve_job_id
+"""For commands defined in their own modules."""
+
+from ci_client.artifacts_command import artifacts as _artifacts_command  # noqa: E402
+
+cli.add_command(_artifacts_command)
 
 
 def main() -> None:

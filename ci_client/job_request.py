@@ -72,6 +72,8 @@ class JobRequest:
     env: dict[str, str] = field(default_factory=lambda: dict[str, str]())
     project: str | None = None
     git: GitProvenance | None = None
+    artifacts: tuple[str, ...] = ()
+    """Glob patterns of files to keep beside junit.xml (`--artifact`)."""
 
     def form_fields(self) -> dict[str, str]:
         """The multipart form fields beside `file`."""
@@ -84,6 +86,8 @@ class JobRequest:
             fields["project"] = self.project
         if self.git is not None:
             fields["git"] = json.dumps(self.git)
+        if self.artifacts:
+            fields["artifacts"] = json.dumps(list(self.artifacts))
         return fields
 
     def check(self, limits: ServerLimits) -> None:
