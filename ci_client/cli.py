@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ci_client import cli_config, cli_jobs, cli_tests
+from ci_client import cli_artifacts, cli_config, cli_jobs, cli_tests
 from ci_client.cli_state import CLIState, connection_options, echo_json, finish, pass_state, say
 from ci_client.errors import ClientError, JobRequestError
 from ci_client.exit_codes import INTERRUPTED, ExitCode, exit_code_for_error
@@ -45,6 +45,8 @@ Exit codes (ci submit test, ci wait):
   78   no API key configured, or a bad config file
   124  the job timed out
   130  the job was cancelled, or you pressed Ctrl-C (the job goes on)
+  137  the tests were killed by a signal (out of memory; the job's
+       exit_code is 128 + the signal's number)
 
 \b
 Configuration: --server > CI_SERVER_URL > config file > http://localhost:8000
@@ -238,6 +240,15 @@ class PytestArgsCommand(click.Command):
     help="Run only the tests that failed in JOB_ID (default: your latest job of this project "
     "with failures), against the current tree.",
 )
+@click.option(
+    "--artifact",
+    "artifacts",
+    metavar="PATTERN",
+    multiple=True,
+    help="Keep the files matching this glob, relative to the project root, after pytest "
+    "exits (repeatable; `htmlcov/**` for a tree); junit.xml is always kept. "
+    "`ci artifacts JOB_ID` fetches them.",
+)
 @connection_options
 @pass_state
 def submit_test(
@@ -253,6 +264,7 @@ def submit_test(
     groups: tuple[str, ...],
     no_extras: bool,
     rerun_failed: str | None,
+    artifacts: tuple[str, ...],
 ) -> None:
     """Zip the project at PATH and run its tests with pytest.
 
@@ -286,6 +298,7 @@ def submit_test(
         python=python,
         extras=extras if extras or no_extras else None,
         groups=groups if groups or no_extras else None,
+        artifacts=artifacts,
     )
     with state.client() as client:
         limits = client.limits()
@@ -355,6 +368,7 @@ for command in (
     cli_jobs.cancel,
     cli_tests.tests,
     cli_tests.flaky,
+    cli_artifacts.artifacts,
     cli_jobs.whoami,
     cli_config.config,
 ):

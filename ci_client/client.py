@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import quote
 
 from ci_client.errors import (
     ClientError,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from ci_client.events import Event
     from ci_client.job_request import JobRequest, ServerLimits
     from ci_client.stream import StreamCursor
-    from ci_common.api import FlakyTestView, JobView, TestResultView
+    from ci_common.api import ArtifactView, FlakyTestView, JobView, TestResultView
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, write=120.0)
 BUSY_RETRIES = 5
@@ -232,6 +233,30 @@ class CIClient:
 
         response = self._request("POST", f"/jobs/{job_id}/cancel", job_id=job_id)
         return validate_model(JobView, response)
+
+    def artifacts(self, job_id: str) -> list[ArtifactView]:
+        """The files the job kept, by path (`GET /jobs/{id}/artifacts`)."""
+        from ci_common.api import ArtifactView
+
+        response = self._request("GET", f"/jobs/{job_id}/artifacts", job_id=job_id)
+        return validate_model(list[ArtifactView], response)
+
+    def download_artifact(self, job_id: str, path: str, into: BinaryIO) -> int:
+        """Write one kept file into `into` as it arrives (never whole in memory); returns
+        its size."""
+        url = f"/jobs/{job_id}/artifacts/{quote(path)}"
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    response.read()
+                    check_response(response, job_id=job_id, upload=False)
+                written = 0
+                for block in response.iter_bytes():
+                    into.write(block)
+                    written += len(block)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        return written
 
     # -- streams --------------------------------------------------------------------------
 

@@ -79,6 +79,8 @@ class JobRequest:
     groups: tuple[str, ...] | None = None
     rerun_failed_of: str | None = None
     """Run only the tests that failed in this job."""
+    artifacts: tuple[str, ...] = ()
+    """Glob patterns of files to keep beside junit.xml (`--artifact`)."""
 
     def form_fields(self) -> dict[str, str]:
         """The multipart form fields beside `file`."""
@@ -99,6 +101,8 @@ class JobRequest:
             fields["groups"] = json.dumps(list(self.groups))
         if self.rerun_failed_of:
             fields["rerun_failed_of"] = self.rerun_failed_of
+        if self.artifacts:
+            fields["artifacts"] = json.dumps(list(self.artifacts))
         return fields
 
     def check(self, limits: ServerLimits) -> None:

@@ -155,6 +155,10 @@ class JobView(_Wire):
     rerun_of: str | None = Field(
         default=None, description="the job whose failed tests this one ran again"
     )
+    artifacts: list[str] = Field(
+        default_factory=lambda: list[str](),
+        description="glob patterns of files kept after pytest exits (beside junit.xml)",
+    )
 
     @classmethod
     def from_job(cls, job: Job, tests: TestCounts | None = None) -> JobView:
@@ -180,6 +184,7 @@ class JobView(_Wire):
             tests=TestCountsView.from_counts(tests) if tests else TestCountsView(),
             content_hash=job.content_hash,
             rerun_of=job.rerun_of,
+            artifacts=list(job.artifacts),
         )
 
 
@@ -190,6 +195,13 @@ class RuntimeView(_Wire):
     python: str = Field(description="the exact Python in its image: `3.13.5`")
     image: str = Field(description="the job image that has it")
     default: bool = Field(description="what a job gets when neither it nor its project says")
+
+
+class ArtifactView(_Wire):
+    """A file kept from a job's container, as `GET /jobs/{id}/artifacts` lists it."""
+
+    path: str = Field(description="relative to the project root; `junit.xml` is pytest's report")
+    size: int = Field(description="bytes")
 
 
 class SubmitAccepted(_Wire):

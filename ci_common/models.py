@@ -139,6 +139,8 @@ class Job(_Record):
     rerun_of: JobId | None = None
     """The job whose failures this one runs again."""
     rerun_node_ids: tuple[str, ...] = ()
+    artifacts: tuple[str, ...] = ()
+    """Glob patterns of files kept beside `junit.xml` after pytest exits."""
 
     @property
     def success(self) -> bool | None:
@@ -159,3 +161,12 @@ class LogChunk(_Record):
     seq: int
     data: str
     created_at: datetime
+
+
+class Artifact(_Record):
+    """A file kept from a job's container after pytest exited (`junit.xml` always)."""
+
+    job_id: JobId
+    path: str
+    """Relative to the project root; `junit.xml` is ours."""
+    size: int

@@ -38,8 +38,9 @@ from typing import TypeVar
 
 from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
-from ci_common.repository import JobResultsRepository
+from ci_common.repository import ControllerRepository
 from ci_common.settings import Settings
+from ci_controller.artifact_store import collect_artifacts
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
 from ci_controller.container_output import LOG_CHANNEL, RESULTS_CHANNEL, decode_frame
@@ -53,10 +54,10 @@ from ci_controller.job_outcome import (
     exit_outcome,
     stopped_outcome,
 )
+from ci_controller.job_plugins import plugin_files
 from ci_controller.job_results import JobResults, files_hash
 from ci_controller.log_cursor import LogPosition
 from ci_controller.project import Project, ProjectArchiveError, Staging, build_project
-from ci_controller.results_plugin import plugin_files
 from ci_controller.runtime import (
     ContainerGoneError,
     ContainerInfo,
@@ -83,7 +84,7 @@ T = TypeVar("T")
 class WorkerEnvironment:
     """What every worker shares, wired once by the controller."""
 
-    repo: JobResultsRepository
+    repo: ControllerRepository
     runtime: ContainerRuntime
     settings: Settings
     images: JobImages
@@ -215,8 +216,10 @@ class JobWorker:
             raise ProjectArchiveError(f"the uploaded project cannot be read: {exc}") from exc
         job = self.job
 
+        artifact_bytes = self._env.settings.max_artifacts_bytes
+
         def with_plan(plan: DependencyPlan) -> bytes:
-            return job_file(job, plan=plan)
+            return job_file(job, plan=plan, artifact_bytes=artifact_bytes)
 
         return await asyncio.to_thread(
             build_project,
@@ -224,7 +227,7 @@ class JobWorker:
             staging.tar,
             job_file=with_plan,
             selection=Selection(extras=job.extras, groups=job.groups),
-            support_files=plugin_files(self.job.rerun_node_ids),
+            support_files=plugin_files(job.rerun_node_ids),
             stop=staging.stop,
         )
 
@@ -328,6 +331,14 @@ class JobWorker:
                 await runtime.stop(container_id, grace=grace)
             status = await waiter
             await self._drain(follower, log)
+            await collect_artifacts(
+                repo=self._env.repo,
+                runtime=runtime,
+                job=self.job,
+                container_id=container_id,
+                log=log,
+                max_bytes=self._env.settings.max_artifacts_bytes,
+            )
         except ContainerGoneError as exc:
             raise RuntimeFault(
                 "the job's container vanished while it ran (removed outside the CI service?); "

@@ -55,6 +55,7 @@ from ci_common.project_paths import (
     check_zip_entries,
     shown,
 )
+from ci_controller.artifacts import OUTPUT_DIR
 from ci_controller.dependency_plan import (
     DependencyPlan,
     DependencyPlanError,
@@ -185,10 +186,10 @@ def build_project(
     stop: threading.Event | None = None,
 ) -> Project:
     """Write the tar of the zip at `upload`, with `support_files` (paths from the container's
-    root, outside the workspace: our pytest plugin) and `job_file` as `JOB_FILE`, into the
-    existing file `tar` (a `Staging`'s); `ProjectArchiveError` says what is wrong, including
-    a dependency declaration that cannot be installed. Blocking (run it in a thread); memory
-    stays flat whatever the zip unpacks to."""
+    root, outside the workspace: our pytest plugins), the empty `OUTPUT_DIR` and `job_file` as
+    `JOB_FILE`, into the existing file `tar` (a `Staging`'s); `ProjectArchiveError` says what
+    is wrong, including a dependency declaration that cannot be installed. Blocking (run it
+    in a thread); memory stays flat whatever the zip unpacks to."""
     stop = stop or threading.Event()
     try:
         with zipfile.ZipFile(upload) as archive:
@@ -302,6 +303,7 @@ def _write_tar(
                 tar.addfile(_tar_info(parent, tarfile.DIRTYPE, mode=0o755, size=0))
             info = _tar_info(name, tarfile.REGTYPE, mode=0o644, size=len(content))
             tar.addfile(info, io.BytesIO(content))
+        tar.addfile(_tar_info(OUTPUT_DIR, tarfile.DIRTYPE, mode=0o755, size=0))
         job_info = _tar_info(JOB_FILE, tarfile.REGTYPE, mode=0o600, size=len(job_file))
         tar.addfile(job_info, io.BytesIO(job_file))
         tar.addfile(_tar_info(READY_MARKER, tarfile.REGTYPE, mode=0o644, size=0))

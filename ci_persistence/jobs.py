@@ -40,7 +40,7 @@ _JOB_COLUMNS = (
     "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
     "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts, "
     "pytest_args, env, project, git, python, extras, dependency_groups, results_cursor, "
-    "tests_reported, tests_note, files_hash, content_hash, rerun_of, rerun_node_ids"
+    "tests_reported, tests_note, files_hash, content_hash, rerun_of, rerun_node_ids, artifacts"
 )
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
@@ -103,6 +103,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         content_hash=row["content_hash"],
         rerun_of=JobId(row["rerun_of"]) if row["rerun_of"] else None,
         rerun_node_ids=tuple(json.loads(row["rerun_node_ids"])),
+        artifacts=tuple(json.loads(row["artifacts"])),
     )
 
 
@@ -366,8 +367,8 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
         try:
             conn.execute(
                 "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes, pytest_args, "
-                "env, project, git, python, extras, dependency_groups, rerun_of, rerun_node_ids) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "env, project, git, python, extras, dependency_groups, rerun_of, rerun_node_ids, "
+                "artifacts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     user_id,
@@ -383,6 +384,7 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
                     _names_text(options.groups),
                     options.rerun_of,
                     json.dumps(list(options.rerun_node_ids)),
+                    json.dumps(list(options.artifacts)),
                 ),
             )
             rowid = conn.execute(

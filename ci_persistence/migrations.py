@@ -143,6 +143,29 @@ ALTER TABLE jobs ADD COLUMN rerun_node_ids TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX jobs_user_content_hash ON jobs(user_id, content_hash) WHERE content_hash IS NOT NULL;
 """
 
+# v9 (artifacts): the file patterns a job keeps, the files kept (in blocks, so a download
+# streams one block at a time from any server replica), and an index for retention to find
+# the oldest finished jobs.
+_V9_ARTIFACTS = """
+ALTER TABLE jobs ADD COLUMN artifacts TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE job_artifacts (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, path)
+);
+CREATE TABLE artifact_blocks (
+    job_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    FOREIGN KEY (job_id, path) REFERENCES job_artifacts(job_id, path) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX artifact_blocks_key ON artifact_blocks(job_id, path, idx);
+CREATE INDEX jobs_finished ON jobs(finished_at) WHERE status = 'completed';
+"""
+
 MIGRATIONS: tuple[Step, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
@@ -152,6 +175,7 @@ MIGRATIONS: tuple[Step, ...] = (
     uuid_ids_for_users_and_keys,  # v6: users and API keys get UUID ids, references kept
     _V7_DEPENDENCY_CHOICE,  # v7
     _V8_TEST_RESULTS,  # v8
+    _V9_ARTIFACTS,  # v9
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -21,7 +21,7 @@ from ci_persistence import open_repository
 from ci_server.dependencies import ServerRuntime
 from ci_server.errors import install_error_handlers
 from ci_server.log_hub import LogHub
-from ci_server.routes import health, jobs, limits, runtimes, submit, tests, whoami
+from ci_server.routes import artifacts, health, jobs, limits, runtimes, submit, tests, whoami
 from ci_server.settings import ServerSettings
 from ci_server.upload_intake import UploadSlots
 from ci_server.upload_limit import MULTIPART_OVERHEAD_BYTES, RequestSizeLimit
@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(submit.router)
     app.include_router(jobs.router)
     app.include_router(tests.router)
+    app.include_router(artifacts.router)
     app.include_router(limits.router)
     app.include_router(runtimes.router)
     app.include_router(whoami.router)

@@ -1,21 +1,20 @@
 """The service's pytest plugin, run inside every job container: one JSON line per test result.
 
 The controller copies this file into each job's container, outside the workspace (see
-`ci_controller.results_plugin`), and the bootstrap loads it with `-p`, so the user installs
+`ci_controller.job_plugins`), and the bootstrap loads it with `-p`, so the user installs
 nothing. It imports nothing but the standard library and pytest's public hooks, in syntax
 every Python from 3.8 reads, because it runs on whatever interpreter and pytest the project
 pins (tested from pytest 7 on).
 
-Where the lines go, and why there: to the file descriptor named by `CI_RESULTS_FD`, which the
-bootstrap made from the container's own stderr before folding the job's stderr into its
-stdout. So the job's output and our records reach Docker on two different streams: the
-controller reads stdout as the log and stderr as results, and never has to pick our lines
-out of the user's (a marker in the output could be split by output without a newline, by
-Docker's 16 KiB line cut, or printed by a test), and the results get the log's durability
-for free: Docker keeps each stream's frames with timestamps, and the controller stores rows
-together with the position of the last frame they came from. Without `CI_RESULTS_FD` (pytest
-run outside our container) and in pytest-xdist workers (whose reports reach the controlling
-process's hooks) the plugin does nothing.
+Where the lines go, and why there: to the file descriptor named by `CI_RESULTS_FD`, the write
+end of a pipe the container's PID 1 reads beside the job's output pipe. PID 1 sends both on to
+Docker in one stream as records of two channels (`ci_controller.container_output`), so the
+controller never has to pick our lines out of the user's (a marker in the output could be
+split by output without a newline, or printed by a test), and the results get the log's
+durability for free: every record has a position in that stream, and the controller stores
+rows together with the position of the last record they came from. Without `CI_RESULTS_FD`
+(pytest run outside our container) and in pytest-xdist workers (whose reports reach the
+controlling process's hooks) the plugin does nothing.
 
 Records (`"kind"`): `session` (the Python and pytest versions) first, then one `test` per
 result as it finishes: `nodeid`, `outcome` (passed, failed, error, skipped, xfailed,

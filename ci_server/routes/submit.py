@@ -67,6 +67,7 @@ async def accepted_job(
                 python=fields.get("python"),
                 extras=fields.get("extras"),
                 groups=fields.get("groups"),
+                artifacts=fields.get("artifacts"),
             )
             options = await with_rerun(
                 options, rerun_failed_of=fields.get("rerun_failed_of"), user=user, repo=repo

@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ci_controller.results_plugin import PLUGIN_MODULE, RERUN_VARIABLE, RESULTS_FD_VARIABLE
+from ci_controller.job_plugins import RERUN_VARIABLE, RESULTS_FD_VARIABLE
+from ci_controller.job_plugins import RESULTS_PLUGIN as PLUGIN_MODULE
 
 PLUGIN_DIR = Path(__file__).parents[3] / "ci_controller" / "job_plugin"
 
