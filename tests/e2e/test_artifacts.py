@@ -179,5 +179,7 @@ def test_tests_killed_by_a_signal_keep_the_code_the_partial_line_and_ci_exits_13
     job = service.job(job_id)
     assert (job["conclusion"], job["exit_code"]) == ("failure", 137)
     log = service.logs(job_id)
-    assert "half a line, then\n[ci] the tests were killed by SIGKILL (exit code 137)" in log
+    # The partial line is kept whole; the notes follow it, the test results' first.
+    assert "half a line, then\n[ci] test results: pytest did not finish its session" in log
+    assert "\n[ci] the tests were killed by SIGKILL (exit code 137)" in log
     assert ci(service, "wait", job_id).returncode == 137
