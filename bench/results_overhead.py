@@ -5,7 +5,8 @@ reaches a follower.
 
 Overhead: a generated project of `--tests` trivial tests is baked into the job image with our
 plugin beside it; ONE container then runs plain `python -m pytest` and pytest with our plugin
-(`-p _ci_pytest_results`, records on the container's stderr as in a job) alternately,
+(`-p _ci_pytest_results`, records written to the container's stderr; in a job they go to a
+pipe that PID 1 relays, whose cost the latency half below includes) alternately,
 `--rounds` times each after a warm-up of each, timing every run inside the container (wall
 time, and the CPU time pytest used, which other work on a shared machine disturbs less). The
 medians and their ratio are printed; the target is at most 5 % overhead. On a shared machine
