@@ -28,7 +28,14 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         from _pytest.junitxml import LogXML
 
-        writer = LogXML(
+        class QuietLogXML(LogXML):
+            """Says nothing at the end: "generated xml file: /.ci-output/junit.xml" in every
+            job's output would name a path the user never asked for."""
+
+            def pytest_terminal_summary(self, terminalreporter: object, config: object) -> None:
+                return None
+
+        writer = QuietLogXML(
             path,
             config.option.junitprefix,
             config.getini("junit_suite_name"),

@@ -5,6 +5,7 @@ kept; PID 1's collection run on the host; jobs past CI_RETENTION_DAYS are delete
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from fake_runtime import FakeContainer
 from ci_common.job_options import JobOptions
 from ci_common.models import JobConclusion, JobId
 from ci_controller.bootstrap import bootstrap
+from ci_controller.job_plugins import JUNIT_PLUGIN, JUNIT_VARIABLE
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
 from ci_persistence.database import to_text
 
@@ -136,3 +138,28 @@ async def test_jobs_past_the_retention_period_are_deleted(world: World) -> None:
     assert expired == 1
     assert [job.id for job in await world.repo.list_jobs()] == [recent.id]
     assert await world.repo.list_artifacts(old.id) == []
+
+
+def test_our_junit_report_is_written_without_a_word_in_the_output(tmp_path: Path) -> None:
+    plugins = Path(__file__).parents[3] / "ci_controller" / "job_plugin"
+    (tmp_path / "test_a.py").write_text("def test_1():\n    pass\n")
+    report = tmp_path.parent / "junit.xml"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", JUNIT_PLUGIN, "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(plugins),
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            JUNIT_VARIABLE: str(report),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout
+    assert 'name="test_1"' in report.read_text()
+    assert "generated xml file" not in done.stdout
