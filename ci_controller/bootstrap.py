@@ -225,7 +225,6 @@ os.dup2(into, 1)
 os.dup2(into, 2)
 os.close(into)
 os.set_inheritable(report, True)
-os.environ[{RESULTS_FD_VARIABLE!r}] = str(report)
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 marker = {at(READY_MARKER)!r}
 deadline = time.monotonic() + {wait_seconds or 0}
@@ -237,6 +236,7 @@ try:
 except FileNotFoundError:
     request = {{}}
 os.environ.update(request.get("env", {{}}))
+os.environ[{RESULTS_FD_VARIABLE!r}] = str(report)
 os.environ[{JUNIT_VARIABLE!r}] = {at(f"{OUTPUT_DIR}/{JUNIT_NAME}")!r}
 plugins = {at(PLUGIN_DIR)!r}
 sys.path.append(plugins)

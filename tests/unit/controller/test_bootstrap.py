@@ -88,6 +88,8 @@ def test_the_plugins_records_go_out_on_the_results_channel_apart_from_the_output
         "os.write(fd, b'{\"kind\": \"session\"}\\n' + b'x' * 40000 + b'\\n')\n"
         'print(\'{"kind": "test"} printed\', flush=True)\n'
     )
+    # A submit's environment cannot point the plugin elsewhere (here: into the log).
+    (root / JOB_FILE).write_text(json.dumps({"env": {"CI_RESULTS_FD": "1"}}))
     process = start(root, "python", "-c", writer)
     out, err = process.communicate(timeout=60)
 
