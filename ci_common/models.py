@@ -139,6 +139,8 @@ class Job(_Record):
     rerun_of: JobId | None = None
     """The job whose failures this one runs again."""
     rerun_node_ids: tuple[str, ...] = ()
+    session_exitstatus: int | None = None
+    """pytest's exit status from our plugin's end record; None until its session ended."""
     artifacts: tuple[str, ...] = ()
     """Glob patterns of files kept beside `junit.xml` after pytest exits."""
 

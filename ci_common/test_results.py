@@ -119,9 +119,11 @@ class TestResultRepository(Protocol):
         *,
         cursor: str | None,
         content_hash: str | None = None,
+        session_exitstatus: int | None = None,
     ) -> int:
         """Append `reports` with the next indexes and, in the same transaction, the results
-        stream's cursor (and the job's content hash once known); returns the last index."""
+        stream's cursor (and the job's content hash once known, and pytest's exit status once
+        its session ended); returns the last index."""
         ...
 
     async def set_files_hash(self, job_id: JobId, files_hash: str) -> None:

@@ -8,9 +8,11 @@ resumes after the last stored result, neither losing nor repeating one.
 
 The session's first record gives the Python version, which completes the job's content hash
 (uploaded files + pytest arguments + Python version) that flaky detection groups by. The end
-record is never stored and moves no cursor, so an adopting controller reads it again; a job
-that ends without it (pytest crashed, was killed, cancelled or timed out) or with collection
-errors gets a note saying why its results are what they are.
+record's exit status is stored like a result, with the cursor past it and the results before
+it (often in the same record), so an adopting controller knows the session ended without
+reading it again, and the results before it are never stored twice. A job that ends without
+it (pytest crashed, was killed, cancelled or timed out) or with collection errors gets a note
+saying why its results are what they are.
 """
 
 from __future__ import annotations
@@ -69,7 +71,10 @@ class JobResults:
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
         self.started = job.content_hash is not None
-        self.ended: SessionEnded | None = None
+        self.ended: SessionEnded | None = (
+            None if job.session_exitstatus is None else SessionEnded(job.session_exitstatus)
+        )
+        self._ended_unstored = False
         self.reported = job.tests_reported
         self.collection_errors = 0
 
@@ -94,27 +99,31 @@ class JobResults:
                         python=record.python,
                     )
             else:
-                self.ended = record
-                return  # never stored: its position is not the cursor's
+                self.ended, self._ended_unstored = record, True
         if position is not None and records:
             self._position = position
         if len(self._pending) >= FLUSH_AT_RECORDS:
             await self.flush()
-        elif (self._pending or self._hash) and (self._timer is None or self._timer.done()):
+        elif (self._pending or self._hash or self._ended_unstored) and (
+            self._timer is None or self._timer.done()
+        ):
             self._timer = asyncio.create_task(self._flush_later())
 
     async def flush(self) -> None:
         async with self._lock:
-            if not self._pending and self._hash is None:
+            if not self._pending and self._hash is None and not self._ended_unstored:
                 return
             reports, position, new_hash = self._pending, self._position, self._hash
+            ended = self.ended.exitstatus if self._ended_unstored and self.ended else None
             self._pending, self._position, self._hash = [], None, None
+            self._ended_unstored = False
             try:
                 self.reported = await self._repo.record_test_results(
                     self._job.id,
                     reports,
                     cursor=position.encode() if position else None,
                     content_hash=new_hash,
+                    session_exitstatus=ended,
                 )
             except asyncio.CancelledError:
                 raise  # repository writes finish before a cancellation lands: it is stored
@@ -122,6 +131,7 @@ class JobResults:
                 self._pending = reports + self._pending
                 self._position = self._position or position
                 self._hash = self._hash or new_hash
+                self._ended_unstored = self._ended_unstored or ended is not None
                 raise
 
     async def close(self) -> None:

@@ -40,7 +40,8 @@ _JOB_COLUMNS = (
     "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
     "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts, "
     "pytest_args, env, project, git, python, extras, dependency_groups, results_cursor, "
-    "tests_reported, tests_note, files_hash, content_hash, rerun_of, rerun_node_ids, artifacts"
+    "tests_reported, tests_note, files_hash, content_hash, rerun_of, rerun_node_ids, artifacts, "
+    "session_exitstatus"
 )
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
@@ -103,6 +104,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         content_hash=row["content_hash"],
         rerun_of=JobId(row["rerun_of"]) if row["rerun_of"] else None,
         rerun_node_ids=tuple(json.loads(row["rerun_node_ids"])),
+        session_exitstatus=row["session_exitstatus"],
         artifacts=tuple(json.loads(row["artifacts"])),
     )
 

@@ -117,7 +117,8 @@ ALTER TABLE jobs ADD COLUMN dependency_groups TEXT;
 
 # v8: per-test results as the controller reads them from the job's results stream (with the
 # stream's cursor on the job row, written in the same transaction), what a job's content was
-# (for flaky tests) and which failures a rerun runs.
+# (for flaky tests), pytest's exit status once its session ended (stored with the results
+# before it, so a restarted controller knows), and which failures a rerun runs.
 _V8_TEST_RESULTS = """
 CREATE TABLE test_results (
     job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
@@ -140,6 +141,7 @@ ALTER TABLE jobs ADD COLUMN files_hash TEXT;
 ALTER TABLE jobs ADD COLUMN content_hash TEXT;
 ALTER TABLE jobs ADD COLUMN rerun_of TEXT;
 ALTER TABLE jobs ADD COLUMN rerun_node_ids TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE jobs ADD COLUMN session_exitstatus INTEGER;
 CREATE INDEX jobs_user_content_hash ON jobs(user_id, content_hash) WHERE content_hash IS NOT NULL;
 """
 

@@ -73,14 +73,17 @@ class SqliteTestResults:
         *,
         cursor: str | None,
         content_hash: str | None = None,
+        session_exitstatus: int | None = None,
     ) -> int:
         created = to_text(datetime.now(UTC))
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "UPDATE jobs SET tests_reported = tests_reported + ?, "
                 "results_cursor = COALESCE(?, results_cursor), "
-                "content_hash = COALESCE(?, content_hash) WHERE id = ? RETURNING tests_reported",
-                (len(reports), cursor, content_hash, job_id),
+                "content_hash = COALESCE(?, content_hash), "
+                "session_exitstatus = COALESCE(?, session_exitstatus) "
+                "WHERE id = ? RETURNING tests_reported",
+                (len(reports), cursor, content_hash, session_exitstatus, job_id),
             ) as result:
                 row = await result.fetchone()
             if row is None:

@@ -4,10 +4,13 @@ an adopted job repeats and loses nothing, and a job whose session did not finish
 
 from __future__ import annotations
 
+import json
+
 from controller_world import World
 from fake_runtime import FakeContainer
 
 from ci_common.test_results import TestOutcome, TestReport
+from ci_controller.job_results import JobResults
 from ci_controller.log_cursor import LogPosition
 from ci_controller.result_records import RecordReader, SessionStarted
 from ci_controller.runtime import ContainerState, LogFrame
@@ -152,3 +155,29 @@ async def test_a_record_printed_by_a_test_is_output_not_a_result(world: World) -
 
     assert await world.repo.list_test_results(job.id) == []
     assert '"nodeid": "forged"' in await world.test_output(job)
+
+
+async def test_the_end_of_the_session_is_stored_with_the_results_it_came_with(
+    world: World,
+) -> None:
+    # The last result and the end record often share one record of PID 1: both are stored
+    # with the cursor past them, so a controller that dies right after neither stores that
+    # result again nor forgets that the session ended.
+    job = await world.submit()
+    results = JobResults(repo=world.repo, job=job)
+    last_two = (
+        json.dumps(result("t.py::b", "failed"))
+        + "\n"
+        + json.dumps({"kind": "end", "exitstatus": 1})
+    )
+    await results.add_frame(frame(json.dumps(SESSION).encode() + b"\n", 1))
+    await results.add_frame(frame(json.dumps(result("t.py::a", "passed")).encode() + b"\n", 2))
+    await results.add_frame(frame(last_two.encode() + b"\n", 3))
+    await results.close()
+
+    stored = await world.job(job)
+    assert (stored.tests_reported, stored.session_exitstatus) == (2, 1)
+    assert stored.results_cursor == LogPosition(timestamp_ns=3, count=1).encode()
+    adopted = JobResults(repo=world.repo, job=stored)
+    assert await adopted.finish(exit_code=1, stopped=None) is None
+    assert len(await world.repo.list_test_results(job.id)) == 2
