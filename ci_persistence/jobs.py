@@ -39,7 +39,9 @@ logger = logging.getLogger(__name__)
 _JOB_COLUMNS = (
     "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
     "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts, "
-    "pytest_args, env, project, git, python, extras, dependency_groups"
+    "pytest_args, env, project, git, python, extras, dependency_groups, results_cursor, "
+    "tests_reported, tests_note, files_hash, content_hash, rerun_of, rerun_node_ids, artifacts, "
+    "session_exitstatus"
 )
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
@@ -95,6 +97,15 @@ def job_from_row(row: sqlite3.Row) -> Job:
         python=row["python"],
         extras=_names(row["extras"]),
         groups=_names(row["dependency_groups"]),
+        results_cursor=row["results_cursor"],
+        tests_reported=row["tests_reported"],
+        tests_note=row["tests_note"],
+        files_hash=row["files_hash"],
+        content_hash=row["content_hash"],
+        rerun_of=JobId(row["rerun_of"]) if row["rerun_of"] else None,
+        rerun_node_ids=tuple(json.loads(row["rerun_node_ids"])),
+        session_exitstatus=row["session_exitstatus"],
+        artifacts=tuple(json.loads(row["artifacts"])),
     )
 
 
@@ -205,7 +216,8 @@ class SqliteJobs:
 
     async def restart_job(self, job_id: JobId) -> Job | None:
         changed = await self._db.execute(
-            "UPDATE jobs SET container_id = NULL, log_cursor = NULL, attempts = attempts + 1 "
+            "UPDATE jobs SET container_id = NULL, log_cursor = NULL, results_cursor = NULL, "
+            "attempts = attempts + 1 "
             "WHERE id = ? AND status = ?",
             (job_id, JobStatus.RUNNING.value),
         )
@@ -362,8 +374,8 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
         try:
             conn.execute(
                 "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes, pytest_args, "
-                "env, project, git, python, extras, dependency_groups) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "env, project, git, python, extras, dependency_groups, rerun_of, rerun_node_ids, "
+                "artifacts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     user_id,
@@ -377,6 +389,9 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
                     options.python,
                     _names_text(options.extras),
                     _names_text(options.groups),
+                    options.rerun_of,
+                    json.dumps(list(options.rerun_node_ids)),
+                    json.dumps(list(options.artifacts)),
                 ),
             )
             rowid = conn.execute(

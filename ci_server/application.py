@@ -22,7 +22,7 @@ from ci_server.api_docs import install_api_docs
 from ci_server.dependencies import ServerRuntime
 from ci_server.errors import install_error_handlers
 from ci_server.log_hub import LogHub
-from ci_server.routes import health, jobs, limits, runtimes, submit, whoami
+from ci_server.routes import artifacts, health, jobs, limits, runtimes, submit, tests, whoami
 from ci_server.sessions import SessionSigner
 from ci_server.settings import ServerSettings
 from ci_server.ui import install_dashboard
@@ -84,6 +84,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_dashboard(app)
     app.include_router(submit.router)
     app.include_router(jobs.router)
+    app.include_router(tests.router)
+    app.include_router(artifacts.router)
     app.include_router(limits.router)
     app.include_router(runtimes.router)
     app.include_router(whoami.router)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -11,6 +13,7 @@ from ci_persistence import SqliteRepository
 from .conftest import Account, project_zip, zip_upload
 
 JOB_VIEW_FIELDS = {
+    "artifacts",
     "id",
     "status",
     "conclusion",
@@ -29,6 +32,9 @@ JOB_VIEW_FIELDS = {
     "pytest_args",
     "env",
     "python",
+    "tests",
+    "content_hash",
+    "rerun_of",
 }
 
 
@@ -238,11 +244,20 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
         "/jobs/{job_id}/stream",
         "/jobs/{job_id}/logs",
         "/jobs/{job_id}/cancel",
+        "/jobs/{job_id}/tests",
+        "/tests/flaky",
+        "/jobs/{job_id}/artifacts",
+        "/jobs/{job_id}/artifacts/{path}",
         "/limits",
         "/runtimes",
         "/whoami",
         "/health",
     }
+    listed = schema["paths"]["/jobs/{job_id}/artifacts"]["get"]["responses"]["200"]
+    assert "ArtifactView" in json.dumps(listed)
+    download = schema["paths"]["/jobs/{job_id}/artifacts/{path}"]["get"]["responses"]
+    assert "application/octet-stream" in download["200"]["content"]
+    assert "404" in download
     job_view = schema["components"]["schemas"]["JobView"]["properties"]
     assert set(job_view) == JOB_VIEW_FIELDS
     assert all(field.get("description") for field in job_view.values())
