@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import io
 import tarfile
+import threading
 from typing import cast
 
 import pytest
@@ -94,7 +95,7 @@ async def test_a_build_runs_as_the_job_user_with_the_job_limits_and_no_capabilit
             "tmp/ci-deps/requirements.txt": (1000, 1000),
         },
     )
-    assert container.id in engine.removed
+    await eventually_removed(engine, container.id)
     [(_, repository, tag, changes)] = engine.commits
     assert (repository, tag, changes[0]) == (f"ci-deps-{INSTALLATION}", "k1", "USER ci")
 
@@ -153,6 +154,27 @@ async def test_a_second_build_reuses_the_network() -> None:
     await build(runtime, build_spec())
 
     assert list(engine.networks) == [f"ci-build-{INSTALLATION}"]
+
+
+async def eventually_removed(engine: FakeEngine, container_id: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 5
+    while container_id not in engine.removed:
+        assert asyncio.get_running_loop().time() < deadline, "the build container stayed"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_image_is_ready_before_the_build_container_is_removed() -> None:
+    engine = FakeEngine()
+    engine.removal_gate = threading.Event()  # the engine is slow to remove containers
+    try:
+        # On a network used as it is: no check container, whose removal would wait too.
+        building = build(runtime_on(engine), build_spec(ON_BRIDGE))
+        image, _ = await asyncio.wait_for(building, timeout=3)
+        assert image == f"ci-deps-{INSTALLATION}:k1"
+        assert engine.removed == []
+    finally:
+        engine.removal_gate.set()
+    await eventually_removed(engine, the_build(engine).id)
 
 
 def checks(engine: FakeEngine) -> int:
