@@ -42,7 +42,6 @@ from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
 from ci_controller.container_output import LOG_CHANNEL, decode_frame
-from ci_controller.dependencies import DependencyImageCache
 from ci_controller.dependency_plan import DependencyPlan, Selection
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
@@ -97,8 +96,6 @@ class JobWorker:
         self._env = env
         self._cancel = asyncio.Event()
         self.container_id: str | None = job.container_id
-        self._warm_next: tuple[str, DependencyImageCache] | None = None
-        """The dependency image to keep warm once the job's container has started."""
 
     def request_cancel(self) -> None:
         if not self._cancel.is_set():
@@ -178,7 +175,6 @@ class JobWorker:
                 container_id, started = prepared
                 if not started:
                     await self._start(container_id)
-                await self._after_start()
         else:
             container_id = self.container_id = container.id
             logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
@@ -242,13 +238,9 @@ class JobWorker:
             job_id=job.id, project=project, base_id=base_id, log=log
         )
         on_job_image = image == env.settings.job_image
-        if on_job_image or env.warm.expects(image):
-            chosen.dependencies.collect_if_due()
-        else:
-            # A dependency image the pool keeps nothing warm on (just built, or another
-            # project's): its warm container starts after this job's container, not beside it
-            # (two starts at once slow this job's by ~0.1-0.3 s).
-            self._warm_next = (image, chosen.dependencies)
+        if not on_job_image:
+            await env.warm.use(image)  # the project's next job likely needs the same image
+        chosen.dependencies.collect_if_due()
         warm = await self._claim_warm(project, image, base_id if on_job_image else None)
         if warm is not None:
             return warm, True
@@ -297,16 +289,6 @@ class JobWorker:
             waited,
         )
         return warm
-
-    async def _after_start(self) -> None:
-        """Keep the job's dependency image warm from now on (the project's next job likely
-        needs the same), then collect old images (the pool has let go of the one before)."""
-        if self._warm_next is None:
-            return
-        image, dependencies = self._warm_next
-        self._warm_next = None
-        await self._env.warm.use(image)
-        dependencies.collect_if_due()
 
     async def _start(self, container_id: str) -> None:
         await self._env.runtime.start(container_id)

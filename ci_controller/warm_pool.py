@@ -100,10 +100,6 @@ class WarmPool:
             except RuntimeFault as exc:
                 logger.warning("could not remove the warm container %s: %s", old.id[:12], exc)
 
-    def expects(self, image: str) -> bool:
-        """Whether `image` is the dependency image the pool keeps a container of."""
-        return image == self._recent
-
     def take(self, *, image: str, image_id: str | None = None) -> str | None:
         """The warm container for a job on `image` (whose id must be `image_id` when given:
         the job image may have been rebuilt), now the caller's alone, or None. A replacement

@@ -290,28 +290,3 @@ async def test_the_next_job_on_a_dependency_image_claims_a_warm_container_of_it(
     assert second_done.container_id in world.runtime.warm_ids_ever
     assert world.runtime.warm_images[str(second_done.container_id)] == image
     await controller.wait_idle()
-
-
-async def test_a_new_dependency_images_warm_container_starts_after_the_jobs_own(
-    world: World,
-) -> None:
-    warm_on_deps_at_job_start: list[int] = []
-
-    def count_then_pass(container: FakeContainer) -> None:
-        on_deps = [i for i in world.runtime.warm_images.values() if i.startswith("ci-deps:")]
-        warm_on_deps_at_job_start.append(len(on_deps))
-        passes(container)
-
-    world.runtime.on_start = count_then_pass
-    controller, _ = await warm_controller(world)
-
-    job = await world.submit({"requirements.txt": "attrs\n", "test_a.py": ""})
-    await controller.react()
-    done = await finished(world, job)
-
-    assert done.conclusion is JobConclusion.SUCCESS
-    # Two container starts at once would slow the job's: the pool's waited for it.
-    assert warm_on_deps_at_job_start == [0]
-    [image] = [f"ci-deps:{key}" for key in world.runtime.builds]
-    await eventually(lambda: image in {c.image for c in world.runtime.warm()})
-    await controller.wait_idle()
