@@ -14,7 +14,14 @@ the first line pytest prints about the tests (the `test_deps.py` progress line).
   builds): what installing and testing costs at the least;
 - cold, pip: the same `docker run` with `pip install` (what the reference system does);
 - warm, ours: the same project again (its image cached) against a project with the same tests
-  and no dependencies (the target: < 100 ms more).
+  and no dependencies (the target: < 100 ms more);
+- warm, floor: `docker run --rm` of pytest on an image that holds the project and its
+  dependencies (the cached dependency image) against the same on the job image with the
+  project without dependencies: what importing ten packages costs in the tests themselves,
+  which no installer can take away. What we add is the difference of the two differences.
+
+Each cold run also prints its phases, from Docker's events for the installation's containers
+and the installer's own timings in the job log (`--phases` for every event).
 
 Needs Docker and a job image with uv (CI_JOB_IMAGE; scripts/build-job-image).
 """
@@ -26,12 +33,13 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from service import median, running_service
+from service import floor_image, median, running_service
 
-from harness import JOB_IMAGE, CIService, zip_project  # isort: skip
+from harness import JOB_IMAGE, CIService, docker_client, zip_project  # isort: skip
 
 DEPENDENCIES = {
     "six": "six",
@@ -66,16 +74,99 @@ def write_project(root: Path, *, with_dependencies: bool, variant: int = 0) -> P
     return root
 
 
-def until_first_test_line(service: CIService, project: Path) -> float:
+class Submitted:
+    """One job as the bench saw it: wall-clock ns of the submit and the first test line, and
+    its log."""
+
+    def __init__(self) -> None:
+        self.started_ns = 0
+        self.first_ns = 0
+        self.job_id = ""
+        self.log = ""
+
+
+def until_first_test_line(
+    service: CIService, project: Path, *, seen: Submitted | None = None
+) -> float:
+    seen = seen if seen is not None else Submitted()
+    seen.started_ns = time.time_ns()
     started = time.perf_counter()
     first: float | None = None
     for message in service.submit_stream(zip_project(project)):
+        if message["type"] == "job_id":
+            seen.job_id = str(message.get("job_id"))
+        if message["type"] == "log":
+            seen.log += str(message["data"])
         if message["type"] == "log" and first is None and FIRST_TEST_LINE in str(message["data"]):
             first = time.perf_counter() - started
+            seen.first_ns = time.time_ns()
         elif message["type"] == "complete":
             assert message["conclusion"] == "success", service.logs(str(message.get("job_id")))
     assert first is not None, "no test line in the log"
     return first
+
+
+class EngineEvents:
+    """Docker's container events for one installation (create, start, die, commit, destroy,
+    extract-to-dir), with their roles: where a cold job's time goes."""
+
+    ACTIONS = ["create", "start", "die", "commit", "destroy", "extract-to-dir"]
+
+    def __init__(self, installation_id: str) -> None:
+        self._client = docker_client()
+        self._events = self._client.events(  # pyright: ignore[reportUnknownMemberType]
+            decode=True,
+            filters={
+                "type": "container",
+                "event": self.ACTIONS,
+                "label": f"ci.installation={installation_id}",
+            },
+        )
+        self.seen: list[tuple[int, str, str, str]] = []
+        """(ns since the epoch, action, container id, role)."""
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        for event in self._events:  # pyright: ignore[reportUnknownVariableType]
+            attributes = event.get("Actor", {}).get("Attributes", {})  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            self.seen.append(
+                (
+                    int(event["timeNano"]),  # pyright: ignore[reportUnknownArgumentType]
+                    str(event.get("Action")).split(":")[0],  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+                    str(event.get("id"))[:12],  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+                    str(attributes.get("ci.role", "?")),  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+                )
+            )
+
+    def between(self, start_ns: int, end_ns: int) -> list[tuple[int, str, str, str]]:
+        return sorted(e for e in self.seen if start_ns <= e[0] <= end_ns)
+
+    def close(self) -> None:
+        self._events.close()  # pyright: ignore[reportUnknownMemberType]
+        self._client.close()
+
+
+_UV_TIMINGS = re.compile(
+    r"^(Resolved|Prepared|Installed|Bytecode compiled|Audited) .* in ([\d.]+m?s)$", re.M
+)
+
+
+def phases(events: EngineEvents, seen: Submitted, *, every: bool) -> str:
+    """A cold job's phases in ms since its submit: the engine's events by role, the
+    installer's own timings, the first test line."""
+    lines: list[str] = []
+    firsts: dict[str, int] = {}
+    for at, action, container, role in events.between(seen.started_ns, seen.first_ns):
+        offset = (at - seen.started_ns) // 1_000_000
+        firsts.setdefault(f"{role} {action}", offset)
+        if every:
+            lines.append(f"      {offset:6d} ms  {role:16} {action:14} {container}")
+    summary = ", ".join(f"{name} {ms}" for name, ms in firsts.items())
+    timings = "; ".join(" ".join(m) for m in _UV_TIMINGS.findall(seen.log))
+    first = (seen.first_ns - seen.started_ns) // 1_000_000
+    head = f"    phases (ms after submit): {summary}, first test line {first}\n    uv: {timings}"
+    return "\n".join([head, *lines])
 
 
 def floor(project: Path, installer: str) -> float:
@@ -110,9 +201,30 @@ def floor(project: Path, installer: str) -> float:
     return first
 
 
+def docker_run_first_line(tag: str) -> float:
+    """Seconds from `docker run --rm` of pytest on `tag` (network off) to the first test line,
+    read as it comes (pytest writes the file name before the file's tests run). The
+    dependency image carries the installation's label, which would make the controller
+    remove the container as an orphan: overridden."""
+    command = ["docker", "run", "--rm", "--network", "none", "--label", "ci.installation=bench"]
+    command += [tag, "python", "-m", "pytest"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    output, first = b"", None
+    while chunk := os.read(process.stdout.fileno(), 4096):
+        output += chunk
+        if first is None and FIRST_TEST_LINE.encode() in output:
+            first = time.perf_counter() - started
+    code = process.wait()
+    assert code == 0 and first is not None, f"{command} failed ({code}): {output!r}"
+    return first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--phases", action="store_true", help="every engine event of cold runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ci-bench-deps-") as scratch:
         project = write_project(Path(scratch) / "deps", with_dependencies=True)
@@ -120,16 +232,33 @@ def main() -> None:
         os.chmod(scratch, 0o755)
         with running_service() as service:
             until_first_test_line(service, bare)  # warm-up: first-use costs, the probe
+            events = EngineEvents(service.installation_id())
             cold: dict[str, list[float]] = {"ours": [], "uv": [], "pip": []}
+            cold_phases: list[str] = []
             for run in range(args.runs):
                 write_project(project, with_dependencies=True, variant=run + 1)
-                cold["ours"].append(until_first_test_line(service, project))
+                seen = Submitted()
+                cold["ours"].append(until_first_test_line(service, project, seen=seen))
+                time.sleep(0.5)  # the engine's last events of the run reach the listener
+                cold_phases.append(phases(events, seen, every=args.phases))
                 cold["uv"].append(floor(project, "uv"))
                 cold["pip"].append(floor(project, "pip"))
+            events.close()
             warm: dict[str, list[float]] = {"ours": [], "bare": []}
+            warm_seen = Submitted()
             for _ in range(args.runs + 2):
-                warm["ours"].append(until_first_test_line(service, project))
+                warm["ours"].append(until_first_test_line(service, project, seen=warm_seen))
                 warm["bare"].append(until_first_test_line(service, bare))
+            cached = re.search(r"cached image (\S+) used", warm_seen.log)
+            assert cached is not None, warm_seen.log
+            floors: dict[str, list[float]] = {"deps": [], "bare": []}
+            with (
+                floor_image(project, base=cached.group(1)) as deps_tag,
+                floor_image(bare) as bare_tag,
+            ):
+                for _ in range(args.runs + 2):
+                    floors["deps"].append(docker_run_first_line(deps_tag))
+                    floors["bare"].append(docker_run_first_line(bare_tag))
             controller_log = "".join(
                 p.output() for p in service.processes if p.name == "controller"
             )
@@ -149,6 +278,8 @@ def main() -> None:
     print(
         f"  of which the dependency build (check, install, commit): median {median(builds):.2f} s"
     )
+    for run, text in enumerate(cold_phases, 1):
+        print(f"  cold run {run}:\n{text}")
     print(
         f"  cold ratio ours / uv floor: {median(cold['ours']) / median(cold['uv']):.2f}x "
         f"(target <= 1.3x); pip / uv: {median(cold['pip']) / median(cold['uv']):.2f}x"
@@ -157,7 +288,19 @@ def main() -> None:
     for name, label in (("ours", "ours (cached image)"), ("bare", "no dependencies")):
         print(f"  warm {label:44} median {median(warm[name]):.3f} s  runs {_fmt(warm[name])}")
     print(f"  warm adds {added:.0f} ms over no dependencies (target < 100 ms)")
-    print(f"  jobs that claimed a warm container: {claimed} of {1 + 3 * args.runs + 4}")
+    imports = (median(floors["deps"]) - median(floors["bare"])) * 1000
+    for name, label in (
+        ("deps", "floor: docker run on the dependency image"),
+        ("bare", "floor: docker run, no dependencies"),
+    ):
+        print(f"  warm {label:44} median {median(floors[name]):.3f} s  runs {_fmt(floors[name])}")
+    print(
+        f"  the tests importing ten packages (floor difference): {imports:.0f} ms; "
+        f"what we add beyond it: {added - imports:.0f} ms"
+    )
+    print(
+        f"  jobs that claimed a warm container: {claimed} of {1 + args.runs + 2 * (args.runs + 2)}"
+    )
     ours_waits, bare_waits = (
         waited[-2 * (args.runs + 2) :: 2],
         waited[-2 * (args.runs + 2) + 1 :: 2],

@@ -44,10 +44,10 @@ def running_service(*, env: dict[str, str] | None = None) -> Iterator[CIService]
 
 
 @contextmanager
-def floor_image(project: Path) -> Iterator[str]:
-    """`JOB_IMAGE` with `project` copied into /workspace, removed afterwards."""
+def floor_image(project: Path, *, base: str = JOB_IMAGE) -> Iterator[str]:
+    """`base` (the job image) with `project` copied into /workspace, removed afterwards."""
     tag = f"ci-bench-floor:{project.name}"
-    dockerfile = f"FROM {JOB_IMAGE}\nCOPY --chown=1000:1000 . /workspace\n"
+    dockerfile = f"FROM {base}\nCOPY --chown=1000:1000 . /workspace\n"
     subprocess.run(
         ["docker", "build", "-q", "-t", tag, "-f", "-", str(project)],
         input=dockerfile.encode(),

@@ -9,12 +9,19 @@ every `cib*` interface: public addresses (the index) and the host's DNS resolver
 Docker host, private, shared or link-local ranges, nor IPv6.
 
 Docker cannot set such rules itself, and the controller may be neither root nor on the
-engine's machine, so before every build it checks them: a sandboxed container on the network
+engine's machine, so it checks them before a build: a sandboxed container on the network
 connects to the network's gateway, which is the Docker host. A rejection (the firewall
 answers "administratively prohibited") or silence lets the build go on; an answer from the
 host (refused or accepted) fails the build with what to do. The check sends traffic only to
 that bridge address of the host. It sees the host rule only; the script installs the
 forwarding (range) rules before it, so one stands for the other.
+
+A passed check holds for `CHECK_VALID_SECONDS`: the check's container start is ~0.5 s, a
+third of a small build, and firewall rules do not come and go between two builds. So the
+first build of a controller checks (concurrent builds wait for that one check), later builds
+within the period do not, and the first build after it checks again. A network the
+controller (re)creates is checked again at once, and a failed check is never kept: every
+build re-checks until the firewall is fixed, with no restart needed.
 
 Any other value of the setting names a Docker network used as it is, unchecked: `bridge`
 (Docker's default) reaches the host and the local network, so it is only for installations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from typing import cast
 
 from docker.errors import APIError, NotFound
@@ -44,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 BRIDGE_PREFIX = "cib"
 """The firewall matches build networks by this interface prefix (`-i cib+`)."""
+CHECK_VALID_SECONDS = 300.0
+"""How long a passed check lets builds go on without another."""
 _CHECK_PORT = 9
 _CHECK_REACHED_EXIT = 1
 _CHECK = """
@@ -71,7 +81,11 @@ class BuildNetwork:
     """Resolves a build's network: the installation's confined network for `isolated`."""
 
     def __init__(
-        self, *, installation_id: str, calls: EngineApi, containers: DockerContainers
+        self,
+        *,
+        installation_id: str,
+        calls: EngineApi,
+        containers: DockerContainers,
     ) -> None:
         self._installation_id = installation_id
         self._api = calls
@@ -79,6 +93,9 @@ class BuildNetwork:
         self.name = f"ci-build-{installation_id}"
         self.bridge = f"{BRIDGE_PREFIX}{installation_id}"[:15]  # IFNAMSIZ - 1
         self._lock = asyncio.Lock()
+        self._check_lock = asyncio.Lock()
+        self._passed_at: dict[str, float] = {}
+        """When the check last passed, by gateway (forgotten when the network is made)."""
 
     async def confine(self, *, image: str, sandbox: Sandbox) -> Sandbox:
         """`sandbox` with its network ready for a build; `RuntimeFault` when the isolated
@@ -99,8 +116,15 @@ class BuildNetwork:
         return dataclasses.replace(sandbox, network=self.name), gateway
 
     async def check(self, *, image: str, sandbox: Sandbox, gateway: str) -> None:
-        """`RuntimeFault` unless the network's gateway, the Docker host, is unreachable."""
-        await self._check(image=image, sandbox=sandbox, gateway=gateway)
+        """`RuntimeFault` unless the network's gateway, the Docker host, is unreachable
+        (checked now, or by a check that passed less than `CHECK_VALID_SECONDS` ago)."""
+        async with self._check_lock:  # concurrent builds wait for one check
+            passed_at = self._passed_at.get(gateway)
+            if passed_at is not None and _now() - passed_at < CHECK_VALID_SECONDS:
+                return
+            started = _now()
+            await self._check(image=image, sandbox=sandbox, gateway=gateway)
+            self._passed_at[gateway] = started
 
     def _ensure(self) -> str:
         """The network's gateway address, creating the network when it is missing."""
@@ -109,6 +133,7 @@ class BuildNetwork:
                 found = self._api.inspect_network(self.name)
             except NotFound:
                 self._create()
+                self._passed_at.clear()  # a new network: nothing is known of it
                 found = self._api.inspect_network(self.name)
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(
@@ -167,3 +192,8 @@ class BuildNetwork:
                 f"{status.exit_code}: {said[-300:]})"
             )
         logger.debug("build network %s is confined: %s", self.name, said)
+
+
+def _now() -> float:
+    """The clock check verdicts are kept by (a module function, so tests can move it)."""
+    return time.monotonic()

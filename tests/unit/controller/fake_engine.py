@@ -7,6 +7,7 @@ engine for. A container prints one line and exits with `exit_code(command)`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ class FakeEngine:
         self.exit_code = exit_code
         self.containers: dict[str, CreatedContainer] = {}
         self.networks: dict[str, dict[str, object]] = {}
+        self.removal_gate: threading.Event | None = None
+        """When set, removals wait for it (removals run in threads)."""
         self.volumes: list[str] = []
         self.removed: list[str] = []
         self.started: list[str] = []
@@ -145,6 +148,8 @@ class FakeEngine:
         }
 
     def remove_container(self, container: str, *, force: bool, v: bool) -> None:
+        if self.removal_gate is not None:
+            self.removal_gate.wait(timeout=10)
         self.removed.append(container)
 
     def close(self) -> None:

@@ -3,15 +3,18 @@ confined network that is checked first, and no shared cache (against `fake_engin
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import tarfile
+import threading
 from typing import cast
 
 import pytest
 from fake_engine import CreatedContainer, FakeEngine
 
 from ci_common.models import JobId
+from ci_controller import build_network
 from ci_controller.dependency_plan import InstallStep, StepKind
 from ci_controller.docker_runtime import DockerRuntime
 from ci_controller.engine_api import EngineApi
@@ -92,7 +95,7 @@ async def test_a_build_runs_as_the_job_user_with_the_job_limits_and_no_capabilit
             "tmp/ci-deps/requirements.txt": (1000, 1000),
         },
     )
-    assert container.id in engine.removed
+    await eventually_removed(engine, container.id)
     [(_, repository, tag, changes)] = engine.commits
     assert (repository, tag, changes[0]) == (f"ci-deps-{INSTALLATION}", "k1", "USER ci")
 
@@ -151,6 +154,86 @@ async def test_a_second_build_reuses_the_network() -> None:
     await build(runtime, build_spec())
 
     assert list(engine.networks) == [f"ci-build-{INSTALLATION}"]
+
+
+async def eventually_removed(engine: FakeEngine, container_id: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 5
+    while container_id not in engine.removed:
+        assert asyncio.get_running_loop().time() < deadline, "the build container stayed"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_image_is_ready_before_the_build_container_is_removed() -> None:
+    engine = FakeEngine()
+    engine.removal_gate = threading.Event()  # the engine is slow to remove containers
+    try:
+        # On a network used as it is: no check container, whose removal would wait too.
+        building = build(runtime_on(engine), build_spec(ON_BRIDGE))
+        image, _ = await asyncio.wait_for(building, timeout=3)
+        assert image == f"ci-deps-{INSTALLATION}:k1"
+        assert engine.removed == []
+    finally:
+        engine.removal_gate.set()
+    await eventually_removed(engine, the_build(engine).id)
+
+
+def checks(engine: FakeEngine) -> int:
+    return sum(is_check(c.command) for c in engine.containers.values())
+
+
+async def test_a_passed_check_holds_for_a_while_then_the_next_build_checks_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(build_network, "_now", lambda: now[0])
+    engine = FakeEngine()
+    runtime = runtime_on(engine)
+
+    await build(runtime, build_spec())
+    now[0] += build_network.CHECK_VALID_SECONDS - 1
+    await build(runtime, build_spec())
+    assert checks(engine) == 1  # the second build started without a check of its own
+
+    now[0] += 2
+    await build(runtime, build_spec())
+    assert checks(engine) == 2
+
+
+async def test_concurrent_builds_wait_for_one_check() -> None:
+    engine = FakeEngine()
+    runtime = runtime_on(engine)
+
+    await asyncio.gather(*(build(runtime, build_spec()) for _ in range(3)))
+
+    assert checks(engine) == 1
+    assert len(engine.commits) == 3
+
+
+async def test_a_failed_check_is_not_kept_so_a_fixed_firewall_needs_no_restart() -> None:
+    open_host = [True]
+    engine = FakeEngine(exit_code=lambda command: int(is_check(command) and open_host[0]))
+    runtime = runtime_on(engine)
+
+    with pytest.raises(RuntimeFault):
+        await build(runtime, build_spec())
+    with pytest.raises(RuntimeFault):
+        await build(runtime, build_spec())
+    open_host[0] = False  # the firewall script was run
+    image, _ = await build(runtime, build_spec())
+
+    assert image == f"ci-deps-{INSTALLATION}:k1"
+    assert checks(engine) == 3
+
+
+async def test_a_build_network_made_again_is_checked_again() -> None:
+    engine = FakeEngine()
+    runtime = runtime_on(engine)
+    await build(runtime, build_spec())
+
+    del engine.networks[f"ci-build-{INSTALLATION}"]  # removed by hand
+    await build(runtime, build_spec())
+
+    assert checks(engine) == 2
 
 
 async def test_a_build_network_that_reaches_the_docker_host_refuses_the_build() -> None:
