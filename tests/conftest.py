@@ -12,6 +12,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from postgres_cluster import ClusterError, PostgresCluster
+from postgres_cluster import ClusterError, DatabaseDropper, PostgresCluster
 
 
 def with_database(url: str, database: str) -> str:
@@ -29,34 +30,39 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+@dataclass
+class PostgresServer:
+    """A server the tests may create databases on, and who drops them again."""
+
+    url: str
+    dropper: DatabaseDropper
+
+
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The URL of a PostgreSQL server the tests may create databases on."""
+def postgres_server() -> Iterator[PostgresServer]:
     if given := os.environ.get("CI_TEST_DATABASE_URL"):
-        yield given
+        server = PostgresServer(url=given, dropper=DatabaseDropper(given))
+        yield server
+        server.dropper.wait()
         return
     try:
         cluster = PostgresCluster.start()
     except ClusterError as exc:
         pytest.fail(f"no PostgreSQL for the tests: {exc}", pytrace=False)
     try:
-        yield cluster.url()
+        yield PostgresServer(url=cluster.url(), dropper=DatabaseDropper(cluster.url()))
     finally:
-        cluster.stop()
+        cluster.stop()  # its databases go with it
 
 
 @pytest.fixture
-async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
-    """A fresh, empty database for this test; dropped when it ends."""
+async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh, empty database for this test; dropped (in the background) when it ends."""
     name = f"test_{uuid.uuid4().hex}"
-    admin = await asyncpg.connect(postgres_server)
+    admin = await asyncpg.connect(postgres_server.url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield with_database(postgres_server, name)
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    yield with_database(postgres_server.url, name)
+    postgres_server.dropper.drop(name)

@@ -210,6 +210,37 @@ def stop_detached(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+class DatabaseDropper:
+    """Drops databases in the background: `DROP DATABASE` waits for a checkpoint (about a
+    second), which a test need not wait for. `wait()` collects them all."""
+
+    def __init__(self, server_url: str) -> None:
+        self._url = server_url
+        self._running: list[subprocess.Popen[bytes]] = []
+
+    def drop(self, database: str) -> None:
+        self._running = [p for p in self._running if p.poll() is None]
+        self._running.append(
+            subprocess.Popen(
+                [
+                    str(bin_dir() / "psql"),
+                    "-q",
+                    "-d",
+                    self._url,
+                    "-c",
+                    f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+
+    def wait(self) -> None:
+        for process in self._running:
+            process.wait(timeout=60)
+        self._running = []
+
+
 def _os_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(OS_USER)
