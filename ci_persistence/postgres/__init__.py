@@ -6,9 +6,14 @@ them), `singleton` (the controller's advisory lock).
 """
 
 from ci_persistence.postgres.repository import PostgresRepository, open_postgres_repository
-from ci_persistence.postgres.singleton import AdvisoryLock, DatabaseLockHeldError
+from ci_persistence.postgres.singleton import (
+    CONTROLLER_LOCK_KEY,
+    AdvisoryLock,
+    DatabaseLockHeldError,
+)
 
 __all__ = [
+    "CONTROLLER_LOCK_KEY",
     "AdvisoryLock",
     "DatabaseLockHeldError",
     "PostgresRepository",

@@ -79,7 +79,8 @@ def unavailable_converted() -> Generator[None]:
         raise
 
 
-def _check_url(url: str) -> None:
+def check_url(url: str) -> None:
+    """`StorageError` unless `url` is a usable `postgresql://` URL."""
     try:
         parts = urlsplit(url)
         _ = parts.port  # ValueError for a port that is not a number
@@ -106,7 +107,7 @@ class PostgresDatabase:
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
         """Connect, migrate, and return the pool; `StorageError` in one line otherwise."""
-        _check_url(url)
+        check_url(url)
         try:
             pool = await asyncpg.create_pool(
                 url,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncpg
 
 from ci_common.errors import CIError, StorageError
-from ci_persistence.postgres.database import CONNECT_TIMEOUT, redact
+from ci_persistence.postgres.database import CONNECT_TIMEOUT, check_url, redact
 
 CONTROLLER_LOCK_KEY = 0x63695F63746C  # "ci_ctl"
 
@@ -31,6 +31,7 @@ class AdvisoryLock:
     @classmethod
     async def try_acquire(cls, url: str, *, key: int, holder_hint: str) -> AdvisoryLock:
         """Take the lock now or raise `DatabaseLockHeldError` with `holder_hint`."""
+        check_url(url)
         try:
             conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
         except Exception as exc:
