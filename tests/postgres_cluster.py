@@ -100,7 +100,10 @@ class PostgresCluster:
         binaries = bin_dir()
         as_root = os.geteuid() == 0
         owner = _os_user() if as_root else None
-        root = Path(tempfile.mkdtemp(prefix="ci-postgres-"))
+        # Not tempfile's default directory: a test may have pointed it somewhere private, and
+        # the cluster's owner must be able to enter the directory.
+        parent = os.environ.get("CI_TEST_POSTGRES_TMPDIR", "/tmp")
+        root = Path(tempfile.mkdtemp(prefix="ci-postgres-", dir=parent))
         try:
             password = secrets.token_hex(16)
             (root / "password").write_text(password)
