@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
+from uuid import UUID
 
 import asyncpg
 import pytest
@@ -155,4 +156,35 @@ async def test_the_repository_says_where_it_is_without_the_password(postgres_url
             postgres_url.rsplit("/", 1)[1]
         )
     finally:
+        await repo.close()
+
+
+async def test_a_cancelled_append_still_completes_and_leaves_nothing_open(
+    postgres_url: str,
+) -> None:
+    """As on SQLite (test_cancellation): a write, once called, commits whole, even when its
+    caller is cancelled while it waits for another transaction's row lock."""
+    repo = await open_postgres_repository(postgres_url)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        user = await repo.create_user(name="Ada", email="ada@example.org")
+        job = await repo.create_job(user_id=user.id, archive=b"zip")
+        async with admin.transaction():
+            await admin.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", UUID(job.id))
+            append = asyncio.create_task(repo.append_log(job.id, "kept", cursor="c1"))
+            await _lock_waiter(admin)
+            append.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await append
+
+        assert [(c.seq, c.data) for c in await repo.read_logs(job.id)] == [(1, "kept")]
+        assert (await repo.append_log(job.id, "next", cursor=None)).seq == 2
+        assert (
+            await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+            )
+            == 0
+        )
+    finally:
+        await admin.close()
         await repo.close()
