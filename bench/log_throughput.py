@@ -13,6 +13,10 @@ Three ways to run it, alternating so all see the same machine, medians of `--run
   from the moment its oldest line was printed in the container to its arrival here;
 - cli: `ci submit test` with its output streamed to a file, until `ci` exits.
 
+A follower's latency counts only lines printed after it connected (older lines are a replay,
+not a delay). Besides the saturated jobs, a paced job prints one line every 20 ms for 5 s, the
+latency a developer watching a normal job sees.
+
 The controller's and the server's CPU seconds (user + system, from /proc) are read around
 each run of ours and reported per MB of stored log. Needs Docker and the job image.
 """
@@ -53,6 +57,16 @@ def test_verbose():
         write(f"{{number:07d}} {{time.time():.6f}} {{PAD}}\\n")
 """
 
+PACED_TEST_MODULE = """\
+import time
+
+
+def test_paced():
+    for number in range(250):
+        print(f"{number:07d} {time.time():.6f} paced", flush=True)
+        time.sleep(0.02)
+"""
+
 
 def make_project(root: Path, megabytes: int) -> Path:
     project = root / f"verbose{megabytes}"
@@ -61,6 +75,14 @@ def make_project(root: Path, megabytes: int) -> Path:
     pad = LINE_BYTES - len("0000000 1700000000.000000 \n")
     (project / "pytest.ini").write_text("[pytest]\naddopts = -s -p no:cacheprovider\n")
     (project / "test_verbose.py").write_text(TEST_MODULE.format(lines=lines, pad=pad))
+    return project
+
+
+def make_paced_project(root: Path) -> Path:
+    project = root / "paced"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\naddopts = -s -p no:cacheprovider\n")
+    (project / "test_paced.py").write_text(PACED_TEST_MODULE)
     return project
 
 
@@ -129,6 +151,7 @@ class Bench:
         latencies: list[float] = []
         params = {"from_beginning": "true"}
         with self.service.http.stream("GET", f"/jobs/{job_id}/stream", params=params) as reply:
+            connected = time.time()
             for line in reply.iter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -138,7 +161,7 @@ class Bench:
                     return latencies
                 if message["type"] == "log":
                     stamped = STAMPED_LINE.search(message["data"])
-                    if stamped is not None:
+                    if stamped is not None and float(stamped.group(1)) >= connected:
                         latencies.append(arrived - float(stamped.group(1)))
         raise AssertionError(f"the stream of {job_id} ended without `complete`")
 
@@ -205,9 +228,16 @@ def report(
         )
     client = median([r.client_cpu / r.megabytes for r in cli])
     print(f"  `ci submit test` (the client) CPU s/MB: {client:.3f}")
-    latencies = [latency for run in ours for latency in run.latencies]
+    report_latency("follower latency", [run.latencies for run in ours])
+
+
+def report_latency(name: str, runs: list[list[float]]) -> None:
+    latencies = [latency for run in runs for latency in run]
+    if not latencies:
+        print(f"  {name}: no line was printed after the follower connected")
+        return
     print(
-        f"  follower latency (oldest line of a chunk, printed -> received): "
+        f"  {name} (oldest line of a chunk, printed -> received): "
         f"p50 {median(latencies) * 1000:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} "
         f"ms, max {max(latencies) * 1000:.0f} ms over {len(latencies)} chunks"
     )
@@ -237,6 +267,10 @@ def main() -> None:
                 f"a job that prints nothing: controller {empty.controller_cpu:.3f} CPU s, "
                 f"server {empty.server_cpu:.3f} CPU s"
             )
+            paced = make_paced_project(root)
+            paced_runs = [bench.run_async(paced) for _ in range(args.runs)]
+            print("a job printing a line every 20 ms for 5 s:")
+            report_latency("follower latency", [run.latencies for run in paced_runs])
             for megabytes in sizes:
                 project = make_project(root, megabytes)
                 with floor_image(project) as tag:

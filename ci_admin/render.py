@@ -2,9 +2,9 @@
 
 The JSON field names are the contract scripts rely on, the same for users and keys where they
 mean the same: `id`, `name`, `email`, `is_active`, `is_admin`, `created_at`, and for keys
-`user_id`, `prefix`, `state`, `last_used_at`, `expires_at`, `revoked_at`. `is_admin` is always
-false: the service has no admin role (administration is `ci-admin`, which needs the database
-itself). Only `key create --json` carries the key, once, as `key`.
+`user_id`, `prefix`, `state`, `last_used_at`, `expires_at`, `revoked_at`. `is_admin` is the
+web dashboard's admin flag (`user create --admin`, `user set-admin`). Only `key create --json`
+carries the key, once, as `key`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def user_json(user: User) -> dict[str, object]:
         "name": user.name,
         "email": user.email,
         "is_active": user.active,
-        "is_admin": False,
+        "is_admin": user.is_admin,
         "created_at": _iso(user.created_at),
     }
 
@@ -67,7 +67,7 @@ def key_json(key: ApiKey, now: datetime) -> dict[str, object]:
 
 
 def print_users(users: Sequence[User]) -> None:
-    table = Table("id", "name", "email", "active", "created")
+    table = Table("id", "name", "email", "active", "admin", "created")
     table.columns[0].no_wrap = True
     for user in users:
         table.add_row(
@@ -75,6 +75,7 @@ def print_users(users: Sequence[User]) -> None:
             user.name,
             user.email,
             "yes" if user.active else "no",
+            "yes" if user.is_admin else "no",
             _when(user.created_at),
         )
     Console(width=160).print(table)

@@ -1,4 +1,4 @@
-"""`ci-admin user …`: create, list, look up, activate and deactivate users.
+"""`ci-admin user …`: create, list, look up, activate and deactivate users, grant admin.
 
 Every command prints the affected user's full id on its success line, or with `--json` the
 user as JSON (`ci_admin.render`); a user is named by its UUID or a unique prefix of it.
@@ -56,21 +56,25 @@ def user_group() -> None:
 @user_group.command("create")
 @click.option("--name", required=True, help="Display name.")
 @click.option("--email", required=True, help="Unique email address.")
+@click.option("--admin", "is_admin", is_flag=True, help="May see and cancel every user's jobs.")
 @json_option
 @pass_admin
-def create_user(ctx: AdminContext, name: str, email: str, as_json: bool) -> None:
-    """Create an active user and print its id."""
+def create_user(ctx: AdminContext, name: str, email: str, is_admin: bool, as_json: bool) -> None:
+    """Create an active user (an admin of the web dashboard with --admin) and print its id."""
     if not name.strip():
         raise click.ClickException("the name is empty: give --name 'Ada Lovelace'")
 
     async def body(repo: Repository) -> User:
-        return await repo.create_user(name=name.strip(), email=validate_email(email))
+        return await repo.create_user(
+            name=name.strip(), email=validate_email(email), is_admin=is_admin
+        )
 
     user = run_with_repository(ctx, body)
     if as_json:
         echo_json(user_json(user))
     else:
-        click.echo(f"User created successfully: {user.id} ({user.name} <{user.email}>)")
+        role = ", admin" if user.is_admin else ""
+        click.echo(f"User created successfully: {user.id} ({user.name} <{user.email}>{role})")
 
 
 @user_group.command("list")
@@ -128,3 +132,24 @@ def activate_user(ctx: AdminContext, user_id: str, as_json: bool) -> None:
 def deactivate_user(ctx: AdminContext, user_id: str, as_json: bool) -> None:
     """Reject every key of a user until reactivated (USER_ID: UUID or its first 8+ characters)."""
     _set_active(ctx, user_id, active=False, as_json=as_json)
+
+
+@user_group.command("set-admin")
+@click.argument("user_id")
+@click.option("--revoke", is_flag=True, help="Take the admin flag back instead.")
+@json_option
+@pass_admin
+def set_admin(ctx: AdminContext, user_id: str, revoke: bool, as_json: bool) -> None:
+    """Make a user an admin of the web dashboard (all jobs, users and keys), or --revoke
+    (USER_ID: UUID or its first 8+ characters)."""
+
+    async def body(repo: Repository) -> User:
+        return await repo.set_user_admin(await resolve_user_id(repo, user_id), is_admin=not revoke)
+
+    user = run_with_repository(ctx, body)
+    if as_json:
+        echo_json(user_json(user))
+    elif user.is_admin:
+        click.echo(f"User made an admin: {user.id} ({user.email})")
+    else:
+        click.echo(f"User no longer an admin: {user.id} ({user.email})")

@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ci_client import cli_config, cli_jobs
+from ci_client import cli_artifacts, cli_config, cli_jobs, cli_tests
 from ci_client.cli_state import CLIState, connection_options, echo_json, finish, pass_state, say
-from ci_client.errors import ClientError
+from ci_client.errors import ClientError, JobRequestError
 from ci_client.exit_codes import INTERRUPTED, ExitCode, exit_code_for_error
 
 if TYPE_CHECKING:
+    from ci_client.client import CIClient
     from ci_client.job_request import JobRequest
 
 EXIT_CODES_HELP = """\b
@@ -44,6 +45,8 @@ Exit codes (ci submit test, ci wait):
   78   no API key configured, or a bad config file
   124  the job timed out
   130  the job was cancelled, or you pressed Ctrl-C (the job goes on)
+  137  the tests were killed by a signal (out of memory; the job's
+       exit_code is 128 + the signal's number)
 
 \b
 Configuration: --server > CI_SERVER_URL > config file > http://localhost:8000
@@ -144,6 +147,7 @@ def submit(ctx: click.Context) -> None:
 
 
 PYTEST_ARGS = "pytest_args"
+LATEST_WITH_FAILURES = "latest"
 
 
 class PytestArgsCommand(click.Command):
@@ -226,6 +230,25 @@ class PytestArgsCommand(click.Command):
     is_flag=True,
     help="Install no extras and no groups but those named by --extra and --group.",
 )
+@click.option(
+    "--rerun-failed",
+    "rerun_failed",
+    metavar="[JOB_ID]",
+    is_flag=False,
+    flag_value=LATEST_WITH_FAILURES,
+    default=None,
+    help="Run only the tests that failed in JOB_ID (default: your latest job of this project "
+    "with failures), against the current tree.",
+)
+@click.option(
+    "--artifact",
+    "artifacts",
+    metavar="PATTERN",
+    multiple=True,
+    help="Keep the files matching this glob, relative to the project root, after pytest "
+    "exits (repeatable; `htmlcov/**` for a tree); junit.xml is always kept. "
+    "`ci artifacts JOB_ID` fetches them.",
+)
 @connection_options
 @pass_state
 def submit_test(
@@ -240,6 +263,8 @@ def submit_test(
     extras: tuple[str, ...],
     groups: tuple[str, ...],
     no_extras: bool,
+    rerun_failed: str | None,
+    artifacts: tuple[str, ...],
 ) -> None:
     """Zip the project at PATH and run its tests with pytest.
 
@@ -273,6 +298,7 @@ def submit_test(
         python=python,
         extras=extras if extras or no_extras else None,
         groups=groups if groups or no_extras else None,
+        artifacts=artifacts,
     )
     with state.client() as client:
         limits = client.limits()
@@ -280,6 +306,10 @@ def submit_test(
         archive = pack_project(path, max_bytes=limits.max_upload_bytes)
         check_packed(archive, limits)
         request = replace(request, project=project_name(path), git=git_provenance(path))
+        if rerun_failed is not None:
+            request = replace(
+                request, rerun_failed_of=_rerun_source(client, rerun_failed, request.project)
+            )
         say(
             f"Packed {archive.file_count} files of {request.project} from {path} "
             f"({format_size(archive.size)} zipped, {format_size(archive.unpacked_bytes)} unpacked"
@@ -299,6 +329,29 @@ def submit_test(
         finish(cli_jobs.follow(client, events, job_id=None, as_json=as_json, quiet=quiet))
 
 
+def _rerun_source(client: CIClient, wanted: str, project: str | None) -> str:
+    """The job whose failures to rerun, said first; `JobRequestError` when there is none."""
+    if wanted == LATEST_WITH_FAILURES:
+        candidates = client.list_jobs(project=project, status="completed", limit=50)
+        found = next((job for job in candidates if job.tests.failed + job.tests.errors), None)
+        if found is None:
+            raise JobRequestError(
+                f"none of your recent jobs of {project} has failed tests, so there is nothing "
+                "to rerun; run `ci submit test` without --rerun-failed"
+            )
+        job = found
+    else:
+        job = client.get_job(cli_jobs.resolve_job_id(client, wanted))
+    failing = job.tests.failed + job.tests.errors
+    if not failing:
+        raise JobRequestError(
+            f"job {job.id} has no failed tests, so there is nothing to rerun; run "
+            "`ci submit test` without --rerun-failed"
+        )
+    say(f"Rerunning only the {failing} failed test(s) of job {job.id}, on the current tree")
+    return job.id
+
+
 def _describe_git(request: JobRequest) -> str:
     git = request.git
     if git is None:
@@ -313,6 +366,9 @@ for command in (
     cli_jobs.status,
     cli_jobs.logs,
     cli_jobs.cancel,
+    cli_tests.tests,
+    cli_tests.flaky,
+    cli_artifacts.artifacts,
     cli_jobs.whoami,
     cli_config.config,
 ):

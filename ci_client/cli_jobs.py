@@ -67,9 +67,9 @@ def follow(
     as_json: bool,
     quiet: bool = False,
 ) -> int:
-    """Follow a job to its end: its log to stdout, or with `as_json` only the finished job as
-    JSON, or with `quiet` nothing (the log goes nowhere); returns the exit code `ci` ends
-    with."""
+    """Follow a job to its end: its log to stdout and the failure summary to stderr, or with
+    `as_json` only the finished job as JSON, or with `quiet` nothing (the log goes nowhere);
+    returns the exit code `ci` ends with."""
     from ci_client.follow import follow_job
     from ci_client.output import LogWriter
 
@@ -87,9 +87,24 @@ def follow(
         except ClientError:
             return None
 
+    def summarize(job: str) -> None:
+        from ci_client.cli_tests import print_summary
+
+        try:
+            print_summary(client, job)
+        except ClientError as exc:
+            say(f"(the test summary could not be fetched: {exc})", "yellow")
+
     if not as_json and not quiet:
         out = LogWriter(sys.stdout, keep_colour=colour_wanted(sys.stdout, os.environ))
-        return follow_job(events, job_id=job_id, out=out, say=say, lookup_error=lookup_error)
+        return follow_job(
+            events,
+            job_id=job_id,
+            out=out,
+            say=say,
+            lookup_error=lookup_error,
+            summarize=summarize,
+        )
     with open(os.devnull, "w", encoding="utf-8") as nowhere:
         code = follow_job(
             watched(),

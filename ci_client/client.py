@@ -19,10 +19,11 @@ them, so submitting with `--async` does not pay for building them at start-up.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import quote
 
 from ci_client.errors import (
     ClientError,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from ci_client.events import Event
     from ci_client.job_request import JobRequest, ServerLimits
     from ci_client.stream import StreamCursor
-    from ci_common.api import JobView
+    from ci_common.api import ArtifactView, FlakyTestView, JobView, TestResultView
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, write=120.0)
 BUSY_RETRIES = 5
@@ -180,6 +181,48 @@ class CIClient:
         response = self._request("GET", "/jobs", params=params)
         return validate_model(list[JobView], response)
 
+    def list_tests(
+        self, job_id: str, *, failed_only: bool = False, page_rows: int = 500
+    ) -> list[TestResultView]:
+        """The job's per-test results so far, every page of them (`GET /jobs/{id}/tests`);
+        with `failed_only`, those that failed or errored."""
+        from ci_common.api import TestResultsPage
+
+        results: list[TestResultView] = []
+        after: int | None = 0
+        while after is not None:
+            params: dict[str, str | int | list[str]] = {"after": after, "limit": page_rows}
+            if failed_only:
+                params["outcome"] = ["failed", "error"]
+            response = self._request("GET", f"/jobs/{job_id}/tests", params=params, job_id=job_id)
+            page = validate_model(TestResultsPage, response)
+            results.extend(page.results)
+            after = page.next_after
+        return results
+
+    def get_json(
+        self, path: str, *, params: Mapping[str, str | int | list[str]] | None = None
+    ) -> object:
+        """A GET's JSON body as `json` decodes it, for callers that must not import the
+        pydantic models (the failure summary after a submit); `path` names a job's resource
+        (`/jobs/{id}...`) or any other."""
+        job_id = path.split("/")[2] if path.startswith("/jobs/") else None
+        response = self._request("GET", path, params=params, job_id=job_id)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ServerError("the server sent a response that is not JSON") from exc
+
+    def flaky_tests(self, *, project: str | None = None) -> list[FlakyTestView]:
+        """The caller's tests that passed and failed on the same content (`GET /tests/flaky`)."""
+        from ci_common.api import FlakyTestView
+
+        params: dict[str, str | int | list[str]] = {}
+        if project is not None:
+            params["project"] = project
+        response = self._request("GET", "/tests/flaky", params=params)
+        return validate_model(list[FlakyTestView], response)
+
     def logs(self, job_id: str) -> str:
         """The job's whole log so far (`GET /jobs/{id}/logs`)."""
         return self._request("GET", f"/jobs/{job_id}/logs", job_id=job_id).text
@@ -190,6 +233,30 @@ class CIClient:
 
         response = self._request("POST", f"/jobs/{job_id}/cancel", job_id=job_id)
         return validate_model(JobView, response)
+
+    def artifacts(self, job_id: str) -> list[ArtifactView]:
+        """The files the job kept, by path (`GET /jobs/{id}/artifacts`)."""
+        from ci_common.api import ArtifactView
+
+        response = self._request("GET", f"/jobs/{job_id}/artifacts", job_id=job_id)
+        return validate_model(list[ArtifactView], response)
+
+    def download_artifact(self, job_id: str, path: str, into: BinaryIO) -> int:
+        """Write one kept file into `into` as it arrives (never whole in memory); returns
+        its size."""
+        url = f"/jobs/{job_id}/artifacts/{quote(path)}"
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    response.read()
+                    check_response(response, job_id=job_id, upload=False)
+                written = 0
+                for block in response.iter_bytes():
+                    into.write(block)
+                    written += len(block)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        return written
 
     # -- streams --------------------------------------------------------------------------
 
@@ -306,7 +373,7 @@ class CIClient:
         *,
         job_id: str | None = None,
         upload: bool = False,
-        params: dict[str, str | int] | None = None,
+        params: Mapping[str, str | int | list[str]] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
         data: dict[str, str] | None = None,
     ) -> httpx.Response:

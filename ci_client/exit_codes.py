@@ -22,6 +22,9 @@ our problems from pytest's:
     77    API key rejected by the server (HTTP 401)        EX_NOPERM
     78    no API key configured / bad config file          EX_CONFIG
     124   the job timed out                                timeout(1)
+    137   the tests were killed by a signal (out of        128 + SIGKILL
+          memory, or another signal: the job's exit_code
+          is 128 + its number)
     130   the job was cancelled, or you pressed Ctrl-C     128 + SIGINT
           (the job goes on; `ci wait <id>` reattaches)
 
@@ -60,12 +63,17 @@ class ExitCode(IntEnum):
     CONFIG = 78
     TIMED_OUT = 124
     CANCELLED = 130
+    KILLED = 137
+    """The tests were killed by a signal; the job's own exit code says which (128 + N)."""
 
 
 INTERRUPTED = ExitCode.CANCELLED
 """Ctrl-C shares 130 with a cancelled job: both mean "stopped by a person"."""
 
 PYTEST_CODES = range(6)
+SIGNAL_CODES = range(129, 129 + 64)
+"""A job's exit code of 128 + N: its tests were killed by signal N."""
+SIGNAL_NAMES = {6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,15 @@ def outcome_for_job(
             return Outcome(exit_code, None)
         if conclusion == "success":
             return Outcome(ExitCode.SUCCESS, None)
+        if exit_code is not None and exit_code in SIGNAL_CODES:
+            number = exit_code - 128
+            name = SIGNAL_NAMES.get(number, f"signal {number}")
+            return Outcome(
+                ExitCode.KILLED,
+                f"job {job_id}: the tests were killed by {name} (exit code {exit_code}): out of "
+                "memory, or a test or the process limit ended them; the log's last lines say "
+                f"what is known (`ci logs {job_id}`)",
+            )
         detail = f"pytest exited with code {exit_code}" if exit_code is not None else "no code"
         return Outcome(
             ExitCode.TESTS_FAILED,

@@ -31,11 +31,13 @@ def follow_job(
     out: LogWriter,
     say: Say,
     lookup_error: Callable[[str], str | None],
+    summarize: Callable[[str], None] | None = None,
 ) -> int:
     """Consume a job's stream to the end; return the exit code `ci` should end with.
 
     `lookup_error` fetches the job's `error` message when the `complete` event lacks it, so a
-    job that could not run always tells the user why."""
+    job that could not run always tells the user why; `summarize` prints the job's test
+    results summary before the last line, for a job whose pytest ran."""
     started = time.monotonic()
     try:
         for event in events:
@@ -52,6 +54,8 @@ def follow_job(
                 out.finish()
                 if event.conclusion == "error" and not event.error and job_id:
                     event = replace(event, error=lookup_error(job_id))
+                if summarize is not None and job_id and event.conclusion != "error":
+                    summarize(job_id)
                 return _report_end(
                     event, job_id=job_id or "?", elapsed=time.monotonic() - started, say=say
                 )

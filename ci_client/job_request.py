@@ -77,6 +77,10 @@ class JobRequest:
     extras: tuple[str, ...] | None = None
     """The project's extras to install; None: the server's automatic choice."""
     groups: tuple[str, ...] | None = None
+    rerun_failed_of: str | None = None
+    """Run only the tests that failed in this job."""
+    artifacts: tuple[str, ...] = ()
+    """Glob patterns of files to keep beside junit.xml (`--artifact`)."""
 
     def form_fields(self) -> dict[str, str]:
         """The multipart form fields beside `file`."""
@@ -95,6 +99,10 @@ class JobRequest:
             fields["extras"] = json.dumps(list(self.extras))
         if self.groups is not None:
             fields["groups"] = json.dumps(list(self.groups))
+        if self.rerun_failed_of:
+            fields["rerun_failed_of"] = self.rerun_failed_of
+        if self.artifacts:
+            fields["artifacts"] = json.dumps(list(self.artifacts))
         return fields
 
     def check(self, limits: ServerLimits) -> None:

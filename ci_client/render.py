@@ -85,14 +85,24 @@ def describe_commit(job: JobView) -> str:
 
 
 def print_job_table(jobs: list[JobView], *, stream: TextIO, colour: bool) -> None:
-    """The `ci list` table: short id, project, commit, branch, status, conclusion, created,
-    duration."""
+    """The `ci list` table: short id, project, commit, branch, status, conclusion, test
+    counts, created, duration."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    columns = ("ID", "PROJECT", "COMMIT", "BRANCH", "STATUS", "CONCLUSION", "CREATED", "DURATION")
+    columns = (
+        "ID",
+        "PROJECT",
+        "COMMIT",
+        "BRANCH",
+        "STATUS",
+        "CONCLUSION",
+        "TESTS",
+        "CREATED",
+        "DURATION",
+    )
     for column in columns:
         table.add_column(column, no_wrap=True)
     for job in jobs:
@@ -104,6 +114,7 @@ def print_job_table(jobs: list[JobView], *, stream: TextIO, colour: bool) -> Non
             escape(job.git.branch if job.git and job.git.branch else "-"),
             f"[{STATUS_STYLES.get(job.status.value, 'default')}]{job.status.value}[/]",
             f"[{CONCLUSION_STYLES.get(conclusion, 'default')}]{conclusion}[/]",
+            test_counts(job),
             format_time(job.created_at),
             job_duration(job),
         )
@@ -116,6 +127,15 @@ def print_job_table(jobs: list[JobView], *, stream: TextIO, colour: bool) -> Non
     Console(file=buffer, no_color=True, highlight=False, width=200).print(table)
     stream.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
     stream.flush()
+
+
+def test_counts(job: JobView) -> str:
+    """`12 passed 2 failed` for `ci list` (errors count as failed there), `-` without any."""
+    tests = job.tests
+    if not tests.total:
+        return "-"
+    failed = tests.failed + tests.errors
+    return f"{tests.passed} passed" + (f" [red]{failed} failed[/]" if failed else "")
 
 
 def job_card(job: JobView) -> list[str]:

@@ -13,10 +13,85 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ci_common.models import GitInfo, Job, JobConclusion, JobStatus
+from ci_common.test_results import FlakyTest, TestCounts, TestOutcome, TestResult
 
 
 class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class TestCountsView(_Wire):
+    """A job's per-test results so far, by outcome (current while it runs)."""
+
+    __test__ = False
+
+    total: int = Field(default=0, description="results reported")
+    passed: int = Field(default=0, description="tests that passed")
+    failed: int = Field(default=0, description="tests that failed")
+    errors: int = Field(
+        default=0, description="errors: in a fixture's setup or teardown, or collecting a file"
+    )
+    skipped: int = Field(default=0, description="tests skipped")
+    xfailed: int = Field(default=0, description="expected failures that failed")
+    xpassed: int = Field(default=0, description="expected failures that passed")
+    duration: float = Field(default=0.0, description="seconds the reported tests took")
+    note: str | None = Field(
+        default=None,
+        description="why the results are not a whole session's (pytest crashed, was killed, "
+        "or stopped after collection errors); null when they are",
+    )
+
+    @classmethod
+    def from_counts(cls, counts: TestCounts) -> TestCountsView:
+        return cls.model_validate(counts.model_dump())
+
+
+class TestResultView(_Wire):
+    """One test's result, as `GET /jobs/{id}/tests` lists it and a `test` event carries it."""
+
+    __test__ = False
+
+    index: int = Field(description="its number in the job, from 1, in the order reported")
+    nodeid: str = Field(description="pytest's node id (`path::Class::test[param]`)")
+    outcome: TestOutcome = Field(description="passed, failed, error, skipped, xfailed, xpassed")
+    phase: str = Field(description="where the outcome was decided: setup, call, teardown, collect")
+    duration: float = Field(description="seconds (setup and call)")
+    message: str | None = Field(
+        default=None, description="one line: the failure, or why it was skipped or xfailed"
+    )
+    traceback: str | None = Field(default=None, description="pytest's traceback, cut to 4000 chars")
+    output: str | None = Field(
+        default=None, description="captured stdout, stderr and logging, cut to 4000 chars"
+    )
+
+    @classmethod
+    def from_result(cls, result: TestResult) -> TestResultView:
+        return cls.model_validate(result.model_dump())
+
+
+class TestResultsPage(_Wire):
+    """`GET /jobs/{id}/tests`: one page of results, oldest first."""
+
+    __test__ = False
+
+    results: list[TestResultView] = Field(description="results after `after`, in order")
+    next_after: int | None = Field(
+        description="pass as `after` for the next page; null when this was the last"
+    )
+
+
+class FlakyTestView(_Wire):
+    """A test that passed and failed on the same content (files, pytest args, Python)."""
+
+    project: str | None = Field(description="the project's name")
+    nodeid: str = Field(description="pytest's node id")
+    passes: int = Field(description="runs that passed")
+    failures: int = Field(description="runs that failed or errored")
+    last_seen: datetime = Field(description="its latest result (UTC)")
+
+    @classmethod
+    def from_flaky(cls, flaky: FlakyTest) -> FlakyTestView:
+        return cls.model_validate(flaky.model_dump())
 
 
 class JobView(_Wire):
@@ -68,9 +143,25 @@ class JobView(_Wire):
         default=None,
         description="the PEP 735 dependency groups installed; null: the automatic choice",
     )
+    tests: TestCountsView = Field(
+        default_factory=TestCountsView,
+        description="per-test results so far by outcome, current while the job runs",
+    )
+    content_hash: str | None = Field(
+        default=None,
+        description="hash of the uploaded files, pytest arguments and Python version (set "
+        "when the tests start); a test that passed and failed on one hash is flaky",
+    )
+    rerun_of: str | None = Field(
+        default=None, description="the job whose failed tests this one ran again"
+    )
+    artifacts: list[str] = Field(
+        default_factory=lambda: list[str](),
+        description="glob patterns of files kept after pytest exits (beside junit.xml)",
+    )
 
     @classmethod
-    def from_job(cls, job: Job) -> JobView:
+    def from_job(cls, job: Job, tests: TestCounts | None = None) -> JobView:
         return cls(
             id=job.id,
             status=job.status,
@@ -90,6 +181,10 @@ class JobView(_Wire):
             python=job.python,
             extras=None if job.extras is None else list(job.extras),
             groups=None if job.groups is None else list(job.groups),
+            tests=TestCountsView.from_counts(tests) if tests else TestCountsView(),
+            content_hash=job.content_hash,
+            rerun_of=job.rerun_of,
+            artifacts=list(job.artifacts),
         )
 
 
@@ -100,6 +195,13 @@ class RuntimeView(_Wire):
     python: str = Field(description="the exact Python in its image: `3.13.5`")
     image: str = Field(description="the job image that has it")
     default: bool = Field(description="what a job gets when neither it nor its project says")
+
+
+class ArtifactView(_Wire):
+    """A file kept from a job's container, as `GET /jobs/{id}/artifacts` lists it."""
+
+    path: str = Field(description="relative to the project root; `junit.xml` is pytest's report")
+    size: int = Field(description="bytes")
 
 
 class SubmitAccepted(_Wire):
@@ -153,6 +255,14 @@ class StatusEvent(_Wire):
     status: JobStatus = Field(description="the job's new status")
 
 
+class TestEvent(TestResultView):
+    """One test's result as it is stored (also sent as SSE `event: test`, so followers that
+    only handle unnamed messages never see it). It carries no `id:`: `Last-Event-ID` stays a
+    log seq; after a resume a client may see a result again, and `index` tells it so."""
+
+    type: Literal["test"] = Field(default="test", description="message kind")
+
+
 class CompleteEvent(_Wire):
     """The last message of every stream."""
 
@@ -165,5 +275,5 @@ class CompleteEvent(_Wire):
 
 
 StreamEvent = Annotated[
-    JobIdEvent | LogEvent | StatusEvent | CompleteEvent, Field(discriminator="type")
+    JobIdEvent | LogEvent | StatusEvent | TestEvent | CompleteEvent, Field(discriminator="type")
 ]

@@ -21,6 +21,13 @@ class JobNotFoundError(NotFoundError):
         self.job_id = job_id
 
 
+class ArtifactNotFoundError(NotFoundError):
+    def __init__(self, job_id: str, path: str) -> None:
+        super().__init__(
+            f"job {job_id} kept no file {path!r}; `ci artifacts {job_id}` fetches what it kept"
+        )
+
+
 class UserNotFoundError(NotFoundError):
     def __init__(self, what: str) -> None:
         super().__init__(f"user {what} not found; `ci-admin user list` shows the users")

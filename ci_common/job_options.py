@@ -42,6 +42,8 @@ MAX_DEPENDENCY_CHOICES = 32
 MAX_DEPENDENCY_NAME_CHARS = 100
 DEPENDENCY_NAME_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
 """An extra's or a dependency group's name (PEP 685, PEP 735)."""
+MAX_ARTIFACT_PATTERNS = 32
+MAX_ARTIFACT_PATTERN_CHARS = 1024
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 RESERVED_ENV_NAMES = ("CI", "CI_JOB_ID", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
 """Set by the service in every job container; a submit may not set them."""
@@ -65,6 +67,11 @@ class JobOptions:
     extras: tuple[str, ...] | None = None
     """None: the automatic choice (see `ci_common.models.Job.extras`)."""
     groups: tuple[str, ...] | None = None
+    rerun_of: str | None = None
+    """A job of the submitter's whose failed tests are all this job runs."""
+    rerun_node_ids: tuple[str, ...] = ()
+    artifacts: tuple[str, ...] = ()
+    """Glob patterns, relative to the project root, of files to keep after pytest exits."""
 
 
 def parse_job_options(
@@ -76,6 +83,7 @@ def parse_job_options(
     python: str | None = None,
     extras: str | None = None,
     groups: str | None = None,
+    artifacts: str | None = None,
 ) -> JobOptions:
     """The submit's form fields (JSON text, `project` plain text; None when absent) as
     options, or `InvalidJobOptionsError` naming the field and the fix."""
@@ -87,6 +95,7 @@ def parse_job_options(
         python=check_python(python),
         extras=check_dependency_names(_json(extras, "extras", "array of names"), "extras"),
         groups=check_dependency_names(_json(groups, "groups", "array of names"), "groups"),
+        artifacts=check_artifacts(_json(artifacts, "artifacts", "array of strings")),
     )
 
 
@@ -112,6 +121,41 @@ def check_dependency_names(value: object, name: str) -> tuple[str, ...] | None:
                 f"at most {MAX_DEPENDENCY_NAME_CHARS} characters){hint}"
             )
     return tuple(dict.fromkeys(names))
+
+
+def check_artifacts(value: object) -> tuple[str, ...]:
+    """Glob patterns (`coverage.xml`, `htmlcov/**`) inside the project root: relative, no
+    `..`, no control characters, a bounded number of bounded strings."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) for item in cast(list[object], value)
+    ):
+        raise InvalidJobOptionsError(
+            'artifacts must be a JSON array of glob patterns, e.g. ["coverage.xml", "htmlcov/**"]'
+        )
+    patterns = cast(list[str], value)
+    if len(patterns) > MAX_ARTIFACT_PATTERNS:
+        raise InvalidJobOptionsError(
+            f"artifacts has {len(patterns)} patterns, more than the {MAX_ARTIFACT_PATTERNS} "
+            "allowed; use wider patterns (`reports/**`)"
+        )
+    for index, pattern in enumerate(patterns):
+        _utf8_size(pattern, f"artifacts[{index}]")
+        where = f"artifacts[{index}] {_shown(pattern)}"
+        if not pattern.strip() or len(pattern) > MAX_ARTIFACT_PATTERN_CHARS:
+            raise InvalidJobOptionsError(
+                f"{where} must be a glob pattern of 1 to {MAX_ARTIFACT_PATTERN_CHARS} characters"
+            )
+        if _CONTROL.search(pattern) or "\\" in pattern:
+            raise InvalidJobOptionsError(
+                f"{where} contains a control character or a backslash; use / between folders"
+            )
+        if pattern.startswith("/") or ".." in pattern.split("/"):
+            raise InvalidJobOptionsError(
+                f"{where} must stay inside the project: relative to its root, without `..`"
+            )
+    return tuple(patterns)
 
 
 def check_pytest_args(value: object) -> tuple[str, ...]:

@@ -49,6 +49,8 @@ class User(_Record):
     email: str
     active: bool
     created_at: datetime
+    is_admin: bool = False
+    """May see and cancel every user's jobs and manage users in the web dashboard."""
 
 
 class ApiKey(_Record):
@@ -126,6 +128,23 @@ class Job(_Record):
     """The project's extras to install; None: the automatic choice (`test`, `tests`, `dev`)."""
     groups: tuple[str, ...] | None = None
     """The PEP 735 dependency groups to install; None: the automatic choice."""
+    results_cursor: str | None = None
+    """The controller's position in the container's results stream (like `log_cursor`)."""
+    tests_reported: int = 0
+    """Per-test results stored so far (the last one's index)."""
+    tests_note: str | None = None
+    """Why the results are incomplete, once that is known."""
+    files_hash: str | None = None
+    content_hash: str | None = None
+    """The uploaded files, pytest arguments and Python version, hashed; null until the tests
+    start (the Python version comes from inside the container)."""
+    rerun_of: JobId | None = None
+    """The job whose failures this one runs again."""
+    rerun_node_ids: tuple[str, ...] = ()
+    session_exitstatus: int | None = None
+    """pytest's exit status from our plugin's end record; None until its session ended."""
+    artifacts: tuple[str, ...] = ()
+    """Glob patterns of files kept beside `junit.xml` after pytest exits."""
 
     @property
     def success(self) -> bool | None:
@@ -146,3 +165,12 @@ class LogChunk(_Record):
     seq: int
     data: str
     created_at: datetime
+
+
+class Artifact(_Record):
+    """A file kept from a job's container after pytest exited (`junit.xml` always)."""
+
+    job_id: JobId
+    path: str
+    """Relative to the project root; `junit.xml` is ours."""
+    size: int

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 from ci_common.job_options import JobOptions
 from ci_common.models import (
     ApiKey,
     ApiKeyId,
+    Artifact,
     Job,
     JobConclusion,
     JobId,
@@ -28,6 +29,7 @@ from ci_common.models import (
     UserId,
 )
 from ci_common.python_versions import PythonRuntime
+from ci_common.test_results import TestResultRepository
 
 
 class JobRepository(Protocol):
@@ -147,10 +149,43 @@ class JobRepository(Protocol):
         ...
 
 
+class ArtifactRepository(Protocol):
+    """Files kept from jobs' containers, stored in blocks so downloads stream."""
+
+    async def store_artifact(
+        self, job_id: JobId, *, path: str, size: int, content: IO[bytes]
+    ) -> Artifact:
+        """Store `size` bytes read from `content` as the job's file `path`, replacing one of
+        that path (a collection repeated after a restart stores it once)."""
+        ...
+
+    async def list_artifacts(self, job_id: JobId) -> list[Artifact]:
+        """The job's kept files, by path."""
+        ...
+
+    async def get_artifact(self, job_id: JobId, path: str) -> Artifact | None: ...
+
+    async def read_artifact_block(self, job_id: JobId, path: str, index: int) -> bytes | None:
+        """Block `index` (from 0) of the file's content; None past its end."""
+        ...
+
+
+class RetentionRepository(Protocol):
+    """Deleting jobs past the retention period."""
+
+    async def delete_expired_jobs(
+        self, *, finished_before: datetime, max_jobs: int = 10, batch_rows: int = 200
+    ) -> list[JobId]:
+        """Delete up to `max_jobs` jobs completed before `finished_before`, oldest first, with
+        their logs, files, uploads and results, in transactions of at most `batch_rows` rows;
+        returns their ids."""
+        ...
+
+
 class UserRepository(Protocol):
     """Users and their API keys."""
 
-    async def create_user(self, *, name: str, email: str) -> User:
+    async def create_user(self, *, name: str, email: str, is_admin: bool = False) -> User:
         """A new active user; `ConflictError` if the email is taken."""
         ...
 
@@ -161,6 +196,10 @@ class UserRepository(Protocol):
     async def list_users(self) -> list[User]: ...
 
     async def set_user_active(self, user_id: UserId, *, active: bool) -> User: ...
+
+    async def set_user_admin(self, user_id: UserId, *, is_admin: bool) -> User:
+        """Grant or take back the admin flag (the dashboard's /ui/admin pages)."""
+        ...
 
     async def create_api_key(
         self,
@@ -197,12 +236,26 @@ class RuntimeRepository(Protocol):
         ...
 
 
-class Repository(JobRepository, UserRepository, RuntimeRepository, Protocol):
+class JobResultsRepository(JobRepository, TestResultRepository, Protocol):
+    """What the controller needs: jobs, their logs and their test results."""
+
+
+class ControllerRepository(JobResultsRepository, ArtifactRepository, RetentionRepository, Protocol):
+    """What the controller stores: jobs and logs, test results, the files jobs kept, and
+    retention."""
+
+
+class Repository(ControllerRepository, UserRepository, RuntimeRepository, Protocol):
     """Both halves, as one open database provides them."""
 
     async def check_writable(self) -> None:
         """Raise `DatabaseUnavailableError` unless a write could start within about a second
         (`/health` asks this)."""
+        ...
+
+    async def session_secret(self) -> str:
+        """The secret that signs browser session cookies, the same for every process on this
+        database (so any server replica accepts a cookie another issued)."""
         ...
 
     async def close(self) -> None: ...

@@ -93,6 +93,17 @@ class Settings(BaseSettings):
     max_log_mb: float = Field(
         default=20, gt=0, description="stored log per job before truncation, MiB"
     )
+    max_artifacts_mb: float = Field(
+        default=50,
+        gt=0,
+        description="files kept per job (junit.xml and the submit's patterns), MiB; beyond "
+        "it what fits is kept and the log says what was not",
+    )
+    retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="days a completed job is kept, with its log, results and files",
+    )
     max_dependency_images: int = Field(
         default=20, gt=0, description="cached dependency images kept"
     )
@@ -122,3 +133,7 @@ class Settings(BaseSettings):
     @property
     def job_disk_bytes(self) -> int:
         return parse_size(self.job_disk)
+
+    @property
+    def max_artifacts_bytes(self) -> int:
+        return int(self.max_artifacts_mb * 1024 * 1024)

@@ -19,6 +19,10 @@ watches the pipe and the signal at once), sends what is left in the pipe and exi
 waits for the pipe to close, which a process the tests left behind may hold open. The pipe is
 1 MiB, so a fast job rarely waits for PID 1.
 
+When the job has ended, PID 1 gathers the files to keep (`artifacts.COLLECT_SOURCE`) before
+it exits: the workspace is gone once the container stops. Our JUnit plugin (`job_plugins`)
+writes `junit.xml` where it looks (`CI_JUNITXML`).
+
 The job (the child) waits for the project and then runs `python -m pytest` in the same
 interpreter. The container is started first and the project copied in right after
 (`put_archive` costs ~50 ms, which now overlaps the interpreter's start-up instead of
@@ -38,6 +42,12 @@ marker (`job_file`): pytest's extra arguments and the environment (the submitter
 `CI=true` and `CI_JOB_ID`). One way for every container: a warm one was started before its
 job existed, so its command and environment could not carry them, and a cold one then needs
 no second way. The bootstrap sets the environment and appends the arguments to its command.
+Our pytest plugins (`job_plugins`) are in the tar too: the bootstrap puts their directory on
+the path and `JOB_COMMAND` loads them with `-p`. The plugin writes its records to a
+second pipe (its write end is `CI_RESULTS_FD` in the job), which PID 1 reads beside the output
+pipe and sends on as records of `RESULTS_CHANNEL`: the job's output and our records reach the
+controller in one Docker stream, never mixed (a test cannot forge a record by printing it),
+each record with a position in that stream for the results' own cursor.
 Variables the interpreter reads only at start-up (`PYTHON*`, e.g. `PYTHONPATH`) would be
 ignored by pytest in the same interpreter, so when the job sets one, the bootstrap execs a
 fresh `python -m pytest` instead (an interpreter start, ~15 ms, for those jobs only).
@@ -71,8 +81,16 @@ import json
 import posixpath
 
 from ci_common.models import Job
+from ci_controller.artifacts import COLLECT_SOURCE, JUNIT_NAME, OUTPUT_DIR
 from ci_controller.container_output import GATHER_BYTES, GATHER_SECONDS, encoder_source
 from ci_controller.dependency_plan import DependencyPlan
+from ci_controller.job_plugins import (
+    JUNIT_VARIABLE,
+    PLUGIN_ARGUMENTS,
+    PLUGIN_DIR,
+    RESULTS_FD_VARIABLE,
+    plugin_environment,
+)
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
 
@@ -84,7 +102,7 @@ WRITABLE_PLACES = (JOB_WORKDIR, *JOB_SCRATCH)
 PIPE_BYTES = 1 << 20
 """The job's output pipe (Linux's limit for an unprivileged process): room for what a fast
 job writes while PID 1 gathers and sends the last batch, so the job never waits on it."""
-JOB_COMMAND = ("python", "-m", "pytest")
+JOB_COMMAND = ("python", "-m", "pytest", *PLUGIN_ARGUMENTS)
 JOB_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 PYTEST_FAILURES = range(1, 6)
 PROJECT_INSTALL_OPTIONS = ("--no-deps", "--no-build-isolation", "--quiet", "-e", ".")
@@ -115,9 +133,11 @@ def bootstrap(*, wait_seconds: int | None, root: str = "/") -> str:
     return f"""
 import fcntl, json, os, runpy, select, signal, sys, time
 {encoder_source()}
+{COLLECT_SOURCE}
 os.dup2(1, 2)
 signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
 output, into = os.pipe()
+results, report = os.pipe()
 try:
     fcntl.fcntl(into, fcntl.F_SETPIPE_SZ, {PIPE_BYTES})
 except OSError:
@@ -125,6 +145,7 @@ except OSError:
 job = os.fork()
 if job:
     os.close(into)
+    os.close(report)
     def forward(signum, _):
         try:
             os.kill(job, signum)
@@ -136,29 +157,35 @@ if job:
         except OSError:
             return False
         return room.f_bavail * 100 < room.f_blocks or bool(room.f_files and not room.f_favail)
-    def take():
+    def take(pipe=output):
         taken = []
         while True:
             try:
-                block = os.read(output, {PIPE_BYTES})
+                block = os.read(pipe, {PIPE_BYTES})
             except BlockingIOError:
                 return b"".join(taken), False
             if not block:
                 return b"".join(taken), True
             taken.append(block)
-    def send(data):
-        view = memoryview(encode_records(data))
+    def send(data, channel=LOG_CHANNEL):
+        view = memoryview(encode_records(data, channel=channel))
         while view:
             view = view[os.write(1, view):]
+    def report_results():
+        data, ended = take(results)
+        if ended and results in watched:
+            watched.remove(results)
+        if data:
+            send(data, RESULTS_CHANNEL)
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     woken, wake = os.pipe()
-    for end in (output, woken, wake):
+    for end in (output, results, woken, wake):
         os.set_blocking(end, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake)
     os.write(wake, b"0")  # the job may have ended before the handler was there
-    watched = [output, woken]
+    watched = [output, results, woken]
     status = None
     while status is None:
         if woken in select.select(watched, [], [])[0]:
@@ -181,15 +208,23 @@ if job:
             watched.remove(output)
         if data:
             send(data)
+        report_results()
     send(take()[0])
+    report_results()
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     if {PYTEST_FAILURES.start} <= code < {PYTEST_FAILURES.stop} and any(map(full, {places!r})):
         code += {DISK_FULL_EXIT}
+    try:
+        collect_artifacts({at(JOB_FILE)!r}, {at(JOB_WORKDIR)!r}, {at(OUTPUT_DIR)!r})
+    except Exception as exc:
+        print("[ci] the artifacts could not be collected:", exc, flush=True)
     os._exit(code)
 os.close(output)
+os.close(results)
 os.dup2(into, 1)
 os.dup2(into, 2)
 os.close(into)
+os.set_inheritable(report, True)
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 marker = {at(READY_MARKER)!r}
 deadline = time.monotonic() + {wait_seconds or 0}
@@ -201,6 +236,11 @@ try:
 except FileNotFoundError:
     request = {{}}
 os.environ.update(request.get("env", {{}}))
+os.environ[{RESULTS_FD_VARIABLE!r}] = str(report)
+os.environ[{JUNIT_VARIABLE!r}] = {at(f"{OUTPUT_DIR}/{JUNIT_NAME}")!r}
+plugins = {at(PLUGIN_DIR)!r}
+sys.path.append(plugins)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), plugins]))
 os.chdir({at(JOB_WORKDIR)!r})
 fresh = any(name.startswith("PYTHON") for name in request.get("env", {{}}))
 link = request.get("link_project")
@@ -267,11 +307,17 @@ def exit_status(exit_code: int, *, oom_killed: bool) -> ExitStatus:
     return ExitStatus(exit_code, oom_killed=oom_killed)
 
 
-def job_file(job: Job, *, plan: DependencyPlan | None = None) -> bytes:
+def job_file(job: Job, *, plan: DependencyPlan | None = None, artifact_bytes: int = 0) -> bytes:
     """`JOB_FILE` for `job`: what the bootstrap adds to pytest's command and environment,
-    and how it installs the project itself first (`plan`'s `link` or `install_project`)."""
-    env = {**job.env, "CI": "true", "CI_JOB_ID": job.id}
-    request: dict[str, object] = {"pytest_args": list(job.pytest_args), "env": env}
+    how it installs the project itself first (`plan`'s `link` or `install_project`), and
+    which files PID 1 keeps within `artifact_bytes` (see `artifacts`)."""
+    env = {**job.env, **plugin_environment(job.rerun_node_ids), "CI": "true", "CI_JOB_ID": job.id}
+    request: dict[str, object] = {
+        "pytest_args": list(job.pytest_args),
+        "env": env,
+        "artifacts": list(job.artifacts),
+        "artifact_bytes": artifact_bytes,
+    }
     if plan is not None and plan.link is not None:
         request["link_project"] = plan.link.as_json()
     elif plan is not None and plan.install_project:

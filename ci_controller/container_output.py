@@ -17,9 +17,12 @@ character (Docker would store the halves of one as U+FFFD).
 
 `decode_frame` turns one Docker message back into the bytes the job wrote. A message that is
 no record (written by PID 1 itself, by a container started before this framing, by any other
-container) is output as it stands. The channel byte after `ESCAPE` leaves room for records of
-other kinds (per-test results, say): a new kind gets its own channel byte, `OutputRecord`
-carries it, and `job_worker` routes records by channel in one place.
+container) is output as it stands. The channel byte after `ESCAPE` says what a record carries:
+`LOG_CHANNEL` the job's stdout and stderr, `RESULTS_CHANNEL` our pytest plugin's JSON lines
+(per-test results, read by PID 1 from a pipe of their own, see `bootstrap`), and
+`job_worker` routes records by channel in one place. Both travel in the one Docker stream, so
+a results record has a log position like any output, and the results are stored with their
+own cursor into that stream (`job_results`), as durable as the log.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ ESCAPE: Final = b"\x7f"
 """DEL: rare in test output, and stored by Docker's json-file as one byte (no JSON escape)."""
 LOG_CHANNEL: Final = b"r"
 LOG_RECORD: Final = ESCAPE + LOG_CHANNEL
+RESULTS_CHANNEL: Final = b"t"
+"""Our pytest plugin's records (`job_plugin/_ci_pytest_results.py`): one JSON object a line,
+a line possibly spread over several records."""
 RECORD_BYTES: Final = 16_000
 """The most a record holds (escaped, before its marker and newline): under Docker's 16 KiB
 line buffer, so Docker never splits one."""
@@ -100,6 +106,7 @@ def encoder_source() -> str:
     constants = {
         "ESCAPE": ESCAPE,
         "LOG_CHANNEL": LOG_CHANNEL,
+        "RESULTS_CHANNEL": RESULTS_CHANNEL,
         "RECORD_BYTES": RECORD_BYTES,
     }
     lines = [f"{name} = {value!r}" for name, value in constants.items()]

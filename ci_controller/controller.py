@@ -16,7 +16,10 @@ containers of this installation:
   except the warm container waiting for the next job (`warm_pool`); a claimed warm container
   carries no job label, so a running job's container is also looked up by its stored id;
 - queued jobs are started up to `CI_MAX_PARALLEL_JOBS`, in `scheduling.dispatch_order`;
-- at most once a minute, the database gives freed pages back and truncates its WAL.
+- at most once a minute, jobs completed more than `CI_RETENTION_DAYS` ago are deleted with
+  everything stored for them (a bounded number per pass, each in small transactions, see
+  `ci_persistence.retention`), then the database gives freed pages back and truncates its
+  WAL.
 
 Dispatch marks the job running first (compare-and-set, so a job cancelled meanwhile is never
 started) and only then creates its container, labelled with the job id: whatever instant the
@@ -36,11 +39,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ci_common.models import Job, JobConclusion, JobId, JobStatus
 from ci_common.python_versions import PythonRuntime
-from ci_common.repository import JobRepository
+from ci_common.repository import ControllerRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.job_images import JobImages
@@ -64,6 +67,9 @@ CHANGE_POLL_SECONDS = 0.02
 _DEPENDENCY_ROLES = (ROLE_DEPENDENCY_BUILD, ROLE_PROBE)
 SHUTDOWN_GRACE_SECONDS = 5.0
 RECLAIM_SPACE_SECONDS = 60.0
+RETENTION_JOBS_PER_PASS = 200
+"""Expired jobs deleted per pass at most, so a backlog never stalls the reconcile loop long."""
+RETENTION_JOBS_PER_CALL = 10
 VANISHED = (
     "the job's container vanished while no controller was watching it (removed outside the "
     "CI service?); submit the job again"
@@ -77,7 +83,7 @@ class Controller:
         self,
         settings: Settings,
         runtime: ContainerRuntime,
-        repo: JobRepository,
+        repo: ControllerRepository,
         *,
         runtimes: Sequence[PythonRuntime] = (),
     ) -> None:
@@ -213,12 +219,35 @@ class Controller:
             self._start_worker(restarted, None)
 
     async def _reclaim_space(self) -> None:
-        """Now and then, give the database's freed pages back (deleted uploads and logs)."""
+        """Now and then, delete expired jobs and give the database's freed pages back
+        (deleted uploads, logs and jobs)."""
         now = asyncio.get_running_loop().time()
         if now < self._next_reclaim:
             return
         self._next_reclaim = now + RECLAIM_SPACE_SECONDS
+        await self.expire_jobs()
         await self._repo.reclaim_space()
+
+    async def expire_jobs(self) -> int:
+        """Delete (some of) the jobs completed more than `CI_RETENTION_DAYS` ago; returns how
+        many. The rest, if any, go at the next pass."""
+        cutoff = datetime.now(UTC) - timedelta(days=self._settings.retention_days)
+        expired = 0
+        while expired < RETENTION_JOBS_PER_PASS:
+            deleted = await self._repo.delete_expired_jobs(
+                finished_before=cutoff, max_jobs=RETENTION_JOBS_PER_CALL
+            )
+            expired += len(deleted)
+            if len(deleted) < RETENTION_JOBS_PER_CALL:
+                break
+        if expired:
+            logger.info(
+                "deleted %d job(s) completed before %s (CI_RETENTION_DAYS=%g)",
+                expired,
+                cutoff.isoformat(timespec="seconds"),
+                self._settings.retention_days,
+            )
+        return expired
 
     async def _fail_vanished(self, job: Job) -> None:
         logger.warning("job %s: container %s vanished", job.id, (job.container_id or "")[:12])

@@ -34,7 +34,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
@@ -312,7 +312,12 @@ class DockerContainers:
         self, container_id: str, *, after: LogPosition | None
     ) -> AsyncIterator[LogFrame]:
         """Follow until the container has stopped. A stream that ends while the container
-        still runs (a dropped connection) is reopened from the last frame yielded."""
+        still runs (a dropped connection) is reopened from the last frame yielded.
+
+        No read after the stop is needed for a last line without its newline (which the
+        engine stores only when the output closes, after the follower has ended): a job
+        container's PID 1 ends every record with a newline (`container_output`), also the
+        partial line of a test killed mid-line."""
         position = after
         while True:
             async for frame in read_output(self._streams, container_id, after=position):
@@ -344,6 +349,31 @@ class DockerContainers:
             return exit_status(exit_code, oom_killed=oom_killed)
 
         return await in_daemon_thread(f"wait-{container_id[:12]}", wait_and_inspect)
+
+    async def copy_out(
+        self, container_id: str, path: str, *, into: IO[bytes], max_bytes: int
+    ) -> bool:
+        def copy() -> bool:
+            written = 0
+            try:
+                stream, _ = self._api.get_archive(container_id, path)
+                for block in stream:
+                    if written + len(block) > max_bytes:
+                        into.write(block[: max_bytes - written])
+                        break
+                    into.write(block)
+                    written += len(block)
+            except NotFound as exc:
+                if "no such container" in explain(exc).lower():
+                    raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
+                return False
+            except ENGINE_ERRORS as exc:
+                raise RuntimeFault(
+                    f"could not copy {path} out of container {container_id[:12]}: {explain(exc)}"
+                ) from exc
+            return True
+
+        return await in_daemon_thread(f"copy-{container_id[:12]}", copy)
 
     async def run_to_end(self, container_id: str) -> tuple[ExitStatus, bytes]:
         """Start a short-lived container, collect its whole output, wait, and remove it."""

@@ -9,6 +9,7 @@ is not an outcome but a start to repeat (`ProjectNeverArrivedError`).
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from enum import Enum
 
@@ -19,6 +20,9 @@ from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
 
 KILLED = 128 + 9
 """SIGKILL: the tests themselves were killed."""
+SIGNALLED = range(129, 129 + 64)
+"""128 + N: the tests were ended by signal N (PID 1 reports it so, see `bootstrap`); the job
+keeps this code, and `ci` exits 137 for it, not pytest's 1."""
 
 
 class ProjectNeverArrivedError(Exception):
@@ -68,6 +72,13 @@ def exit_outcome(status: ExitStatus, *, settings: Settings) -> Outcome:
             "the kernel killed a process the tests started because it ran out of memory "
             f"(CI_JOB_MEMORY={settings.job_memory})"
         )
+    elif status.exit_code in SIGNALLED:
+        number = status.exit_code - 128
+        notes.append(
+            f"the tests were killed by {_signal_name(number)} (exit code {status.exit_code}), "
+            f"not for memory: a test or a process it started sent it, or the process limit "
+            f"(CI_JOB_PIDS={settings.job_pids}) made the tests fail hard"
+        )
     if status.disk_full:
         *most, last = WRITABLE_PLACES
         notes.append(
@@ -76,3 +87,10 @@ def exit_outcome(status: ExitStatus, *, settings: Settings) -> Outcome:
             "project too); write less there, or ask the admin to raise CI_JOB_DISK"
         )
     return Outcome(JobConclusion.FAILURE, exit_code=status.exit_code, note="; ".join(notes) or None)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

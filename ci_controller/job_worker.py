@@ -30,6 +30,7 @@ import contextlib
 import logging
 import math
 import shlex
+import zipfile
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,11 +38,12 @@ from typing import TypeVar
 
 from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
-from ci_common.repository import JobRepository
+from ci_common.repository import ControllerRepository
 from ci_common.settings import Settings
+from ci_controller.artifact_store import collect_artifacts
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
-from ci_controller.container_output import LOG_CHANNEL, decode_frame
+from ci_controller.container_output import LOG_CHANNEL, RESULTS_CHANNEL, decode_frame
 from ci_controller.dependency_plan import DependencyPlan, Selection
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
@@ -52,6 +54,8 @@ from ci_controller.job_outcome import (
     exit_outcome,
     stopped_outcome,
 )
+from ci_controller.job_plugins import plugin_files
+from ci_controller.job_results import JobResults, files_hash
 from ci_controller.log_cursor import LogPosition
 from ci_controller.project import Project, ProjectArchiveError, Staging, build_project
 from ci_controller.runtime import (
@@ -80,7 +84,7 @@ T = TypeVar("T")
 class WorkerEnvironment:
     """What every worker shares, wired once by the controller."""
 
-    repo: JobRepository
+    repo: ControllerRepository
     runtime: ContainerRuntime
     settings: Settings
     images: JobImages
@@ -96,6 +100,7 @@ class JobWorker:
         self._env = env
         self._cancel = asyncio.Event()
         self.container_id: str | None = job.container_id
+        self._results = JobResults(repo=env.repo, job=job)
 
     def request_cancel(self) -> None:
         if not self._cancel.is_set():
@@ -115,12 +120,16 @@ class JobWorker:
             # controller resumes right after it) and leave the job to be adopted.
             with contextlib.suppress(Exception):
                 await log.close()
+            with contextlib.suppress(Exception):
+                await self._results.close()
             raise
         except StorageError:
             # The database failed us, not the job: leave it running for the next reconcile,
             # which adopts its container or starts it again (an attempt counted).
             with contextlib.suppress(Exception):
                 await log.close()
+            with contextlib.suppress(Exception):
+                await self._results.close()
             raise
         except (RuntimeFault, ProjectArchiveError) as exc:
             logger.warning("job %s: %s: %s", self.job.id, type(exc).__name__, exc)
@@ -201,10 +210,16 @@ class JobWorker:
             found = await self._env.repo.copy_archive(self.job.id, upload)
         if not found:
             raise RuntimeFault("the uploaded project is no longer stored; submit the job again")
+        try:
+            await self._results.know_files(await asyncio.to_thread(files_hash, staging.upload))
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ProjectArchiveError(f"the uploaded project cannot be read: {exc}") from exc
         job = self.job
 
+        artifact_bytes = self._env.settings.max_artifacts_bytes
+
         def with_plan(plan: DependencyPlan) -> bytes:
-            return job_file(job, plan=plan)
+            return job_file(job, plan=plan, artifact_bytes=artifact_bytes)
 
         return await asyncio.to_thread(
             build_project,
@@ -212,6 +227,7 @@ class JobWorker:
             staging.tar,
             job_file=with_plan,
             selection=Selection(extras=job.extras, groups=job.groups),
+            support_files=plugin_files(job.rerun_node_ids),
             stop=staging.stop,
         )
 
@@ -315,6 +331,14 @@ class JobWorker:
                 await runtime.stop(container_id, grace=grace)
             status = await waiter
             await self._drain(follower, log)
+            await collect_artifacts(
+                repo=self._env.repo,
+                runtime=runtime,
+                job=self.job,
+                container_id=container_id,
+                log=log,
+                max_bytes=self._env.settings.max_artifacts_bytes,
+            )
         except ContainerGoneError as exc:
             raise RuntimeFault(
                 "the job's container vanished while it ran (removed outside the CI service?); "
@@ -326,15 +350,28 @@ class JobWorker:
         return self._stopped(stop) if stop is not None else self._exited(status)
 
     async def _follow(self, container_id: str, log: JobLog) -> None:
-        """Store the container's output from the stored cursor on.
+        """Store the container's output and test results, each from its stored cursor on.
 
         Every message of the container passes here, decoded (`container_output`): the one
-        place where records of another channel than the log would be routed."""
-        after = LogPosition.decode(self.job.log_cursor)
+        place where records are routed by channel. The log and the results keep a cursor
+        each (they are stored in batches of their own), so the stream is read from the
+        earlier of the two and a record at or before its own channel's cursor is skipped:
+        a restarted controller repeats and loses nothing of either."""
+        log_after = LogPosition.decode(self.job.log_cursor)
+        results_after = LogPosition.decode(self.job.results_cursor)
+        after = (
+            None if log_after is None or results_after is None else min(log_after, results_after)
+        )
         async for frame in self._env.runtime.follow_logs(container_id, after=after):
             record = decode_frame(frame.data)
             if record.channel == LOG_CHANNEL:
-                await log.add_frame(LogFrame(position=frame.position, data=record.data))
+                if log_after is None or frame.position > log_after:
+                    await log.add_frame(LogFrame(position=frame.position, data=record.data))
+            elif record.channel == RESULTS_CHANNEL:
+                if results_after is None or frame.position > results_after:
+                    await self._results.add_frame(
+                        LogFrame(position=frame.position, data=record.data)
+                    )
             else:
                 logger.warning("job %s: output on unknown channel %r", self.job.id, record.channel)
 
@@ -387,6 +424,13 @@ class JobWorker:
     async def _finish(self, outcome: Outcome, log: JobLog) -> None:
         env, job = self._env, self.job
         note = outcome.note or (f"error: {outcome.error}" if outcome.error else None)
+        try:
+            stopped = outcome.note if outcome.exit_code is None and outcome.error is None else None
+            results_note = await self._results.finish(exit_code=outcome.exit_code, stopped=stopped)
+            if results_note:
+                await log.note(f"test results: {results_note}")
+        except Exception:
+            logger.exception("job %s: could not store the end of its test results", job.id)
         try:
             if note:
                 await log.note(note)

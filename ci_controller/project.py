@@ -40,7 +40,7 @@ import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +55,7 @@ from ci_common.project_paths import (
     check_zip_entries,
     shown,
 )
+from ci_controller.artifacts import OUTPUT_DIR
 from ci_controller.dependency_plan import (
     DependencyPlan,
     DependencyPlanError,
@@ -181,12 +182,14 @@ def build_project(
     *,
     job_file: JobFile | bytes = b"{}",
     selection: Selection | None = None,
+    support_files: Sequence[tuple[str, bytes]] = (),
     stop: threading.Event | None = None,
 ) -> Project:
-    """Write the tar of the zip at `upload`, with `job_file` as `JOB_FILE`, into the existing
-    file `tar` (a `Staging`'s); `ProjectArchiveError` says what is wrong, including a
-    dependency declaration that cannot be installed. Blocking (run it in a thread); memory
-    stays flat whatever the zip unpacks to."""
+    """Write the tar of the zip at `upload`, with `support_files` (paths from the container's
+    root, outside the workspace: our pytest plugins), the empty `OUTPUT_DIR` and `job_file` as
+    `JOB_FILE`, into the existing file `tar` (a `Staging`'s); `ProjectArchiveError` says what
+    is wrong, including a dependency declaration that cannot be installed. Blocking (run it
+    in a thread); memory stays flat whatever the zip unpacks to."""
     stop = stop or threading.Event()
     try:
         with zipfile.ZipFile(upload) as archive:
@@ -196,7 +199,7 @@ def build_project(
             read = _reader(archive, infos, entries)
             plan = plan_dependencies(read, selection, top_level=top_level)
             content = job_file if isinstance(job_file, bytes) else job_file(plan)
-            _write_tar(archive, infos, entries, tar, stop, content)
+            _write_tar(archive, infos, entries, tar, stop, content, support_files)
     except (ProjectEntryError, DependencyPlanError) as exc:
         raise ProjectArchiveError(str(exc)) from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
@@ -261,6 +264,7 @@ def _write_tar(
     path: Path,
     stop: threading.Event,
     job_file: bytes,
+    support_files: Sequence[tuple[str, bytes]],
 ) -> None:
     directories: set[str] = set()
     with (
@@ -292,6 +296,14 @@ def _write_tar(
             header = _tar_info(target, tarfile.REGTYPE, mode=mode, size=info.file_size)
             with archive.open(info) as member:
                 tar.addfile(header, _ZipReader(cast(BinaryIO, member), info, stop))
+        for name, content in support_files:
+            parent = name.rsplit("/", 1)[0]
+            if "/" in name and parent not in directories:
+                directories.add(parent)
+                tar.addfile(_tar_info(parent, tarfile.DIRTYPE, mode=0o755, size=0))
+            info = _tar_info(name, tarfile.REGTYPE, mode=0o644, size=len(content))
+            tar.addfile(info, io.BytesIO(content))
+        tar.addfile(_tar_info(OUTPUT_DIR, tarfile.DIRTYPE, mode=0o755, size=0))
         job_info = _tar_info(JOB_FILE, tarfile.REGTYPE, mode=0o600, size=len(job_file))
         tar.addfile(job_info, io.BytesIO(job_file))
         tar.addfile(_tar_info(READY_MARKER, tarfile.REGTYPE, mode=0o644, size=0))

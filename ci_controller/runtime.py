@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from ci_common.errors import CIError
 from ci_common.models import JobId
@@ -239,6 +239,14 @@ class ContainerRuntime(Protocol):
 
     async def wait(self, container_id: str) -> ExitStatus:
         """Block until the container has exited."""
+        ...
+
+    async def copy_out(
+        self, container_id: str, path: str, *, into: IO[bytes], max_bytes: int
+    ) -> bool:
+        """Write a tar of `path` (from the container's root) of a container, running or
+        exited, into `into`, cut off after `max_bytes`; False when there is no such path.
+        `ContainerGoneError` if the container does not exist."""
         ...
 
     async def stop(self, container_id: str, *, grace: float) -> None:

@@ -91,6 +91,15 @@ def job_from_row(row: sqlite3.Row) -> Job:
         python=row["python"],
         extras=_names(row["extras"]),
         groups=_names(row["dependency_groups"]),
+        results_cursor=row["results_cursor"],
+        tests_reported=row["tests_reported"],
+        tests_note=row["tests_note"],
+        files_hash=row["files_hash"],
+        content_hash=row["content_hash"],
+        rerun_of=JobId(row["rerun_of"]) if row["rerun_of"] else None,
+        rerun_node_ids=tuple(json.loads(row["rerun_node_ids"])),
+        session_exitstatus=row["session_exitstatus"],
+        artifacts=tuple(json.loads(row["artifacts"])),
     )
 
 
@@ -201,7 +210,8 @@ class SqliteJobs:
 
     async def restart_job(self, job_id: JobId) -> Job | None:
         changed = await self._db.execute(
-            "UPDATE jobs SET container_id = NULL, log_cursor = NULL, attempts = attempts + 1 "
+            "UPDATE jobs SET container_id = NULL, log_cursor = NULL, results_cursor = NULL, "
+            "attempts = attempts + 1 "
             "WHERE id = ? AND status = ?",
             (job_id, JobStatus.RUNNING.value),
         )
@@ -331,6 +341,11 @@ class SqliteJobs:
         assert row is not None, "migration 1 always writes the installation id"
         return str(row["value"])
 
+    async def session_secret(self) -> str:
+        row = await self._db.fetch_one("SELECT value FROM meta WHERE key = 'session_secret'")
+        assert row is not None, "schema step 8 always writes the session secret"
+        return str(row["value"])
+
 
 @contextmanager
 def _side_connection(path: Path) -> Generator[sqlite3.Connection]:
@@ -353,8 +368,8 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
         try:
             conn.execute(
                 "INSERT INTO jobs (id, user_id, status, created_at, archive_bytes, pytest_args, "
-                "env, project, git, python, extras, dependency_groups) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "env, project, git, python, extras, dependency_groups, rerun_of, rerun_node_ids, "
+                "artifacts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     user_id,
@@ -368,6 +383,9 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
                     options.python,
                     _names_text(options.extras),
                     _names_text(options.groups),
+                    options.rerun_of,
+                    json.dumps(list(options.rerun_node_ids)),
+                    json.dumps(list(options.artifacts)),
                 ),
             )
             rowid = conn.execute(

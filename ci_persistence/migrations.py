@@ -115,6 +115,66 @@ ALTER TABLE jobs ADD COLUMN extras TEXT;
 ALTER TABLE jobs ADD COLUMN dependency_groups TEXT;
 """
 
+# v8: per-test results as the controller reads them from the job's results stream (with the
+# stream's cursor on the job row, written in the same transaction), what a job's content was
+# (for flaky tests), pytest's exit status once its session ended (stored with the results
+# before it, so a restarted controller knows), and which failures a rerun runs.
+_V8_TEST_RESULTS = """
+CREATE TABLE test_results (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    nodeid TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    duration REAL NOT NULL,
+    message TEXT,
+    traceback TEXT,
+    output TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX test_results_outcome ON test_results(job_id, outcome, idx);
+ALTER TABLE jobs ADD COLUMN results_cursor TEXT;
+ALTER TABLE jobs ADD COLUMN tests_reported INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN tests_note TEXT;
+ALTER TABLE jobs ADD COLUMN files_hash TEXT;
+ALTER TABLE jobs ADD COLUMN content_hash TEXT;
+ALTER TABLE jobs ADD COLUMN rerun_of TEXT;
+ALTER TABLE jobs ADD COLUMN rerun_node_ids TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE jobs ADD COLUMN session_exitstatus INTEGER;
+CREATE INDEX jobs_user_content_hash ON jobs(user_id, content_hash) WHERE content_hash IS NOT NULL;
+"""
+
+# v9 (artifacts): the file patterns a job keeps, the files kept (in blocks, so a download
+# streams one block at a time from any server replica), and an index for retention to find
+# the oldest finished jobs.
+_V9_ARTIFACTS = """
+ALTER TABLE jobs ADD COLUMN artifacts TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE job_artifacts (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, path)
+);
+CREATE TABLE artifact_blocks (
+    job_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    FOREIGN KEY (job_id, path) REFERENCES job_artifacts(job_id, path) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX artifact_blocks_key ON artifact_blocks(job_id, path, idx);
+CREATE INDEX jobs_finished ON jobs(finished_at) WHERE status = 'completed';
+"""
+
+# v10 (web dashboard): an admin flag on users, and the secret that signs browser sessions, kept
+# in the database so every server replica accepts a cookie any other one issued.
+_ADMINS_AND_SESSION_SECRET = """
+ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('session_secret', lower(hex(randomblob(32))));
+"""
+
 MIGRATIONS: tuple[Step, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
@@ -123,6 +183,9 @@ MIGRATIONS: tuple[Step, ...] = (
     _V5_PYTHON_VERSIONS,
     uuid_ids_for_users_and_keys,  # v6: users and API keys get UUID ids, references kept
     _V7_DEPENDENCY_CHOICE,  # v7
+    _V8_TEST_RESULTS,  # v8
+    _V9_ARTIFACTS,  # v9
+    _ADMINS_AND_SESSION_SECRET,  # v10
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ci_persistence.artifacts import SqliteArtifacts
 from ci_persistence.database import SqliteDatabase
 from ci_persistence.jobs import SqliteJobs
+from ci_persistence.retention import SqliteRetention
 from ci_persistence.runtimes import SqliteRuntimes
+from ci_persistence.test_results import SqliteTestResults
 from ci_persistence.users import SqliteUsers
 
 
-class SqliteRepository(SqliteJobs, SqliteUsers, SqliteRuntimes):
+class SqliteRepository(
+    SqliteJobs, SqliteTestResults, SqliteArtifacts, SqliteRetention, SqliteUsers, SqliteRuntimes
+):
     """Implements `ci_common.Repository`. Open with `await open_repository(path)`."""
 
     def __init__(self, db: SqliteDatabase) -> None:

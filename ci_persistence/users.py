@@ -21,6 +21,7 @@ def user_from_row(row: sqlite3.Row) -> User:
         email=row["email"],
         active=bool(row["active"]),
         created_at=datetime.fromisoformat(row["created_at"]),
+        is_admin=bool(row["is_admin"]),
     )
 
 
@@ -43,14 +44,14 @@ class SqliteUsers:
     _db: SqliteDatabase
 
     @uncancellable
-    async def create_user(self, *, name: str, email: str) -> User:
+    async def create_user(self, *, name: str, email: str, is_admin: bool = False) -> User:
         try:
             user_id = UserId(str(uuid.uuid4()))
             async with self._db.transaction() as conn:
                 await conn.execute(
-                    "INSERT INTO users (id, name, email, active, created_at) "
-                    "VALUES (?, ?, ?, 1, ?)",
-                    (user_id, name, email, now_text()),
+                    "INSERT INTO users (id, name, email, active, created_at, is_admin) "
+                    "VALUES (?, ?, ?, 1, ?, ?)",
+                    (user_id, name, email, now_text(), int(is_admin)),
                 )
         except sqlite3.IntegrityError as exc:
             raise ConflictError(
@@ -84,6 +85,14 @@ class SqliteUsers:
     async def set_user_active(self, user_id: UserId, *, active: bool) -> User:
         changed = await self._db.execute(
             "UPDATE users SET active = ? WHERE id = ?", (int(active), user_id)
+        )
+        if changed == 0:
+            raise UserNotFoundError(str(user_id))
+        return await self.get_user(user_id)
+
+    async def set_user_admin(self, user_id: UserId, *, is_admin: bool) -> User:
+        changed = await self._db.execute(
+            "UPDATE users SET is_admin = ? WHERE id = ?", (int(is_admin), user_id)
         )
         if changed == 0:
             raise UserNotFoundError(str(user_id))

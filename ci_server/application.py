@@ -18,11 +18,14 @@ from fastapi import FastAPI
 
 from ci_common.settings import Settings
 from ci_persistence import DatabaseLocation, open_repository_at
+from ci_server.api_docs import install_api_docs
 from ci_server.dependencies import ServerRuntime
 from ci_server.errors import install_error_handlers
 from ci_server.log_hub import LogHub
-from ci_server.routes import health, jobs, limits, runtimes, submit, whoami
+from ci_server.routes import artifacts, health, jobs, limits, runtimes, submit, tests, whoami
+from ci_server.sessions import SessionSigner
 from ci_server.settings import ServerSettings
+from ci_server.ui import install_dashboard
 from ci_server.upload_intake import UploadSlots
 from ci_server.upload_limit import MULTIPART_OVERHEAD_BYTES, RequestSizeLimit
 
@@ -53,12 +56,20 @@ def create_app(settings: Settings) -> FastAPI:
             full_check_interval=server_settings.log_full_check_interval,
         )
         try:
+            secret = (
+                server_settings.session_secret.get_secret_value()
+                if server_settings.session_secret is not None
+                else await repo.session_secret()
+            )
+            runtime.sessions = SessionSigner(
+                secret=secret.encode(), lifetime_seconds=int(server_settings.session_hours * 3600)
+            )
             async with hub:
                 runtime.repo, runtime.hub = repo, hub
                 logger.info("serving the CI database at %s", location)
                 yield
         finally:
-            runtime.repo, runtime.hub = None, None
+            runtime.repo, runtime.hub, runtime.sessions = None, None, None
             await repo.close()
 
     app = FastAPI(
@@ -66,11 +77,17 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_api_docs(app)
+    install_dashboard(app)
     app.include_router(submit.router)
     app.include_router(jobs.router)
+    app.include_router(tests.router)
+    app.include_router(artifacts.router)
     app.include_router(limits.router)
     app.include_router(runtimes.router)
     app.include_router(whoami.router)

@@ -3,13 +3,19 @@
 Authentication and ownership live here once, so no endpoint can forget them: an endpoint that
 takes `OwnedJob` gets the caller's job or the request ends in 404, whether the id is malformed,
 unknown or another user's (the three are indistinguishable on purpose).
+
+The caller is the owner of the request's `Authorization: Bearer` key or, without that header,
+of the dashboard's session cookie (`ci_server.sessions`): the dashboard's scripts call the same
+API as `ci` does, under the same isolation. A cookie-authenticated request that could change
+something (any method but GET/HEAD) must also carry the session's `X-CSRF-Token`.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Request, Security
@@ -20,7 +26,9 @@ from ci_common.errors import AuthenticationError, ConflictError, JobNotFoundErro
 from ci_common.models import Job, JobId, User
 from ci_common.repository import Repository
 from ci_server.log_hub import LogHub
+from ci_server.sessions import CSRF_HEADER, SESSION_COOKIE, SessionClaims, SessionSigner
 from ci_server.settings import ServerSettings
+from ci_server.signin_throttle import SignInThrottle
 from ci_server.upload_intake import UploadSlots
 
 
@@ -32,6 +40,8 @@ class ServerRuntime:
     uploads: UploadSlots
     repo: Repository | None = None
     hub: LogHub | None = None
+    sessions: SessionSigner | None = None
+    signin_throttle: SignInThrottle = field(default_factory=SignInThrottle)
 
 
 def get_runtime(request: Request) -> ServerRuntime:
@@ -59,6 +69,12 @@ def get_hub(runtime: RuntimeDep) -> LogHub:
     return runtime.hub
 
 
+def get_sessions(runtime: RuntimeDep) -> SessionSigner:
+    if runtime.sessions is None:
+        raise StorageError("the server has not opened its database yet; retry in a moment")
+    return runtime.sessions
+
+
 def get_upload_slots(runtime: RuntimeDep) -> UploadSlots:
     return runtime.uploads
 
@@ -67,6 +83,7 @@ SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
 RepoDep = Annotated[Repository, Depends(get_repo)]
 HubDep = Annotated[LogHub, Depends(get_hub)]
 UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]
+SessionsDep = Annotated[SessionSigner, Depends(get_sessions)]
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -82,6 +99,8 @@ async def get_current_user(
 ) -> User:
     """The active user owning the request's API key, or 401 saying what is wrong with it."""
     header = request.headers.get("authorization")
+    if (header is None or not header.strip()) and SESSION_COOKIE in request.cookies:
+        return await _cookie_user(request, repo)
     if header is None or not header.strip():
         raise AuthenticationError(
             "missing API key: send `Authorization: Bearer <key>` (the `ci` command reads "
@@ -96,6 +115,43 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _cookie_user(request: Request, repo: Repository) -> User:
+    """The dashboard session's user, for a request without an Authorization header; one that
+    could change something must carry the session's CSRF token as a header."""
+    sessions = get_sessions(get_runtime(request))
+    session = await session_user(request, repo, sessions)
+    if session is None:
+        raise AuthenticationError("your dashboard session has ended; sign in again at /ui/")
+    user, claims = session
+    if request.method not in SAFE_METHODS and not sessions.csrf_ok(
+        claims, request.headers.get(CSRF_HEADER)
+    ):
+        raise AuthenticationError(
+            f"a request with the session cookie that changes something needs the "
+            f"{CSRF_HEADER} header of its page; reload the page"
+        )
+    return user
+
+
+async def session_user(
+    request: Request, repo: Repository, sessions: SessionSigner
+) -> tuple[User, SessionClaims] | None:
+    """The user of the request's session cookie while its key is usable and the user active;
+    None for no cookie, a forged or expired one, a revoked key or a deactivated user."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    claims = sessions.verify(cookie) if cookie else None
+    if claims is None:
+        return None
+    keys = await repo.list_api_keys(user_id=claims.user_id)
+    key = next((key for key in keys if key.id == claims.key_id), None)
+    if key is None or not key.is_usable(datetime.now(UTC)):
+        return None
+    user = await repo.get_user(claims.user_id)
+    return (user, claims) if user.active else None
 
 
 MIN_JOB_ID_PREFIX = 8
@@ -115,6 +171,12 @@ async def get_owned_job(
 ) -> Job:
     """The caller's job; 404 for a malformed, unknown or foreign id alike. A unique prefix is
     resolved over all of the caller's jobs (never another user's, so it reveals nothing)."""
+    return await find_job(repo, job_id, user=user)
+
+
+async def find_job(repo: Repository, job_id: str, *, user: User) -> Job:
+    """`user`'s job `job_id` (a UUID or a unique prefix of one of theirs); 404 for a malformed,
+    unknown or foreign id alike."""
     try:
         normalised = JobId(str(uuid.UUID(job_id)))
     except ValueError:
@@ -137,6 +199,15 @@ async def _job_id_from_prefix(repo: Repository, user: User, prefix: str) -> JobI
             "give more characters or the full id"
         )
     return found[0]
+
+
+async def find_any_job(repo: Repository, job_id: str) -> Job:
+    """Any user's job by id (for admins); 404 for a malformed or unknown id."""
+    try:
+        normalised = JobId(str(uuid.UUID(job_id)))
+    except ValueError:
+        raise JobNotFoundError(job_id) from None
+    return await repo.get_job(normalised)
 
 
 OwnedJob = Annotated[Job, Depends(get_owned_job)]

@@ -8,6 +8,8 @@ exactly with `Last-Event-ID` instead of reconnecting forward-only and missing wh
 written meanwhile. A `status: running` follows once if the job was queued when read and
 starts later (or had already started by the time the hub was joined).
 
+Per-test results (`event: test`) follow the same way with their own cursor (`_last_test`): a
+replay from the start sends all of them, any other stream those reported after it opened.
 Chunks come from two places — the follower's own catch-up read of the database and the
 shared `LogHub` — and may overlap; `last_sent` makes every seq go out at most once and in
 order. Before `complete`, any chunk still missing up to the job's final `last_log_seq` is read,
@@ -22,7 +24,7 @@ from sse_starlette import ServerSentEvent
 
 from ci_common.api import CompleteEvent, JobIdEvent, StatusEvent
 from ci_common.models import Job, JobStatus
-from ci_common.repository import JobRepository
+from ci_common.repository import JobResultsRepository
 from ci_server.log_hub import (
     ChunkBatch,
     Follower,
@@ -32,6 +34,7 @@ from ci_server.log_hub import (
     encode_chunks,
 )
 from ci_server.log_pages import log_pages
+from ci_server.test_events import TestBatch, result_batches
 
 
 def job_id_message(job: Job) -> bytes:
@@ -62,12 +65,14 @@ class JobStream:
     """The encoded SSE messages for one follower of one job: iterate `messages()`."""
 
     def __init__(
-        self, *, repo: JobRepository, hub: LogHub, job: Job, after_seq: int, announce: bool
+        self, *, repo: JobResultsRepository, hub: LogHub, job: Job, after_seq: int, announce: bool
     ) -> None:
         self._repo = repo
         self._hub = hub
         self._job = job
         self._last_sent = after_seq
+        # A replay from the start sends every result; otherwise those reported from now on.
+        self._last_test = 0 if after_seq == 0 else job.tests_reported
         self._announce = announce
 
     async def messages(self) -> AsyncGenerator[bytes]:
@@ -96,8 +101,16 @@ class JobStream:
         if self._last_sent < follower.start_seq:
             async for message in self._replay(up_to=follower.start_seq):
                 yield message
+        async for message in self._replay_tests(up_to=follower.start_test):
+            yield message
         while True:
             update = await follower.next()
+            if isinstance(update, TestBatch):
+                if update.last_index > self._last_test:
+                    data = update.after(self._last_test)
+                    self._last_test = update.last_index
+                    yield data
+                continue
             if isinstance(update, ChunkBatch):
                 if update.last_seq > self._last_sent:
                     data = update.after(self._last_sent)
@@ -111,6 +124,8 @@ class JobStream:
                 continue
             if isinstance(update, Resync):
                 async for message in self._replay(up_to=None):
+                    yield message
+                async for message in self._replay_tests(up_to=None):
                     yield message
                 job = await self._repo.get_job(self._job.id)
                 if status is JobStatus.QUEUED and job.started_at is not None:
@@ -141,7 +156,16 @@ class JobStream:
         if self._last_sent < job.last_log_seq:
             async for message in self._replay(up_to=None):
                 yield message
+        async for message in self._replay_tests(up_to=job.tests_reported):
+            yield message
         yield complete_message(job)
+
+    async def _replay_tests(self, *, up_to: int | None) -> AsyncIterator[bytes]:
+        """Stored results after `_last_test` (through `up_to`), a page at a time."""
+        batches = result_batches(self._repo, self._job.id, after_index=self._last_test, up_to=up_to)
+        async for batch in batches:
+            self._last_test = batch.last_index
+            yield batch.joined
 
     async def _replay(self, *, up_to: int | None) -> AsyncIterator[bytes]:
         """Stored chunks after `_last_sent` (up to `up_to` if given), a page at a time, each

@@ -7,6 +7,8 @@ cost a query per follower per tick, so a single task does the asking for all of 
   pragma); only when that moved, or when `full_check_interval` has passed, does it read the
   followed jobs (one `get_jobs` query) and, for each job whose `last_log_seq` grew, the new
   chunks (per job, not per follower, in pages of bounded size: `log_pages`);
+- likewise for new per-test results (`tests_reported` grew), broadcast as `TestBatch`es after
+  the chunks of the same look;
 - it encodes each chunk as an SSE message once and puts the same bytes on every follower's
   queue, with `JobStarted` before and `JobFinished` after the chunks when the status moved;
 - the full check exists because `data_version` does not move for this process's own writes
@@ -33,8 +35,9 @@ from itertools import accumulate
 
 from ci_common.api import LogEvent
 from ci_common.models import Job, JobId, JobStatus, LogChunk
-from ci_common.repository import JobRepository
+from ci_common.repository import JobResultsRepository
 from ci_server.log_pages import LOG_PAGE_BYTES, log_pages
+from ci_server.test_events import TestBatch, result_batches
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +110,7 @@ class Resync:
     """The follower fell behind and lost queued updates: re-read from the database."""
 
 
-HubUpdate = ChunkBatch | JobStarted | JobFinished | Resync
+HubUpdate = ChunkBatch | TestBatch | JobStarted | JobFinished | Resync
 
 
 @dataclass(eq=False)
@@ -124,15 +127,17 @@ class Follower:
     max_bytes: int
     queue: asyncio.Queue[HubUpdate] = field(default_factory=asyncio.Queue[HubUpdate])
     queued_bytes: int = 0
+    start_test: int = 0
+    """The last test result the hub had handed out when this follower joined."""
 
     async def next(self) -> HubUpdate:
         update = await self.queue.get()
-        if isinstance(update, ChunkBatch):
+        if isinstance(update, ChunkBatch | TestBatch):
             self.queued_bytes -= update.size
         return update
 
     def deliver(self, update: HubUpdate) -> None:
-        size = update.size if isinstance(update, ChunkBatch) else 0
+        size = update.size if isinstance(update, ChunkBatch | TestBatch) else 0
         if self.queue.qsize() < self.max_updates and self.queued_bytes + size <= self.max_bytes:
             self.queue.put_nowait(update)
             self.queued_bytes += size
@@ -147,6 +152,7 @@ class Follower:
 class _FollowedJob:
     cursor: int
     status: JobStatus
+    test_cursor: int
     followers: set[Follower] = field(default_factory=set[Follower])
 
     def broadcast(self, update: HubUpdate) -> None:
@@ -159,7 +165,7 @@ class LogHub:
 
     def __init__(
         self,
-        repo: JobRepository,
+        repo: JobResultsRepository,
         *,
         poll_interval: float = 0.02,
         full_check_interval: float = 1.0,
@@ -208,7 +214,9 @@ class LogHub:
         """Subscribe to `job` (as just read) for as long as the block runs."""
         followed = self._jobs.get(job.id)
         if followed is None:
-            followed = _FollowedJob(cursor=job.last_log_seq, status=job.status)
+            followed = _FollowedJob(
+                cursor=job.last_log_seq, status=job.status, test_cursor=job.tests_reported
+            )
             self._jobs[job.id] = followed
             # The snapshot may be older than the hub's last look at the database.
             self.poke()
@@ -216,6 +224,7 @@ class LogHub:
             job_id=job.id,
             start_seq=followed.cursor,
             status=followed.status,
+            start_test=followed.test_cursor,
             max_updates=self._queue_limit,
             max_bytes=self._queue_limit_bytes,
         )
@@ -270,6 +279,12 @@ class LogHub:
             async for last_seq, batch in pages:
                 followed.cursor = last_seq
                 followed.broadcast(batch)
+            tests = result_batches(
+                self._repo, job.id, after_index=followed.test_cursor, up_to=job.tests_reported
+            )
+            async for test_batch in tests:
+                followed.test_cursor = test_batch.last_index
+                followed.broadcast(test_batch)
             if finished:
                 followed.broadcast(JobFinished(job))
             if job.is_terminal and self._jobs.get(job.id) is followed:

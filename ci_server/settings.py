@@ -6,7 +6,7 @@ environment names follow the same `CI_` convention.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from ci_common.settings import Settings
 
@@ -48,6 +48,16 @@ class ServerSettings(Settings):
         gt=0,
         description="seconds a connection may sit without a complete request head, before its "
         "first request or between requests, before it is closed (read by `ci-server`)",
+    )
+
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs the dashboard's session cookies; unset: a secret generated into the "
+        "database, shared by every server replica on it (set it to rotate: everyone signs in "
+        "again)",
+    )
+    session_hours: float = Field(
+        default=12, gt=0, description="hours a dashboard sign-in lasts before asking again"
     )
 
     @classmethod

@@ -114,6 +114,10 @@ _TEXT_FIELDS = {
     "absent: each of test, tests, dev the project has",
     "groups": 'JSON array of PEP 735 dependency groups to install, e.g. ["lint"]; [] for none; '
     "absent: each of test, tests, dev the project has",
+    "rerun_failed_of": "the id of one of your jobs: run only the tests that failed or errored "
+    "in it (422 when it has none)",
+    "artifacts": "JSON array of glob patterns, relative to the project root, of files to keep "
+    'after pytest exits, e.g. ["coverage.xml", "htmlcov/**"] (junit.xml is always kept)',
 }
 ARCHIVE_REQUEST_BODY: dict[str, object] = {
     "requestBody": {

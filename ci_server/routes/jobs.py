@@ -42,12 +42,14 @@ async def list_jobs(
     jobs = await repo.list_jobs(
         user_id=user.id, status=status, project=project, limit=limit, conclusion=conclusion
     )
-    return [JobView.from_job(job) for job in jobs]
+    counts = await repo.test_counts([job.id for job in jobs])
+    return [JobView.from_job(job, counts.get(job.id)) for job in jobs]
 
 
 @router.get("/{job_id}", summary="One of your jobs")
-async def get_job(job: OwnedJob) -> JobView:
-    return JobView.from_job(job)
+async def get_job(job: OwnedJob, repo: RepoDep) -> JobView:
+    counts = await repo.test_counts([job.id])
+    return JobView.from_job(job, counts.get(job.id))
 
 
 @router.get(
@@ -105,7 +107,8 @@ async def cancel_job(job: OwnedJob, user: CurrentUser, repo: RepoDep, hub: HubDe
     hub.poke()
     if not job.is_terminal:
         logger.info("job %s: cancel requested by user %s", job.id, user.id)
-    return JobView.from_job(cancelled)
+    counts = await repo.test_counts([job.id])
+    return JobView.from_job(cancelled, counts.get(job.id))
 
 
 def _parse_last_event_id(value: str) -> int:

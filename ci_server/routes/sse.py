@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent
+from ci_common.api import CompleteEvent, JobIdEvent, LogEvent, StatusEvent, TestEvent
 from ci_common.models import Job
-from ci_common.repository import JobRepository
+from ci_common.repository import JobResultsRepository
 from ci_server.job_stream import JobStream
 from ci_server.log_hub import LogHub
 from ci_server.settings import ServerSettings
 
 _EVENT_SCHEMAS = {
     model.__name__: model.model_json_schema()
-    for model in (JobIdEvent, LogEvent, StatusEvent, CompleteEvent)
+    for model in (JobIdEvent, LogEvent, StatusEvent, TestEvent, CompleteEvent)
 }
 
 SSE_RESPONSE: dict[int | str, dict[str, object]] = {
@@ -21,7 +21,11 @@ SSE_RESPONSE: dict[int | str, dict[str, object]] = {
         "description": (
             "A `text/event-stream`. Each message's `data:` is one JSON object whose `type` is "
             "`job_id` (first message of /submit-stream only), `log` (`seq`, `data`: a chunk of "
-            "output; the message's `id:` is `seq`), `status` or `complete` (`status`, "
+            "output; the message's `id:` is `seq`), `test` (one per-test result as it is stored, "
+            "sent as a named `event: test` without an `id:`: `index`, `nodeid`, `outcome`, "
+            "`phase`, `duration`, `message`, `traceback`, `output`; a stream from the beginning "
+            "replays all of them, others send those stored after they opened), `status` or "
+            "`complete` (`status`, "
             "`conclusion`, `success`, `exit_code`, `error`), after which the stream ends. "
             "Every stream opens (after `job_id`, if any) with a `status` event carrying the "
             "job's current status and, as its `id:`, the seq the stream starts after (0 from "
@@ -62,7 +66,7 @@ class KeepAlive(ServerSentEvent):
 
 def job_event_response(
     *,
-    repo: JobRepository,
+    repo: JobResultsRepository,
     hub: LogHub,
     settings: ServerSettings,
     job: Job,

@@ -26,6 +26,7 @@ from ci_common.models import Job
 from ci_server.dependencies import CurrentUser, HubDep, RepoDep, SettingsDep, UploadSlotsDep
 from ci_server.errors import ERROR_RESPONSES, UPLOAD_ERROR_RESPONSES
 from ci_server.python_choice import with_python
+from ci_server.rerun import with_rerun
 from ci_server.routes.sse import SSE_RESPONSE, job_event_response
 from ci_server.settings import ServerSettings
 from ci_server.upload_intake import ARCHIVE_REQUEST_BODY, received_upload
@@ -66,6 +67,10 @@ async def accepted_job(
                 python=fields.get("python"),
                 extras=fields.get("extras"),
                 groups=fields.get("groups"),
+                artifacts=fields.get("artifacts"),
+            )
+            options = await with_rerun(
+                options, rerun_failed_of=fields.get("rerun_failed_of"), user=user, repo=repo
             )
             file = upload.file
             size = file.size if file.size is not None else _spooled_size(file)

@@ -229,3 +229,36 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+def test_admins_are_made_with_create_admin_and_set_admin(db: Path) -> None:
+    created = ci_admin(db, "user", "create", "--name", "Root", "--email", "root@x.org", "--admin")
+    assert created.returncode == 0, created.stderr
+    root_id = created.stdout.split()[3]
+    assert created.stdout.strip() == (
+        f"User created successfully: {root_id} (Root <root@x.org>, admin)"
+    )
+    ada_id = create_user(db, email="ada@x.org")
+    listed = json.loads(ci_admin(db, "user", "list", "--json").stdout)
+    assert [(u["id"], u["is_admin"]) for u in listed] == [(root_id, True), (ada_id, False)]
+    assert "admin" in ci_admin(db, "user", "list").stdout
+
+    made = ci_admin(db, "user", "set-admin", ada_id[:8])
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == f"User made an admin: {ada_id} (ada@x.org)"
+    assert json.loads(ci_admin(db, "user", "get", ada_id, "--json").stdout)["is_admin"] is True
+    taken = ci_admin(db, "user", "set-admin", ada_id, "--revoke", "--json")
+    assert taken.returncode == 0, taken.stderr
+    assert json.loads(taken.stdout) == {**listed[1], "is_admin": False}
+    assert json.loads(ci_admin(db, "user", "get", ada_id, "--json").stdout)["is_admin"] is False
+    as_admin = json.loads(
+        ci_admin(
+            db, "user", "create", "--name", "Cy", "--email", "cy@x.org", "--admin", "--json"
+        ).stdout
+    )
+    assert as_admin["is_admin"] is True
+
+    missing = ci_admin(db, "user", "set-admin", "99999999")
+    assert missing.returncode == 1 and "user 99999999 not found" in missing.stderr
+    short = ci_admin(db, "user", "set-admin", "2")
+    assert short.returncode == 1 and "invalid user id '2'" in short.stderr

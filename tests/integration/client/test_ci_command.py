@@ -167,6 +167,7 @@ async def test_list_status_and_logs(cli: Cli, repo: SqliteRepository, alice: Acc
         "BRANCH",
         "STATUS",
         "CONCLUSION",
+        "TESTS",
         "CREATED",
         "DURATION",
     ]

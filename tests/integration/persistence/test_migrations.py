@@ -11,6 +11,7 @@ import pytest
 from ci_common.errors import StorageError
 from ci_common.models import JobId
 from ci_persistence import SCHEMA_VERSION, migrate, open_repository
+from ci_persistence.migrations import MIGRATIONS
 
 
 def user_version(path: Path) -> int:
@@ -178,3 +179,36 @@ async def test_jobs_from_before_python_versions_read_as_the_default(tmp_path: Pa
         assert await repo.list_runtimes() == []
     finally:
         await repo.close()
+
+
+async def test_users_from_before_admins_are_not_admins_and_a_session_secret_appears(
+    tmp_path: Path,
+) -> None:
+    before_admins = next(
+        version
+        for version, step in enumerate(MIGRATIONS)
+        if isinstance(step, str) and "is_admin" in step
+    )
+    path = tmp_path / "ci.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await migrate(conn, target=before_admins) == before_admins
+        await conn.execute(
+            "INSERT INTO users (id, name, email, created_at) VALUES "
+            "('0b6f5a4e-2a39-4b4e-9a55-6f1d2c3b4a51', 'Ada', 'ada@x.org', "
+            "'2026-01-01T00:00:00.000000+00:00')"
+        )
+
+    repo = await open_repository(path)
+    try:
+        [ada] = await repo.list_users()
+        assert ada.is_admin is False
+        assert (await repo.set_user_admin(ada.id, is_admin=True)).is_admin is True
+        secret = await repo.session_secret()
+        assert len(secret) == 64 and int(secret, 16)
+    finally:
+        await repo.close()
+    again = await open_repository(path)
+    try:
+        assert await again.session_secret() == secret, "the secret outlives a restart"
+    finally:
+        await again.close()

@@ -28,6 +28,7 @@ OPTIONS = {
     "git": json.dumps({"commit": COMMIT, "branch": "main", "dirty": True}),
     "extras": json.dumps(["test", "docs"]),
     "groups": json.dumps([]),
+    "artifacts": json.dumps(["coverage.xml", "htmlcov/**"]),
 }
 TIMEOUT = httpx.Timeout(10.0)
 
@@ -51,6 +52,7 @@ async def test_every_submit_endpoint_stores_the_options_with_the_job(
     assert job.project == "inventory"
     assert job.git == GitInfo(commit=COMMIT, branch="main", dirty=True)
     assert (job.extras, job.groups) == (("test", "docs"), ())
+    assert job.artifacts == ("coverage.xml", "htmlcov/**")
 
 
 async def test_the_job_json_shows_what_was_asked_and_tested(
@@ -114,6 +116,13 @@ BAD_OPTIONS = [
     ({"extras": '["te st"]'}, "extras: 'te st' is not a valid name"),
     ({"groups": json.dumps(["-lint"])}, "groups: '-lint' is not a valid name"),
     ({"groups": json.dumps([f"g{i}" for i in range(33)])}, "more than the 32 allowed"),
+    ({"artifacts": "coverage.xml"}, "artifacts is not valid JSON"),
+    ({"artifacts": '"coverage.xml"'}, "artifacts must be a JSON array of glob patterns"),
+    ({"artifacts": json.dumps(["../etc/passwd"])}, "must stay inside the project"),
+    ({"artifacts": json.dumps(["/etc/*"])}, "must stay inside the project"),
+    ({"artifacts": json.dumps(["a\\b"])}, "a backslash"),
+    ({"artifacts": json.dumps([""])}, "must be a glob pattern of 1 to 1024"),
+    ({"artifacts": json.dumps(["x"] * 33)}, "more than the 32 allowed"),
 ]
 
 

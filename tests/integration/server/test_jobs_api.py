@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
 import httpx
@@ -17,6 +18,7 @@ from .conftest import Account, project_zip, zip_upload
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 JOB_VIEW_FIELDS = {
+    "artifacts",
     "id",
     "status",
     "conclusion",
@@ -35,6 +37,9 @@ JOB_VIEW_FIELDS = {
     "pytest_args",
     "env",
     "python",
+    "tests",
+    "content_hash",
+    "rerun_of",
 }
 
 
@@ -244,11 +249,20 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
         "/jobs/{job_id}/stream",
         "/jobs/{job_id}/logs",
         "/jobs/{job_id}/cancel",
+        "/jobs/{job_id}/tests",
+        "/tests/flaky",
+        "/jobs/{job_id}/artifacts",
+        "/jobs/{job_id}/artifacts/{path}",
         "/limits",
         "/runtimes",
         "/whoami",
         "/health",
     }
+    listed = schema["paths"]["/jobs/{job_id}/artifacts"]["get"]["responses"]["200"]
+    assert "ArtifactView" in json.dumps(listed)
+    download = schema["paths"]["/jobs/{job_id}/artifacts/{path}"]["get"]["responses"]
+    assert "application/octet-stream" in download["200"]["content"]
+    assert "404" in download
     job_view = schema["components"]["schemas"]["JobView"]["properties"]
     assert set(job_view) == JOB_VIEW_FIELDS
     assert all(field.get("description") for field in job_view.values())

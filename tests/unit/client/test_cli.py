@@ -283,6 +283,7 @@ def test_list_shows_a_table_or_json(server: FakeServer, cli_state: CLIState) -> 
         "BRANCH",
         "STATUS",
         "CONCLUSION",
+        "TESTS",
         "CREATED",
         "DURATION",
     ]

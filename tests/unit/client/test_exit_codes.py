@@ -52,11 +52,18 @@ def test_error_without_a_message_still_says_where_to_look() -> None:
     assert "ci logs abc" in outcome.message
 
 
-def test_a_killed_test_process_is_a_failure_not_one_of_our_codes() -> None:
-    outcome = outcome_for_job(job_id="j", conclusion="failure", exit_code=137, error=None)
-    assert outcome.exit_code == 1
+@pytest.mark.parametrize(("exit_code", "signal"), [(137, "SIGKILL"), (134, "SIGABRT"), (159, "31")])
+def test_tests_killed_by_a_signal_exit_137_not_tests_failed(exit_code: int, signal: str) -> None:
+    outcome = outcome_for_job(job_id="j", conclusion="failure", exit_code=exit_code, error=None)
+    assert outcome.exit_code == ExitCode.KILLED == 137
     assert outcome.message is not None
-    assert "137" in outcome.message
+    assert str(exit_code) in outcome.message and signal in outcome.message
+
+
+def test_another_code_outside_pytests_is_still_tests_failed() -> None:
+    outcome = outcome_for_job(job_id="j", conclusion="failure", exit_code=7, error=None)
+    assert outcome.exit_code == 1
+    assert outcome.message is not None and "7" in outcome.message
 
 
 def test_every_conclusion_is_mapped() -> None:

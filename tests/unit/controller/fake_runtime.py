@@ -8,12 +8,17 @@ Every call is recorded in `calls`, so tests can assert what the controller asked
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
+import json
+import tarfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from ci_common.models import JobId
+from ci_controller.container_output import RESULTS_CHANNEL, encode_records
 from ci_controller.log_cursor import LogPosition
 from ci_controller.runtime import (
     ROLE_DEPENDENCIES,
@@ -49,6 +54,8 @@ class FakeContainer:
     exit_code: int | None = None
     oom_killed: bool = False
     disk_full: bool = False
+    files: dict[str, bytes] = field(default_factory=lambda: dict[str, bytes]())
+    """What `copy_out` finds, by path from the container's root (e.g. `.ci-output/junit.xml`)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def emit(self, data: bytes, *, same_timestamp: bool = False) -> LogFrame:
@@ -62,6 +69,15 @@ class FakeContainer:
         self.frames.append(frame)
         self.poke()
         return frame
+
+    def emit_result(self, record: dict[str, object]) -> LogFrame:
+        """Write one plugin record, framed as PID 1 sends it (`RESULTS_CHANNEL`)."""
+        line = (json.dumps(record) + "\n").encode()
+        frames = [
+            self.emit(message)
+            for message in encode_records(line, channel=RESULTS_CHANNEL).splitlines(keepends=True)
+        ]
+        return frames[-1]
 
     def exit(self, code: int, *, oom_killed: bool = False, disk_full: bool = False) -> None:
         """End with `code`; the flags are what the runtime reports about memory and disk."""
@@ -242,6 +258,23 @@ class FakeRuntime:
                     disk_full=container.disk_full,
                 )
             await container.changed.wait()
+
+    async def copy_out(
+        self, container_id: str, path: str, *, into: IO[bytes], max_bytes: int
+    ) -> bool:
+        container = self._get(container_id)
+        prefix = path.strip("/") + "/"
+        found = {name: data for name, data in container.files.items() if name.startswith(prefix)}
+        if not found:
+            return False
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, data in found.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        into.write(buffer.getvalue()[:max_bytes])
+        return True
 
     async def stop(self, container_id: str, *, grace: float) -> None:
         self.stopped.append(container_id)

@@ -17,7 +17,7 @@ import pytest
 from test_container_output import docker_messages
 
 from ci_controller.bootstrap import DISK_FULL_EXIT, bootstrap, exit_status
-from ci_controller.container_output import decode_frame
+from ci_controller.container_output import LOG_CHANNEL, RESULTS_CHANNEL, decode_frame
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
 from ci_controller.project_link import project_link
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
@@ -76,6 +76,32 @@ def test_pytest_runs_in_the_workspace_with_stderr_folded_into_stdout(root: Path)
     assert code == 1
     assert "to stderr" in out and "as planned" in out and "1 failed" in out
     assert err == ""
+
+
+def test_the_plugins_records_go_out_on_the_results_channel_apart_from_the_output(
+    root: Path,
+) -> None:
+    writer = (
+        "import os, sys\n"
+        "fd = int(os.environ['CI_RESULTS_FD'])\n"
+        "print('output', flush=True)\n"
+        "os.write(fd, b'{\"kind\": \"session\"}\\n' + b'x' * 40000 + b'\\n')\n"
+        'print(\'{"kind": "test"} printed\', flush=True)\n'
+    )
+    # A submit's environment cannot point the plugin elsewhere (here: into the log).
+    (root / JOB_FILE).write_text(json.dumps({"env": {"CI_RESULTS_FD": "1"}}))
+    process = start(root, "python", "-c", writer)
+    out, err = process.communicate(timeout=60)
+
+    records = [decode_frame(message) for message in docker_messages(out)]
+    by_channel: dict[bytes, bytes] = {}
+    for record in records:
+        by_channel[record.channel] = by_channel.get(record.channel, b"") + record.data
+    assert process.returncode == 0, err
+    assert by_channel == {
+        LOG_CHANNEL: b'output\n{"kind": "test"} printed\n',
+        RESULTS_CHANNEL: b'{"kind": "session"}\n' + b"x" * 40000 + b"\n",
+    }
 
 
 def test_sigterm_reaches_the_job_and_ends_the_container_with_143(root: Path) -> None:

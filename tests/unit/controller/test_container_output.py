@@ -13,6 +13,7 @@ from ci_controller.container_output import (
     ESCAPE,
     LOG_CHANNEL,
     RECORD_BYTES,
+    RESULTS_CHANNEL,
     decode_frame,
     encode_records,
     encoder_source,
@@ -63,6 +64,16 @@ def test_records_never_split_a_utf8_character() -> None:
 def test_a_partial_line_is_a_record_of_its_own() -> None:
     assert encode_records(b"....") == ESCAPE + LOG_CHANNEL + b"....\n"
     assert decoded(encode_records(b"....")) == b"...."
+
+
+def test_a_results_record_keeps_its_channel_and_its_bytes() -> None:
+    line = b'{"kind": "test", "nodeid": "t.py::a\n\x7f"}\n' * 800
+    messages = docker_messages(encode_records(line, channel=RESULTS_CHANNEL))
+
+    records = [decode_frame(message) for message in messages]
+    assert len(records) > 1  # a long line goes in several records, the reader joins them
+    assert {record.channel for record in records} == {RESULTS_CHANNEL}
+    assert b"".join(record.data for record in records) == line
 
 
 def test_a_message_that_is_no_record_is_output_as_it_stands() -> None:

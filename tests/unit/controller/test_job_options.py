@@ -55,6 +55,8 @@ def assert_job_file(container: FakeContainer, job: Job) -> None:
     assert json.loads(files[JOB_FILE]) == {
         "pytest_args": ["-k", "parse and not slow", "-x"],
         "env": {"FOO": "bar", "CI": "true", "CI_JOB_ID": job.id},
+        "artifacts": [],
+        "artifact_bytes": 50 * 1024 * 1024,
     }
     with tarfile.open(fileobj=io.BytesIO(container.project)) as tar:
         assert tar.getnames()[-2:] == [JOB_FILE, READY_MARKER]  # complete once the marker is
@@ -110,6 +112,8 @@ async def test_a_job_without_options_still_gets_ci_and_its_id_and_no_notes(
     assert json.loads(members(container.project)[JOB_FILE]) == {
         "pytest_args": [],
         "env": {"CI": "true", "CI_JOB_ID": job.id},
+        "artifacts": [],
+        "artifact_bytes": 50 * 1024 * 1024,
     }
     assert await world.test_output(job) == "1 passed\n"
 

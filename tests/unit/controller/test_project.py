@@ -54,6 +54,7 @@ def test_the_project_tar_holds_workspace_owned_by_the_job_user_with_parents(
         "workspace/pkg/sub",
         "workspace/pkg/sub/test_a.py",
         "workspace/run.sh",
+        ".ci-output",
         ".ci-job.json",
         ".ci-ready",
     }

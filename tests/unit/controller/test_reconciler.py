@@ -133,7 +133,7 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
     assert (spec.job_id, spec.image, spec.command) == (
         job.id,
         "ci-python:3.11",
-        ("python", "-m", "pytest"),
+        ("python", "-m", "pytest", "-p", "_ci_pytest_results", "-p", "_ci_junitxml"),
     )
     assert spec.sandbox == Sandbox(
         network="none",
@@ -148,6 +148,10 @@ async def test_the_container_gets_the_project_and_the_configured_limits(world: W
     assert members == {
         "workspace": (1000, 1000),
         "workspace/test_a.py": (1000, 1000),
+        ".ci-plugins": (1000, 1000),
+        ".ci-plugins/_ci_pytest_results.py": (1000, 1000),
+        ".ci-plugins/_ci_junitxml.py": (1000, 1000),
+        ".ci-output": (1000, 1000),
         ".ci-job.json": (1000, 1000),
         ".ci-ready": (1000, 1000),
     }

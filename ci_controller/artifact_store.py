@@ -1,0 +1,68 @@
+"""Taking a finished job's kept files out of its container into the database.
+
+Runs once the container has exited and its output is drained, whatever ended the job (a
+timed-out or cancelled job keeps what its tests had written). The copy goes through a
+temporary file (the archive API's tar, cut off a little past the cap), never memory; see
+`artifacts` for what PID 1 gathered before. A failure here never fails the job: the log
+says what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import tarfile
+import tempfile
+import time
+
+from ci_common.errors import StorageError
+from ci_common.models import Job
+from ci_common.repository import ArtifactRepository
+from ci_controller.artifacts import OUTPUT_DIR, Manifest, kept_files, notes
+from ci_controller.job_log import JobLog
+from ci_controller.runtime import ContainerRuntime, RuntimeFault
+
+logger = logging.getLogger(__name__)
+
+TAR_SLACK_BYTES = 1024 * 1024
+"""Room for tar headers and the manifest beyond the cap."""
+SPOOL_IN_MEMORY_BYTES = 1024 * 1024
+
+
+async def collect_artifacts(
+    *,
+    repo: ArtifactRepository,
+    runtime: ContainerRuntime,
+    job: Job,
+    container_id: str,
+    log: JobLog,
+    max_bytes: int,
+) -> None:
+    """Store the files the job's container kept, and note in `log` what was not kept."""
+    began = time.monotonic()
+    limit = max_bytes + max_bytes // 10 + TAR_SLACK_BYTES
+    manifest = Manifest()
+    stored = 0
+    try:
+        with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY_BYTES) as spool:
+            if not await runtime.copy_out(
+                container_id, f"/{OUTPUT_DIR}", into=spool, max_bytes=limit
+            ):
+                return  # the project never arrived: nothing ran, nothing to keep
+            spool.seek(0)
+            with tarfile.open(fileobj=spool, mode="r|") as archive:
+                for kept in kept_files(archive, max_bytes=max_bytes, manifest=manifest):
+                    await repo.store_artifact(
+                        job.id, path=kept.path, size=kept.size, content=kept.content
+                    )
+                    stored += 1
+    except (RuntimeFault, tarfile.TarError, OSError) as exc:
+        logger.warning("job %s: artifacts not collected: %s", job.id, exc)
+        await log.note(f"the kept files (artifacts) could not be taken out of the container: {exc}")
+        return
+    except StorageError:
+        raise
+    logger.info(
+        "job %s: %d artifact(s) stored in %.0f ms", job.id, stored, (time.monotonic() - began) * 1e3
+    )
+    for line in notes(manifest, max_bytes=max_bytes):
+        await log.note(line)
