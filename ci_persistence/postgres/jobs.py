@@ -80,6 +80,15 @@ def job_from_record(row: Record) -> Job:
         python=row["python"],
         extras=_names(row["extras"]),
         groups=_names(row["dependency_groups"]),
+        results_cursor=row["results_cursor"],
+        tests_reported=row["tests_reported"],
+        tests_note=row["tests_note"],
+        files_hash=row["files_hash"],
+        content_hash=row["content_hash"],
+        rerun_of=JobId(str(row["rerun_of"])) if row["rerun_of"] else None,
+        rerun_node_ids=tuple(json.loads(row["rerun_node_ids"])),
+        session_exitstatus=row["session_exitstatus"],
+        artifacts=tuple(json.loads(row["artifacts"])),
     )
 
 
@@ -121,8 +130,9 @@ class PostgresJobs:
             async with self._db.transaction() as conn:
                 row = await conn.fetchrow(
                     "INSERT INTO jobs (id, user_id, status, archive_bytes, pytest_args, env, "
-                    "project, git, python, extras, dependency_groups) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                    "project, git, python, extras, dependency_groups, rerun_of, rerun_node_ids, "
+                    "artifacts) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
                     f"RETURNING {JOB_COLUMNS}",
                     job_id,
                     owner,
@@ -135,6 +145,9 @@ class PostgresJobs:
                     options.python,
                     _names_text(options.extras),
                     _names_text(options.groups),
+                    as_uuid(options.rerun_of) if options.rerun_of else None,
+                    json.dumps(list(options.rerun_node_ids)),
+                    json.dumps(list(options.artifacts)),
                 )
                 await conn.execute(
                     "INSERT INTO job_archives (job_id, bytes) VALUES ($1, $2)", job_id, size
@@ -246,7 +259,8 @@ class PostgresJobs:
         if key is None:
             return None
         row = await self._db.fetch_one(
-            "UPDATE jobs SET container_id = NULL, log_cursor = NULL, attempts = attempts + 1 "
+            "UPDATE jobs SET container_id = NULL, log_cursor = NULL, results_cursor = NULL, "
+            "attempts = attempts + 1 "
             f"WHERE id = $1 AND status = $2 RETURNING {JOB_COLUMNS}",
             key,
             JobStatus.RUNNING.value,
@@ -390,4 +404,9 @@ class PostgresJobs:
     async def installation_id(self) -> str:
         value = await self._db.fetch_value("SELECT value FROM meta WHERE key = 'installation_id'")
         assert value is not None, "migration 1 always writes the installation id"
+        return str(value)
+
+    async def session_secret(self) -> str:
+        value = await self._db.fetch_value("SELECT value FROM meta WHERE key = 'session_secret'")
+        assert value is not None, "schema step 4 always writes the session secret"
         return str(value)

@@ -109,8 +109,78 @@ CREATE TABLE python_runtimes (
 );
 """
 
+# v2 (SQLite's v8): per-test results, with the results stream's cursor on the job row, the
+# job's content hashes (for flaky tests), pytest's exit status once its session ended, and
+# which failures a rerun runs. A result's message, traceback and output are UTF-8 `bytea`, as
+# log chunks are: a test's output can hold NUL, which SQLite's TEXT keeps and PostgreSQL's
+# text refuses. `rerun_of` has no foreign key: retention may delete the job a rerun came from.
+_V2_TEST_RESULTS = """
+ALTER TABLE jobs
+    ADD COLUMN results_cursor text,
+    ADD COLUMN tests_reported integer NOT NULL DEFAULT 0,
+    ADD COLUMN tests_note text,
+    ADD COLUMN files_hash text,
+    ADD COLUMN content_hash text,
+    ADD COLUMN rerun_of uuid,
+    ADD COLUMN rerun_node_ids json NOT NULL DEFAULT '[]',
+    ADD COLUMN session_exitstatus integer;
+CREATE TABLE test_results (
+    job_id uuid NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx integer NOT NULL,
+    nodeid text NOT NULL,
+    outcome text NOT NULL,
+    phase text NOT NULL,
+    duration double precision NOT NULL,
+    message bytea,
+    traceback bytea,
+    output bytea,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE INDEX test_results_outcome ON test_results (job_id, outcome, idx);
+CREATE INDEX jobs_user_content_hash ON jobs (user_id, content_hash)
+    WHERE content_hash IS NOT NULL;
+"""
+
+# v3 (SQLite's v9): the file patterns a job keeps, the files kept (numbered bytea blocks, as
+# uploads are), and an index for retention to find the oldest finished jobs.
+_V3_ARTIFACTS = """
+ALTER TABLE jobs ADD COLUMN artifacts json NOT NULL DEFAULT '[]';
+CREATE TABLE job_artifacts (
+    job_id uuid NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    path text NOT NULL,
+    size bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, path)
+);
+CREATE TABLE artifact_blocks (
+    job_id uuid NOT NULL,
+    path text NOT NULL,
+    idx integer NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (job_id, path, idx),
+    FOREIGN KEY (job_id, path) REFERENCES job_artifacts (job_id, path) ON DELETE CASCADE
+);
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE status = 'completed';
+"""
+
+# v4 (SQLite's v10, the web dashboard): an admin flag on users, and the secret that signs
+# browser sessions, kept in the database so every server replica accepts a cookie any other
+# one issued. Two `gen_random_uuid()` (PostgreSQL's strong random source) make 64 hex digits
+# with 244 random bits, without the pgcrypto extension.
+_V4_ADMINS_AND_SESSION_SECRET = """
+ALTER TABLE users ADD COLUMN is_admin boolean NOT NULL DEFAULT false;
+INSERT INTO meta (key, value)
+    VALUES ('session_secret',
+            replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
+    ON CONFLICT (key) DO NOTHING;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1_SCHEMA,  # v1
+    _V2_TEST_RESULTS,  # v2
+    _V3_ARTIFACTS,  # v3
+    _V4_ADMINS_AND_SESSION_SECRET,  # v4
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

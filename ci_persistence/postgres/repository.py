@@ -1,19 +1,29 @@
 """`PostgresRepository`: both repository halves over one PostgreSQL database.
 
-One mixin per concern, as for SQLite (`jobs`, `users`, `runtimes`); a new concern (per-test
-results, artifacts, sessions) is a new module here with its class added to the bases, and its
+One mixin per concern, as for SQLite (`jobs`, `test_results`, `artifacts`, `retention`, `users`,
+`runtimes`); a new concern is a new module here with its class added to the bases, and its
 tables a new step in `migrations`.
 """
 
 from __future__ import annotations
 
+from ci_persistence.postgres.artifacts import PostgresArtifacts
 from ci_persistence.postgres.database import PostgresDatabase
 from ci_persistence.postgres.jobs import PostgresJobs
+from ci_persistence.postgres.retention import PostgresRetention
 from ci_persistence.postgres.runtimes import PostgresRuntimes
+from ci_persistence.postgres.test_results import PostgresTestResults
 from ci_persistence.postgres.users import PostgresUsers
 
 
-class PostgresRepository(PostgresJobs, PostgresUsers, PostgresRuntimes):
+class PostgresRepository(
+    PostgresJobs,
+    PostgresTestResults,
+    PostgresArtifacts,
+    PostgresRetention,
+    PostgresUsers,
+    PostgresRuntimes,
+):
     """Implements `ci_common.Repository`. Open with `await open_postgres_repository(url)`."""
 
     def __init__(self, db: PostgresDatabase) -> None:

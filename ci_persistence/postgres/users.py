@@ -26,6 +26,7 @@ def user_from_record(row: Record) -> User:
         email=row["email"],
         active=row["active"],
         created_at=row["created_at"],
+        is_admin=row["is_admin"],
     )
 
 
@@ -48,13 +49,15 @@ class PostgresUsers:
     _db: PostgresDatabase
 
     @uncancellable
-    async def create_user(self, *, name: str, email: str) -> User:
+    async def create_user(self, *, name: str, email: str, is_admin: bool = False) -> User:
         try:
             row = await self._db.fetch_one(
-                f"INSERT INTO users (id, name, email) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}",
+                "INSERT INTO users (id, name, email, is_admin) VALUES ($1, $2, $3, $4) "
+                f"RETURNING {USER_COLUMNS}",
                 uuid.uuid4(),
                 name,
                 email,
+                is_admin,
             )
         except asyncpg.UniqueViolationError as exc:
             raise ConflictError(
@@ -94,6 +97,19 @@ class PostgresUsers:
             row = await self._db.fetch_one(
                 f"UPDATE users SET active = $1 WHERE id = $2 RETURNING {USER_COLUMNS}",
                 active,
+                key,
+            )
+        if row is None:
+            raise UserNotFoundError(str(user_id))
+        return user_from_record(row)
+
+    async def set_user_admin(self, user_id: UserId, *, is_admin: bool) -> User:
+        key = as_uuid(user_id)
+        row = None
+        if key is not None:
+            row = await self._db.fetch_one(
+                f"UPDATE users SET is_admin = $1 WHERE id = $2 RETURNING {USER_COLUMNS}",
+                is_admin,
                 key,
             )
         if row is None:

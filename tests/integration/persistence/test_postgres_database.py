@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from ci_common.errors import DatabaseUnavailableError, StorageError
+from ci_common.models import JobId
 from ci_persistence import DatabaseLocation, open_repository_at
 from ci_persistence.postgres import (
     AdvisoryLock,
@@ -19,7 +20,7 @@ from ci_persistence.postgres import (
     PostgresRepository,
     open_postgres_repository,
 )
-from ci_persistence.postgres.migrations import SCHEMA_VERSION
+from ci_persistence.postgres.migrations import SCHEMA_VERSION, migrate
 
 
 def closed_port() -> int:
@@ -187,4 +188,33 @@ async def test_a_cancelled_append_still_completes_and_leaves_nothing_open(
         )
     finally:
         await admin.close()
+        await repo.close()
+
+
+async def test_a_v1_database_upgrades_its_users_and_jobs_in_place(postgres_url: str) -> None:
+    """The branch's first schema, with a user and a job, gains results, artifacts, admins and
+    a session secret: nothing stored is lost, nobody becomes an admin by the upgrade."""
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        assert await migrate(conn, target=1) == 1
+        user_id = await conn.fetchval(
+            "INSERT INTO users (id, name, email) VALUES (gen_random_uuid(), 'Ada', 'ada@x.org') "
+            "RETURNING id"
+        )
+        job_id = await conn.fetchval(
+            "INSERT INTO jobs (id, user_id, status) VALUES (gen_random_uuid(), $1, 'queued') "
+            "RETURNING id",
+            user_id,
+        )
+    finally:
+        await conn.close()
+
+    repo = await open_postgres_repository(postgres_url)
+    try:
+        [ada] = await repo.list_users()
+        job = await repo.get_job(JobId(str(job_id)))
+        assert ada.is_admin is False
+        assert (job.tests_reported, job.rerun_node_ids, job.artifacts) == (0, (), ())
+        assert len(await repo.session_secret()) == 64
+    finally:
         await repo.close()
