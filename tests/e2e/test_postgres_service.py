@@ -3,8 +3,10 @@ ci-controller against a fresh PostgreSQL database, and the real `ci` command."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from harness import MakeService
@@ -42,3 +44,56 @@ def test_a_passing_job_on_postgresql_streams_and_stores_its_log_exactly(
     assert chunks and not service.db_path.exists()  # nothing went to a SQLite file
     controller = next(p for p in service.processes if p.name == "controller")
     assert "database postgresql://ci:***@127.0.0.1:" in controller.output()
+
+
+FAILING_TEST = f"""
+def test_passes():
+    pass
+
+
+def test_fails():
+    print({PRINTED!r})
+    assert 1 == 2, "one is not two"
+"""
+
+
+def test_a_failing_tests_results_and_junit_come_back_from_postgresql(
+    make_postgres_service: MakeService, tmp_path: Path
+) -> None:
+    service = make_postgres_service()
+    project = tmp_path / "pg-results"
+    project.mkdir()
+    (project / "requirements.txt").write_text("")
+    (project / "test_outcomes.py").write_text(FAILING_TEST)
+
+    submitted = service.run_ci("submit", "test", str(project))
+
+    assert submitted.returncode == 1, submitted.stderr
+    assert "FAILED test_outcomes.py::test_fails - AssertionError: one is not two" in (
+        submitted.stderr
+    )
+    job_id = re.search(r"Job submitted: (\S+)", submitted.stderr)
+    assert job_id, submitted.stderr
+    listed = service.run_ci("tests", job_id.group(1), "--json")
+    assert listed.returncode == 0, listed.stderr
+    results = {row["nodeid"]: row for row in json.loads(listed.stdout)}
+    assert {nodeid: row["outcome"] for nodeid, row in results.items()} == {
+        "test_outcomes.py::test_passes": "passed",
+        "test_outcomes.py::test_fails": "failed",
+    }
+    failed = results["test_outcomes.py::test_fails"]
+    assert PRINTED in failed["output"]  # NUL and all, through PostgreSQL's bytea
+    assert "assert 1 == 2" in failed["traceback"]
+
+    out = tmp_path / "fetched"
+    fetched = service.run_ci("artifacts", job_id.group(1), "-o", str(out))
+    assert fetched.returncode == 0, fetched.stderr
+    cases = {
+        case.attrib["name"]: [child.tag for child in case]
+        for case in ElementTree.fromstring((out / "junit.xml").read_bytes()).iter("testcase")
+    }
+    assert cases["test_passes"] == [] and "failure" in cases["test_fails"]
+    [(results_stored, blocks)] = service.query(
+        "SELECT (SELECT count(*) FROM test_results), (SELECT count(*) FROM artifact_blocks)"
+    )
+    assert (results_stored, blocks) == (2, 1) and not service.db_path.exists()
