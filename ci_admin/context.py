@@ -10,21 +10,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import click
 
 from ci_common.errors import CIError
 from ci_common.repository import Repository
-from ci_persistence import open_repository
+from ci_persistence import DatabaseLocation, open_repository_at
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class AdminContext:
-    db_path: Path
+    location: DatabaseLocation
 
 
 pass_admin = click.make_pass_decorator(AdminContext)
@@ -34,7 +33,7 @@ def run_with_repository(ctx: AdminContext, body: Callable[[Repository], Awaitabl
     """Run `body` against the open repository; our errors become a one-line message, exit 1."""
 
     async def main() -> T:
-        repo: Repository = await open_repository(ctx.db_path)
+        repo: Repository = await open_repository_at(ctx.location)
         try:
             return await body(repo)
         finally:

@@ -1,8 +1,8 @@
 """The storage interface every process programs against.
 
 `JobRepository` holds jobs, their uploaded archives and their logs; `UserRepository` holds users
-and API keys. SQLite implements both today (`ci_persistence`); a PostgreSQL backend must pass
-the same contract tests (`tests/integration/test_repository_contract.py`).
+and API keys. SQLite and PostgreSQL implement them (`ci_persistence`, `ci_persistence.postgres`)
+and pass the same contract tests (`tests/integration/persistence/`, run on both backends).
 
 State changes are compare-and-set: each transition names the state it expects and reports
 whether it happened, so two writers (two controllers by mistake, a server cancelling while the

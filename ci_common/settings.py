@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CI_", extra="ignore")
 
     db_path: Path = Field(default_factory=default_db_path, description="the SQLite database file")
+    database_url: str | None = Field(
+        default=None,
+        description="`postgresql://user:password@host:5432/database`: PostgreSQL instead of "
+        "the SQLite file (every process of one installation must use the same)",
+    )
 
     # Server: upload limits.
     max_upload_mb: float = Field(default=50, gt=0, description="largest accepted archive, MiB")

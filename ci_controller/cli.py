@@ -1,8 +1,10 @@
 """`ci-controller`: the one process that runs jobs, for one database.
 
 Start-up order matters: the singleton lock first (a second controller must fail before it
-touches anything), then the database, then the engine. SIGTERM and SIGINT stop dispatching and
-exit 0, leaving running containers for the next start to adopt.
+touches anything), then the database, then the engine. The lock is a file lock beside a SQLite
+database, or a PostgreSQL advisory lock held on a connection of its own
+(`ci_persistence.postgres.singleton`) when `CI_DATABASE_URL` is set. SIGTERM and SIGINT stop
+dispatching and exit 0, leaving running containers for the next start to adopt.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from ci_controller.docker_runtime import DockerRuntime
 from ci_controller.project import remove_stale_staging
 from ci_controller.python_runtimes import default_image, discover_runtimes
 from ci_controller.singleton import ControllerLock
-from ci_persistence import open_repository
+from ci_persistence import DatabaseLocation, open_repository_at
+from ci_persistence.postgres import CONTROLLER_LOCK_KEY, AdvisoryLock
 
 logger = logging.getLogger("ci_controller")
 
@@ -32,7 +35,8 @@ logger = logging.getLogger("ci_controller")
     "--db-path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The SQLite database (default: $CI_DB_PATH or ~/.local/share/ci/ci.db).",
+    help="The SQLite database (default: $CI_DB_PATH or ~/.local/share/ci/ci.db); "
+    "CI_DATABASE_URL=postgresql://... uses PostgreSQL instead.",
 )
 @click.option(
     "--interval",
@@ -50,8 +54,8 @@ logger = logging.getLogger("ci_controller")
 def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
     """Run queued jobs in Docker containers and keep the database in step with the engine.
 
-    Settings come from CI_* environment variables: CI_JOB_IMAGE, CI_JOB_IMAGES, CI_JOB_TIMEOUT,
-    CI_JOB_NETWORK, CI_JOB_MEMORY, CI_JOB_CPUS, CI_JOB_DISK, CI_MAX_PARALLEL_JOBS,
+    Settings come from CI_* environment variables: CI_DATABASE_URL, CI_JOB_IMAGE, CI_JOB_IMAGES,
+    CI_JOB_TIMEOUT, CI_JOB_NETWORK, CI_JOB_MEMORY, CI_JOB_CPUS, CI_JOB_DISK, CI_MAX_PARALLEL_JOBS,
     CI_RECONCILE_INTERVAL, CI_MAX_LOG_MB.
     """
     logging.basicConfig(
@@ -70,6 +74,13 @@ def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
         check_memory_limit(settings.job_memory)
     except CIError as exc:
         raise click.ClickException(str(exc)) from exc
+    location = DatabaseLocation.from_settings(settings)
+    if location.is_postgres:
+        try:
+            asyncio.run(serve_holding_advisory_lock(settings, location))
+        except CIError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
     try:
         lock = ControllerLock.acquire(settings.db_path)
     except CIError as exc:
@@ -82,9 +93,25 @@ def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
         lock.release()
 
 
+async def serve_holding_advisory_lock(settings: Settings, location: DatabaseLocation) -> None:
+    """`serve` while holding the database's controller lock (PostgreSQL)."""
+    assert location.url is not None
+    lock = await AdvisoryLock.try_acquire(
+        location.url,
+        key=CONTROLLER_LOCK_KEY,
+        holder_hint=f"another ci-controller is already running for {location}; stop it first, "
+        "or point this one at another database with CI_DATABASE_URL",
+    )
+    try:
+        await serve(settings)
+    finally:
+        await lock.release()
+
+
 async def serve(settings: Settings) -> None:
     """Run the controller until SIGTERM or SIGINT."""
-    repo = await open_repository(settings.db_path)
+    location = DatabaseLocation.from_settings(settings)
+    repo = await open_repository_at(location)
     try:
         installation_id = await repo.installation_id()
         runtime = await asyncio.to_thread(DockerRuntime.connect, installation_id=installation_id)
@@ -105,7 +132,7 @@ async def serve(settings: Settings) -> None:
             logger.info(
                 "controller started: database %s, installation %s, Python %s, up to %d jobs at "
                 "once, full reconcile every %g s",
-                settings.db_path,
+                location,
                 installation_id,
                 offered or f"not known (image {settings.job_image})",
                 settings.max_parallel_jobs,

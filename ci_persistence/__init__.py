@@ -1,6 +1,15 @@
-"""Storage backends for the `ci_common` repository protocols (SQLite now, PostgreSQL later)."""
+"""Storage backends for the `ci_common` repository protocols: SQLite (the embedded default)
+and PostgreSQL (`ci_persistence.postgres`), chosen by `ci_persistence.selection`."""
 
 from ci_persistence.migrations import SCHEMA_VERSION, migrate
 from ci_persistence.repository import SqliteRepository, open_repository
+from ci_persistence.selection import DatabaseLocation, open_repository_at
 
-__all__ = ["SCHEMA_VERSION", "SqliteRepository", "migrate", "open_repository"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "DatabaseLocation",
+    "SqliteRepository",
+    "migrate",
+    "open_repository",
+    "open_repository_at",
+]

@@ -25,6 +25,7 @@ from typing import BinaryIO
 from ci_common.errors import DatabaseUnavailableError, JobNotFoundError
 from ci_common.job_options import JobOptions
 from ci_common.models import GitInfo, Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
+from ci_persistence.columns import JOB_COLUMNS as _JOB_COLUMNS
 from ci_persistence.database import (
     BUSY_TIMEOUT_MS,
     SqliteDatabase,
@@ -36,13 +37,6 @@ from ci_persistence.uncancellable import uncancellable
 
 logger = logging.getLogger(__name__)
 
-_JOB_COLUMNS = (
-    "id, user_id, status, conclusion, exit_code, error, created_at, started_at, finished_at, "
-    "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts, "
-    "pytest_args, env, project, git, python, extras, dependency_groups, results_cursor, "
-    "tests_reported, tests_note, files_hash, content_hash, rerun_of, rerun_node_ids, artifacts, "
-    "session_exitstatus"
-)
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
 COPY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)

@@ -8,11 +8,10 @@ from datetime import datetime
 
 from ci_common.errors import ApiKeyNotFoundError, ConflictError, UserNotFoundError
 from ci_common.models import ApiKey, ApiKeyId, User, UserId
+from ci_persistence.columns import API_KEY_COLUMNS as _KEY_COLUMNS
+from ci_persistence.columns import USER_COLUMNS as _USER_COLUMNS
 from ci_persistence.database import SqliteDatabase, from_text, now_text, to_text
 from ci_persistence.uncancellable import uncancellable
-
-_USER_COLUMNS = "id, name, email, active, created_at, is_admin"
-_KEY_COLUMNS = "id, user_id, name, prefix, created_at, expires_at, revoked_at, last_used_at"
 
 
 def user_from_row(row: sqlite3.Row) -> User:

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ci_common.settings import Settings
-from ci_persistence import open_repository
+from ci_persistence import DatabaseLocation, open_repository_at
 from ci_server.api_docs import install_api_docs
 from ci_server.dependencies import ServerRuntime
 from ci_server.errors import install_error_handlers
@@ -39,7 +39,8 @@ streams the output back. Every endpoint but `/health` needs `Authorization: Bear
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """An app serving the database `settings.db_path`, opened when the app starts."""
+    """An app serving the database `settings` name (`CI_DATABASE_URL`, else `CI_DB_PATH`),
+    opened when the app starts."""
     server_settings = ServerSettings.from_settings(settings)
     runtime = ServerRuntime(
         settings=server_settings, uploads=UploadSlots(server_settings.max_uploads)
@@ -47,7 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
-        repo = await open_repository(server_settings.db_path)
+        location = DatabaseLocation.from_settings(server_settings)
+        repo = await open_repository_at(location)
         hub = LogHub(
             repo,
             poll_interval=server_settings.log_poll_interval,
@@ -64,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             async with hub:
                 runtime.repo, runtime.hub = repo, hub
-                logger.info("serving the CI database at %s", server_settings.db_path)
+                logger.info("serving the CI database at %s", location)
                 yield
         finally:
             runtime.repo, runtime.hub, runtime.sessions = None, None, None

@@ -1,6 +1,7 @@
 """`ci-server`: run the HTTP API under uvicorn.
 
-Settings other than where to listen come from the environment (`CI_DB_PATH`, upload limits),
+Settings other than where to listen come from the environment (`CI_DATABASE_URL` or
+`CI_DB_PATH`, upload limits),
 so every worker process builds the same app from `ci_server.app:app`. Two of them configure
 uvicorn itself, per worker process: `CI_MAX_CONNECTIONS` (more get a plain 503) and
 `CI_KEEP_ALIVE_TIMEOUT` (how long a connection may go without a complete request head, before
@@ -18,7 +19,7 @@ import click
 import uvicorn
 
 from ci_common.errors import CIError
-from ci_persistence import open_repository
+from ci_persistence import DatabaseLocation, open_repository_at
 from ci_server.http_protocol import H11Protocol
 from ci_server.settings import ServerSettings
 
@@ -33,10 +34,10 @@ def load_settings() -> ServerSettings:
         raise click.UsageError(f"invalid CI_* setting: {exc}") from exc
 
 
-async def _check_database(path: Path) -> None:
-    """Open (and migrate) the database once, so a bad CI_DB_PATH fails here, in one line,
-    rather than in every worker's startup."""
-    repo = await open_repository(path)
+async def _check_database(location: DatabaseLocation) -> None:
+    """Open (and migrate) the database once, so a bad CI_DB_PATH or CI_DATABASE_URL fails
+    here, in one line, rather than in every worker's startup."""
+    repo = await open_repository_at(location)
     await repo.close()
 
 
@@ -45,7 +46,8 @@ async def _check_database(path: Path) -> None:
     "--db-path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The SQLite database (default: $CI_DB_PATH or ~/.local/share/ci/ci.db).",
+    help="The SQLite database (default: $CI_DB_PATH or ~/.local/share/ci/ci.db); "
+    "CI_DATABASE_URL=postgresql://... uses PostgreSQL instead.",
 )
 @click.option(
     "--host",
@@ -80,18 +82,19 @@ async def _check_database(path: Path) -> None:
 def main(host: str, port: int, workers: int, log_level: str, db_path: Path | None) -> None:
     """Serve the CI API (submit, jobs, log streams) on HOST:PORT.
 
-    The database is --db-path, else CI_DB_PATH (default ~/.local/share/ci/ci.db), shared with
-    ci-controller and ci-admin.
+    The database is PostgreSQL when CI_DATABASE_URL is set, else the SQLite file --db-path,
+    else CI_DB_PATH (default ~/.local/share/ci/ci.db), shared with ci-controller and ci-admin.
     """
     if db_path is not None:
         # Every worker process builds its app from the environment (`ci_server.app`).
         os.environ["CI_DB_PATH"] = str(db_path)
     settings = load_settings()
+    location = DatabaseLocation.from_settings(settings)
     try:
-        asyncio.run(_check_database(settings.db_path))
+        asyncio.run(_check_database(location))
     except CIError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"ci-server: database {settings.db_path}, listening on http://{host}:{port}")
+    click.echo(f"ci-server: database {location}, listening on http://{host}:{port}")
     uvicorn.run(
         "ci_server.app:app",
         host=host,

@@ -55,6 +55,18 @@ def make_service(docker_ready: None, tmp_path: Path) -> Iterator[MakeService]:
 
 
 @pytest.fixture
+def make_postgres_service(postgres_url: str, make_service: MakeService) -> MakeService:
+    """`make_service` on a fresh PostgreSQL database (`CI_DATABASE_URL`) instead of a SQLite
+    file. Every service made shares that database, as replicas would; they are closed before
+    it is dropped (this fixture asks for the database first)."""
+
+    def make(*, env: Mapping[str, str] | None = None, **kwargs: bool) -> CIService:
+        return make_service(env={"CI_DATABASE_URL": postgres_url, **(env or {})}, **kwargs)
+
+    return make
+
+
+@pytest.fixture
 def service(make_service: MakeService) -> CIService:
     """A running service with default settings (server and one controller)."""
     return make_service()

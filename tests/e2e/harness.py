@@ -1,6 +1,8 @@
 """End-to-end harness: one real CI service per test, driven the way users and admins drive it.
 
-A `CIService` is a temporary directory with its own database, a user and API key made by the
+A `CIService` is a temporary directory with its own database (a SQLite file there, or the
+PostgreSQL database `CI_DATABASE_URL` names when the test passes it in `env`, e.g. the
+`postgres_url` fixture's), a user and API key made by the
 real `ci-admin`, a real server (uvicorn on a socket bound to port 0 and handed over, so there
 is no port race) and real `ci-controller` processes. Helpers submit project directories over
 HTTP (zipped like the CLI does), wait for jobs with deadlines, read logs, and look at the
@@ -14,6 +16,7 @@ Import it from any test under tests/e2e (the e2e conftest puts this directory on
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar, cast
 
+import asyncpg
 import docker
 import httpx
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -167,6 +171,11 @@ class CIService:
     @property
     def db_path(self) -> Path:
         return Path(self.env["CI_DB_PATH"])
+
+    @property
+    def database_url(self) -> str | None:
+        """The PostgreSQL database when the service runs on one, else None (SQLite)."""
+        return self.env.get("CI_DATABASE_URL") or None
 
     # Processes.
 
@@ -366,8 +375,14 @@ class CIService:
     # The database and the engine, as an operator would look at them.
 
     def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        """Rows of `sql` (`?` placeholders) from this service's database, either backend."""
+        if self.database_url is not None:
+            return asyncio.run(_postgres_query(self.database_url, sql, params))
         with sqlite3.connect(self.db_path, timeout=10) as conn:
             return list(conn.execute(sql, params).fetchall())
+
+    def has_database(self) -> bool:
+        return self.database_url is not None or self.db_path.exists()
 
     def installation_id(self) -> str:
         [(value,)] = self.query("SELECT value FROM meta WHERE key = 'installation_id'")
@@ -439,7 +454,7 @@ class CIService:
             if process.alive():
                 process.popen.kill()
                 process.popen.wait(timeout=10)
-        if not self.db_path.exists():
+        if not self.has_database():
             return
         label = f"ci.installation={self.installation_id()}"
         client = docker_client()
@@ -456,3 +471,16 @@ class CIService:
                     network.remove()  # pyright: ignore[reportUnknownMemberType] -- untyped SDK
         finally:
             client.close()
+
+
+async def _postgres_query(
+    url: str, sql: str, params: tuple[object, ...]
+) -> list[tuple[object, ...]]:
+    numbered = sql
+    for n in range(1, len(params) + 1):
+        numbered = numbered.replace("?", f"${n}", 1)
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(row.values()) for row in await conn.fetch(numbered, *params)]
+    finally:
+        await conn.close()

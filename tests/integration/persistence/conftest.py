@@ -1,4 +1,6 @@
-"""Backends the repository contract runs against. A PostgreSQL backend adds itself here."""
+"""Backends the repository contract runs against: every test taking `repo` or `open_repo`
+runs once on SQLite and once on PostgreSQL (a fresh database per test, see tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -8,21 +10,29 @@ from pathlib import Path
 import pytest
 
 from ci_common.repository import Repository
-from ci_persistence import open_repository
+from ci_persistence import DatabaseLocation, open_repository_at
 
 OpenRepository = Callable[[], Awaitable[Repository]]
 
+BACKENDS = ["sqlite", "postgres"]
 
-@pytest.fixture(params=["sqlite"])
-async def open_repo(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[OpenRepository]:
+
+@pytest.fixture(params=BACKENDS)
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseLocation:
+    """A fresh, empty database of each backend."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        return DatabaseLocation(path=tmp_path / "unused.db", url=url)
+    return DatabaseLocation(path=tmp_path / "ci.db")
+
+
+@pytest.fixture
+async def open_repo(location: DatabaseLocation) -> AsyncIterator[OpenRepository]:
     """A factory of connections to ONE fresh database (call twice for two writers)."""
-    assert request.param == "sqlite"
     opened: list[Repository] = []
 
     async def factory() -> Repository:
-        repo = await open_repository(tmp_path / "ci.db")
+        repo = await open_repository_at(location)
         opened.append(repo)
         return repo
 

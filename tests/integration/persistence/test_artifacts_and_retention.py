@@ -8,11 +8,14 @@ import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
+
+import asyncpg
 
 from ci_common.models import JobConclusion, JobId
 from ci_common.repository import Repository
 from ci_common.test_results import TestOutcome, TestReport
-from ci_persistence import open_repository
+from ci_persistence import DatabaseLocation, open_repository
 from ci_persistence.artifacts import ARTIFACT_BLOCK_BYTES
 from ci_persistence.database import to_text
 
@@ -55,22 +58,40 @@ async def test_storing_a_file_again_replaces_it(repo: Repository) -> None:
     assert await read_whole(repo, job.id, "a") == b"new"
 
 
-def backdate(path: Path, job_id: JobId, days: float) -> None:
-    with sqlite3.connect(path) as conn:
-        moment = to_text(datetime.now(UTC) - timedelta(days=days))
-        conn.execute("UPDATE jobs SET finished_at = ? WHERE id = ?", (moment, job_id))
+async def sql(
+    location: DatabaseLocation, statement: str, *args: object
+) -> list[tuple[object, ...]]:
+    """One statement straight on the test's database, of either backend (`?` placeholders)."""
+    if location.url is None:
+        with sqlite3.connect(location.path) as conn:
+            return conn.execute(statement, args).fetchall()
+    numbered = statement
+    for index in range(len(args)):
+        numbered = numbered.replace("?", f"${index + 1}", 1)
+    conn = await asyncpg.connect(location.url)
+    try:
+        return [tuple(row) for row in await conn.fetch(numbered, *args)]
+    finally:
+        await conn.close()
 
 
-def rows(path: Path, table: str) -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+async def backdate(location: DatabaseLocation, job_id: JobId, days: float) -> None:
+    moment = datetime.now(UTC) - timedelta(days=days)
+    if location.url is None:
+        await sql(location, "UPDATE jobs SET finished_at = ? WHERE id = ?", to_text(moment), job_id)
+    else:
+        await sql(location, "UPDATE jobs SET finished_at = ? WHERE id = ?", moment, UUID(job_id))
+
+
+async def rows(location: DatabaseLocation, table: str) -> int:
+    [(count,)] = await sql(location, f"SELECT COUNT(*) FROM {table}")
+    assert isinstance(count, int)
+    return count
 
 
 async def test_retention_deletes_old_completed_jobs_with_everything_they_stored(
-    tmp_path: Path,
+    location: DatabaseLocation, repo: Repository
 ) -> None:
-    path = tmp_path / "ci.db"
-    repo = await open_repository(path)
     user = await repo.create_user(name="Ada", email="ada@example.org")
     old, recent, running = [
         await repo.create_job(user_id=user.id, archive=b"zip") for _ in range(3)
@@ -87,8 +108,8 @@ async def test_retention_deletes_old_completed_jobs_with_everything_they_stored(
         await repo.record_test_results(job.id, reports, cursor=None)
         await repo.complete_job(job.id, conclusion=JobConclusion.SUCCESS, exit_code=0)
     await repo.mark_running(running.id, container_id=None)
-    backdate(path, old.id, days=31)
-    backdate(path, recent.id, days=29)
+    await backdate(location, old.id, days=31)
+    await backdate(location, recent.id, days=29)
 
     cutoff = datetime.now(UTC) - timedelta(days=30)
     deleted = await repo.delete_expired_jobs(finished_before=cutoff, batch_rows=100)
@@ -99,15 +120,16 @@ async def test_retention_deletes_old_completed_jobs_with_everything_they_stored(
     assert await repo.list_artifacts(old.id) == []
     assert await repo.get_archive(old.id) is None
     assert len(await repo.read_logs(recent.id)) == 250
-    assert rows(path, "artifact_blocks") == 2  # the recent job's
+    assert await rows(location, "artifact_blocks") == 2  # the recent job's
     assert await repo.list_test_results(old.id) == []
-    assert rows(path, "test_results") == 250
+    assert await rows(location, "test_results") == 250
     assert await repo.delete_expired_jobs(finished_before=cutoff) == []
-    await repo.close()
 
 
 async def test_retention_gives_the_space_back(tmp_path: Path) -> None:
+    """SQLite only: PostgreSQL's autovacuum reuses the space, `reclaim_space` does nothing."""
     path = tmp_path / "ci.db"
+    location = DatabaseLocation(path=path)
     repo = await open_repository(path)
     user = await repo.create_user(name="Ada", email="ada@example.org")
     content = os.urandom(4 * 1024 * 1024)
@@ -115,7 +137,7 @@ async def test_retention_gives_the_space_back(tmp_path: Path) -> None:
         job = await repo.create_job(user_id=user.id, archive=b"zip")
         await repo.store_artifact(job.id, path="f", size=len(content), content=io.BytesIO(content))
         await repo.complete_job(job.id, conclusion=JobConclusion.SUCCESS, exit_code=0)
-        backdate(path, job.id, days=40)
+        await backdate(location, job.id, days=40)
     await repo.reclaim_space()
     full = path.stat().st_size
     assert full > 5 * len(content)

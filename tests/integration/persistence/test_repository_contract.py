@@ -388,3 +388,34 @@ async def test_list_keys_filters_by_user(repo: Repository) -> None:
         )
     assert len(await repo.list_api_keys()) == 3
     assert [k.user_id for k in await repo.list_api_keys(user_id=ada.id)] == [ada.id, ada.id]
+
+
+# --- dashboard: admins and the session secret -------------------------------------------------
+
+
+async def test_admins_are_made_at_creation_or_later_and_read_back(repo: Repository) -> None:
+    plain = await make_user(repo)
+    admin = await repo.create_user(name="Root", email="root@example.org", is_admin=True)
+
+    assert (plain.is_admin, admin.is_admin) == (False, True)
+    assert (await repo.set_user_admin(plain.id, is_admin=True)).is_admin is True
+    assert (await repo.set_user_admin(admin.id, is_admin=False)).is_admin is False
+    assert {(user.email, user.is_admin) for user in await repo.list_users()} == {
+        ("ada@example.org", True),
+        ("root@example.org", False),
+    }
+    with pytest.raises(UserNotFoundError):
+        await repo.set_user_admin(UserId("00000000-0000-4000-8000-000000000000"), is_admin=True)
+    with pytest.raises(UserNotFoundError):
+        await repo.set_user_admin(UserId("not-a-uuid"), is_admin=True)
+
+
+async def test_the_session_secret_is_random_and_shared_by_every_connection(
+    open_repo: OpenRepository,
+) -> None:
+    first, second = await open_repo(), await open_repo()
+
+    secret = await first.session_secret()
+
+    assert len(secret) == 64 and int(secret, 16)
+    assert await second.session_secret() == secret

@@ -88,3 +88,63 @@ async def test_flaky_is_passed_and_failed_on_one_content_hash(repo: Repository) 
     assert await repo.flaky_tests(user.id, project="other") == []
     stranger = await repo.create_user(name="b", email="b@example.org")
     assert await repo.flaky_tests(stranger.id) == []
+
+
+async def test_message_traceback_and_output_come_back_exactly_nul_included(
+    repo: Repository,
+) -> None:
+    job = await new_job(repo)
+    odd = "before\x00after ünïcødé \u2603\n"
+    await repo.record_test_results(
+        job.id,
+        [
+            TestReport(
+                nodeid="t::nul",
+                outcome=TestOutcome.FAILED,
+                phase="call",
+                duration=0.5,
+                message=odd,
+                traceback=f"tb {odd}",
+                output=f"out {odd}",
+            ),
+            report("t::plain", TestOutcome.PASSED),
+        ],
+        cursor=None,
+    )
+
+    nul, plain = await repo.list_test_results(job.id)
+
+    assert (nul.message, nul.traceback, nul.output) == (odd, f"tb {odd}", f"out {odd}")
+    assert (plain.message, plain.traceback, plain.output) == (None, None, None)
+
+
+async def test_a_rerun_keeps_what_it_reruns_and_a_restart_rereads_results(
+    repo: Repository,
+) -> None:
+    first = await new_job(repo)
+    user = await repo.get_user_by_email("a@example.org")
+    rerun = await repo.create_job(
+        user_id=user.id,
+        archive=b"PK",
+        options=JobOptions(
+            rerun_of=first.id, rerun_node_ids=("t::a", "t::b"), artifacts=("cov.xml",)
+        ),
+    )
+    assert (rerun.rerun_of, rerun.rerun_node_ids, rerun.artifacts) == (
+        first.id,
+        ("t::a", "t::b"),
+        ("cov.xml",),
+    )
+    assert await repo.get_job(rerun.id) == rerun
+
+    await repo.mark_running(rerun.id, container_id="c1")
+    await repo.record_test_results(
+        rerun.id, [report("t::a", TestOutcome.PASSED)], cursor="5:1", session_exitstatus=1
+    )
+    await repo.set_files_hash(rerun.id, "files")
+    restarted = await repo.restart_job(rerun.id)
+
+    assert restarted is not None
+    assert (restarted.results_cursor, restarted.tests_reported) == (None, 1)
+    assert (restarted.files_hash, restarted.session_exitstatus) == ("files", 1)
+    assert (await repo.test_counts([rerun.id, first.id]))[first.id].total == 0

@@ -4,6 +4,9 @@ uvicorn (in a thread, or as separate processes) for streams that never end on th
 
 The `repo` fixture is a second connection to the test's database: it plays the admin (users,
 keys) and the controller (log chunks, status changes), exactly as those processes would.
+
+A module runs on PostgreSQL too with
+`pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from fastapi import FastAPI
 
 from ci_common.auth import generate_api_key
 from ci_common.models import User
-from ci_persistence import SqliteRepository, open_repository
+from ci_common.repository import Repository
+from ci_persistence import DatabaseLocation, open_repository_at
 from ci_server import ServerSettings, create_app
 from ci_server.dependencies import ServerRuntime
 from ci_server.log_hub import LogHub
@@ -73,10 +77,20 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(db_path: Path) -> ServerSettings:
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None: SQLite at `db_path`; a fresh PostgreSQL database's URL when a module
+    parametrizes this fixture with "postgres"."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return None
+
+
+@pytest.fixture
+def settings(db_path: Path, database_url: str | None) -> ServerSettings:
     """Small upload limits so the limit tests stay fast; a short keep-alive."""
     return ServerSettings(
         db_path=db_path,
+        database_url=database_url,
         max_upload_mb=1,
         max_unpacked_mb=2,
         max_upload_entries=50,
@@ -85,15 +99,15 @@ def settings(db_path: Path) -> ServerSettings:
 
 
 @pytest.fixture
-async def repo(db_path: Path) -> AsyncIterator[SqliteRepository]:
+async def repo(db_path: Path, database_url: str | None) -> AsyncIterator[Repository]:
     """The admin's and the controller's connection to the test database."""
-    repository = await open_repository(db_path)
+    repository = await open_repository_at(DatabaseLocation(path=db_path, url=database_url))
     yield repository
     await repository.close()
 
 
 @pytest.fixture
-def make_account(repo: SqliteRepository) -> MakeAccount:
+def make_account(repo: Repository) -> MakeAccount:
     counter = iter(range(1, 1_000))
 
     async def make(*, expires_at: datetime | None = None) -> Account:
@@ -194,13 +208,15 @@ def live_server(app: FastAPI) -> Iterator[str]:
 class ServerProcess:
     """`python -m uvicorn ci_server.app:app` as its own process, on an inherited socket."""
 
-    def __init__(self, *, db_path: Path, log_path: Path) -> None:
+    def __init__(self, *, db_path: Path, log_path: Path, database_url: str | None = None) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
         self.socket.listen(128)
         port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "CI_DB_PATH": str(db_path), "CI_SSE_PING_INTERVAL": "0.5"}
+        if database_url is not None:
+            env["CI_DATABASE_URL"] = database_url
         self.log = log_path.open("wb")
         fd = self.socket.fileno()
         self.process = subprocess.Popen(
@@ -242,12 +258,18 @@ StartServerProcess = Callable[[], ServerProcess]
 
 
 @pytest.fixture
-def server_process(db_path: Path, tmp_path: Path) -> Iterator[StartServerProcess]:
+def server_process(
+    db_path: Path, database_url: str | None, tmp_path: Path
+) -> Iterator[StartServerProcess]:
     """Start any number of real server processes on the test's database."""
     started: list[ServerProcess] = []
 
     def start() -> ServerProcess:
-        server = ServerProcess(db_path=db_path, log_path=tmp_path / f"server{len(started)}.log")
+        server = ServerProcess(
+            db_path=db_path,
+            log_path=tmp_path / f"server{len(started)}.log",
+            database_url=database_url,
+        )
         started.append(server)
         server.wait_ready()
         return server

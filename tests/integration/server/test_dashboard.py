@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from ci_common.job_options import JobOptions
 from ci_common.models import ApiKeyId, JobConclusion, JobId
-from ci_persistence import SqliteRepository
+from ci_common.repository import Repository
 from ci_server import ServerSettings, create_app
 
 from .conftest import Account, project_zip
@@ -25,9 +25,9 @@ TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
-def settings(db_path: Path) -> ServerSettings:
+def settings(db_path: Path, database_url: str | None) -> ServerSettings:
     """Two running slots, whatever this machine's CPU count."""
-    return ServerSettings(db_path=db_path, max_parallel_jobs=2)
+    return ServerSettings(db_path=db_path, database_url=database_url, max_parallel_jobs=2)
 
 
 async def sign_in(api: httpx.AsyncClient, key: str) -> httpx.Response:
@@ -44,7 +44,7 @@ async def page_csrf(api: httpx.AsyncClient, path: str = "/ui/") -> str:
     return token.group(1)
 
 
-async def submit(repo: SqliteRepository, account: Account) -> JobId:
+async def submit(repo: Repository, account: Account) -> JobId:
     return (await repo.create_job(user_id=account.user.id, archive=project_zip())).id
 
 
@@ -96,10 +96,11 @@ async def test_failed_sign_ins_are_rate_limited_per_client(
     assert "Too many failed sign-ins" in blocked.text
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 async def test_a_session_from_one_replica_works_on_another_until_the_key_is_revoked(
     api: httpx.AsyncClient,
     settings: ServerSettings,
-    repo: SqliteRepository,
+    repo: Repository,
     alice: Account,
 ) -> None:
     await sign_in(api, alice.key)
@@ -128,7 +129,7 @@ async def test_a_tampered_cookie_is_no_session(api: httpx.AsyncClient, alice: Ac
 
 
 async def test_the_api_takes_the_session_cookie_and_a_change_needs_the_csrf_header(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account
 ) -> None:
     job_id = await submit(repo, alice)
     await sign_in(api, alice.key)
@@ -141,7 +142,7 @@ async def test_the_api_takes_the_session_cookie_and_a_change_needs_the_csrf_head
 
 
 async def test_a_form_post_without_the_token_is_refused_and_with_it_cancels(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account
 ) -> None:
     job_id = await submit(repo, alice)
     await sign_in(api, alice.key)
@@ -155,7 +156,7 @@ async def test_a_form_post_without_the_token_is_refused_and_with_it_cancels(
 
 
 async def test_another_users_job_and_the_admin_pages_are_404(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, bob: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account, bob: Account
 ) -> None:
     bobs = await submit(repo, bob)
     await sign_in(api, alice.key)
@@ -171,8 +172,9 @@ async def test_another_users_job_and_the_admin_pages_are_404(
     assert (await repo.get_job(bobs)).conclusion is None
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 async def test_an_admin_sees_every_job_cancels_any_and_manages_users_and_keys(
-    app: FastAPI, api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, bob: Account
+    app: FastAPI, api: httpx.AsyncClient, repo: Repository, alice: Account, bob: Account
 ) -> None:
     await repo.set_user_admin(alice.user.id, is_admin=True)
     bobs = await submit(repo, bob)
@@ -215,7 +217,7 @@ async def test_an_admin_sees_every_job_cancels_any_and_manages_users_and_keys(
 
 
 async def test_the_admin_pages_name_users_and_keys_by_their_full_uuid(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, bob: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account, bob: Account
 ) -> None:
     await repo.set_user_admin(alice.user.id, is_admin=True)
     await sign_in(api, alice.key)
@@ -243,7 +245,7 @@ async def test_the_admin_pages_name_users_and_keys_by_their_full_uuid(
 
 
 async def test_the_job_page_says_which_python_the_job_runs_on(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account
 ) -> None:
     job = await repo.create_job(
         user_id=alice.user.id, archive=project_zip(), options=JobOptions(python="3.13")
@@ -256,7 +258,7 @@ async def test_the_job_page_says_which_python_the_job_runs_on(
 
 
 async def test_the_jobs_page_filters_by_status_and_conclusion(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account
 ) -> None:
     queued, cancelled = await submit(repo, alice), await submit(repo, alice)
     await repo.request_cancel(cancelled)
@@ -270,7 +272,7 @@ async def test_the_jobs_page_filters_by_status_and_conclusion(
 
 
 async def test_a_queued_job_says_where_it_stands_and_why_it_waits(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account
 ) -> None:
     first, second = await submit(repo, alice), await submit(repo, alice)
     third = await submit(repo, alice)
@@ -302,7 +304,7 @@ async def test_docs_load_swagger_ui_from_this_server(plain_api: httpx.AsyncClien
 
 
 async def test_the_job_page_has_an_artifacts_panel_only_where_the_api_serves_them(
-    app: FastAPI, api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+    app: FastAPI, api: httpx.AsyncClient, repo: Repository, alice: Account
 ) -> None:
     job_id = await submit(repo, alice)
     await sign_in(api, alice.key)

@@ -18,13 +18,15 @@ from fastapi import FastAPI
 from httpx_sse import EventSource, aconnect_sse
 
 from ci_common.models import JobConclusion, JobId
-from ci_persistence import SqliteRepository
+from ci_common.repository import Repository
 from ci_server.job_stream import JobStream
 from ci_server.log_hub import JobStarted, LogHub
 
 from .conftest import Account, hub_of, project_zip, zip_upload
 
 TIMEOUT = 10.0
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 Event = tuple[str, dict[str, Any]]  # (SSE last event id, parsed data)
 
@@ -81,7 +83,7 @@ async def follow(
         yield source
 
 
-async def new_job(repo: SqliteRepository, account: Account, *, lines: int = 0) -> JobId:
+async def new_job(repo: Repository, account: Account, *, lines: int = 0) -> JobId:
     job = await repo.create_job(user_id=account.user.id, archive=project_zip())
     for n in range(1, lines + 1):
         await repo.append_log(job.id, f"line {n}\n", cursor=None)
@@ -89,7 +91,7 @@ async def new_job(repo: SqliteRepository, account: Account, *, lines: int = 0) -
 
 
 async def test_replay_of_a_completed_job_ends_with_complete(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account
 ) -> None:
     job_id = await new_job(repo, alice, lines=3)
     await repo.complete_job(job_id, conclusion=JobConclusion.FAILURE, exit_code=1)
@@ -113,7 +115,7 @@ async def test_replay_of_a_completed_job_ends_with_complete(
 
 
 async def test_completed_job_without_replay_sends_only_complete(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account
 ) -> None:
     job_id = await new_job(repo, alice, lines=2)
     await repo.complete_job(job_id, conclusion=JobConclusion.ERROR, error="image missing")
@@ -126,7 +128,7 @@ async def test_completed_job_without_replay_sends_only_complete(
 
 @pytest.mark.parametrize("from_beginning", ["false", "true"])
 async def test_last_event_id_resumes_exactly_after_it(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, from_beginning: str
+    api: httpx.AsyncClient, repo: Repository, alice: Account, from_beginning: str
 ) -> None:
     job_id = await new_job(repo, alice, lines=5)
     await repo.complete_job(job_id, conclusion=JobConclusion.SUCCESS, exit_code=0)
@@ -145,7 +147,7 @@ async def test_last_event_id_resumes_exactly_after_it(
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1.5", str(2**64)])
 async def test_a_bad_last_event_id_is_400(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, value: str
+    api: httpx.AsyncClient, repo: Repository, alice: Account, value: str
 ) -> None:
     job_id = await new_job(repo, alice)
     response = await api.get(
@@ -156,7 +158,7 @@ async def test_a_bad_last_event_id_is_400(
 
 
 async def test_live_resume_in_the_middle_then_follow(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     job_id = await new_job(repo, alice, lines=4)
     await repo.mark_running(job_id, container_id=None)
@@ -169,9 +171,7 @@ async def test_live_resume_in_the_middle_then_follow(
     assert events[-1][1]["conclusion"] == "success"
 
 
-async def test_default_is_forward_only(
-    live_server: str, repo: SqliteRepository, alice: Account
-) -> None:
+async def test_default_is_forward_only(live_server: str, repo: Repository, alice: Account) -> None:
     job_id = await new_job(repo, alice, lines=3)
     await repo.mark_running(job_id, container_id=None)
     async with follow(live_server, alice, job_id) as source:
@@ -184,7 +184,7 @@ async def test_default_is_forward_only(
 
 
 async def test_from_beginning_replays_then_follows(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     job_id = await new_job(repo, alice, lines=3)
     await repo.mark_running(job_id, container_id=None)
@@ -198,7 +198,7 @@ async def test_from_beginning_replays_then_follows(
 
 
 async def test_status_event_when_the_job_starts(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     """The stream opens with `queued`; `running` arrives once the job starts, exactly once."""
     job_id = await new_job(repo, alice)
@@ -215,7 +215,7 @@ async def test_status_event_when_the_job_starts(
 
 
 async def test_a_forward_only_follower_resumes_exactly_from_the_opening_event(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     """A follower that lost the connection before its first chunk resumes after the opening
     event's id and misses nothing written while it was away (a forward-only reconnect would
@@ -242,7 +242,7 @@ async def test_a_forward_only_follower_resumes_exactly_from_the_opening_event(
 
 
 async def test_idle_stream_gets_keep_alive_comments(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     job_id = await new_job(repo, alice)
     async with follow(live_server, alice, job_id) as source:
@@ -254,7 +254,7 @@ async def test_idle_stream_gets_keep_alive_comments(
 
 
 async def test_submit_streams_the_whole_job(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     async with (
         httpx.AsyncClient(base_url=live_server, timeout=TIMEOUT) as client,
@@ -276,7 +276,7 @@ async def test_submit_streams_the_whole_job(
 
 
 async def test_submit_stream_announces_the_job_id_first(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     async with (
         httpx.AsyncClient(base_url=live_server, timeout=TIMEOUT) as client,
@@ -303,7 +303,7 @@ async def test_submit_stream_announces_the_job_id_first(
 
 
 async def test_chunks_reach_followers_within_250_ms(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     job_id = await new_job(repo, alice)
     await repo.mark_running(job_id, container_id=None)
@@ -324,7 +324,7 @@ async def test_chunks_reach_followers_within_250_ms(
 
 
 async def test_final_chunks_and_complete_in_one_tick_arrive_in_order(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     job_id = await new_job(repo, alice)
     await repo.mark_running(job_id, container_id=None)
@@ -339,7 +339,7 @@ async def test_final_chunks_and_complete_in_one_tick_arrive_in_order(
 
 
 async def test_cancel_through_the_same_server_ends_the_stream(
-    live_server: str, repo: SqliteRepository, alice: Account
+    live_server: str, repo: Repository, alice: Account
 ) -> None:
     job_id = await new_job(repo, alice)
     async with follow(live_server, alice, job_id) as source:
@@ -368,7 +368,7 @@ async def wait_for(condition: Any, what: str) -> None:
 
 
 async def test_followers_that_leave_are_unsubscribed_at_once(
-    app: FastAPI, live_server: str, repo: SqliteRepository, alice: Account
+    app: FastAPI, live_server: str, repo: Repository, alice: Account
 ) -> None:
     job_id = await new_job(repo, alice)
     hub = hub_of(app)
@@ -379,7 +379,7 @@ async def test_followers_that_leave_are_unsubscribed_at_once(
 
 
 async def test_a_follower_that_falls_behind_catches_up_from_the_database(
-    repo: SqliteRepository, alice: Account
+    repo: Repository, alice: Account
 ) -> None:
     """Its queue overflows; it gets a resync and still sends every chunk once, in order."""
     job_id = await new_job(repo, alice)
@@ -406,7 +406,7 @@ async def test_a_follower_that_falls_behind_catches_up_from_the_database(
 
 
 async def test_long_logs_are_served_whole_in_pages(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account
 ) -> None:
     """More chunks than one page of the text endpoint and of the replay."""
     job_id = await new_job(repo, alice)
@@ -426,7 +426,7 @@ async def test_long_logs_are_served_whole_in_pages(
 
 
 async def test_a_job_seen_queued_but_started_per_the_hub_gets_one_running_event(
-    repo: SqliteRepository, alice: Account
+    repo: Repository, alice: Account
 ) -> None:
     """The stream's snapshot says queued, but the hub (already following the job for another
     client) saw it start: the stream opens with `queued`, then sends `running` exactly once."""

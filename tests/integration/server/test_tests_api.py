@@ -4,12 +4,15 @@ real app; the `repo` fixture plays the controller storing results."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from ci_common.models import JobId
+from ci_common.repository import Repository
 from ci_common.test_results import TestOutcome, TestReport
-from ci_persistence import SqliteRepository
 
 from .conftest import Account, project_zip, zip_upload
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 
 async def submit(api: httpx.AsyncClient, account: Account, **fields: str) -> str:
@@ -20,13 +23,13 @@ async def submit(api: httpx.AsyncClient, account: Account, **fields: str) -> str
     return str(response.json()["job_id"])
 
 
-async def store(repo: SqliteRepository, job_id: str, *outcomes: tuple[str, TestOutcome]) -> None:
+async def store(repo: Repository, job_id: str, *outcomes: tuple[str, TestOutcome]) -> None:
     reports = [TestReport(nodeid=n, outcome=o, phase="call") for n, o in outcomes]
     await repo.record_test_results(JobId(job_id), reports, cursor=None)
 
 
 async def test_results_are_listed_filtered_paged_and_counted_in_the_job(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, bob: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account, bob: Account
 ) -> None:
     job_id = await submit(api, alice)
     await store(
@@ -54,7 +57,7 @@ async def test_results_are_listed_filtered_paged_and_counted_in_the_job(
 
 
 async def test_a_rerun_stores_the_failed_node_ids_and_is_refused_without_any(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, bob: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account, bob: Account
 ) -> None:
     first = await submit(api, alice)
     await store(
@@ -87,7 +90,7 @@ async def test_a_rerun_stores_the_failed_node_ids_and_is_refused_without_any(
 
 
 async def test_flaky_lists_only_the_callers_tests(
-    api: httpx.AsyncClient, repo: SqliteRepository, alice: Account, bob: Account
+    api: httpx.AsyncClient, repo: Repository, alice: Account, bob: Account
 ) -> None:
     for outcome in (TestOutcome.FAILED, TestOutcome.PASSED):
         job_id = await submit(api, alice, project="wobbly")

@@ -7,18 +7,21 @@ import asyncio
 import json
 
 import httpx
+import pytest
 from httpx_sse import aconnect_sse
 
 from ci_common.models import JobConclusion, JobId
-from ci_persistence import SqliteRepository
+from ci_common.repository import Repository
 
 from .conftest import Account, StartServerProcess, project_zip, zip_upload
 
 TIMEOUT = 10.0
 
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+
 
 async def test_two_processes_serve_the_same_jobs_and_streams(
-    server_process: StartServerProcess, repo: SqliteRepository, alice: Account, bob: Account
+    server_process: StartServerProcess, repo: Repository, alice: Account, bob: Account
 ) -> None:
     first, second = server_process(), server_process()
     async with (
@@ -87,7 +90,7 @@ async def test_two_processes_serve_the_same_jobs_and_streams(
 
 
 async def test_a_stream_follows_a_cancel_made_through_another_process(
-    server_process: StartServerProcess, repo: SqliteRepository, alice: Account
+    server_process: StartServerProcess, repo: Repository, alice: Account
 ) -> None:
     first, second = server_process(), server_process()
     job = await repo.create_job(user_id=alice.user.id, archive=project_zip())

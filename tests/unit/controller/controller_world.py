@@ -8,6 +8,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pytest
 from fake_runtime import FakeRuntime
 
 from ci_common.job_options import JobOptions
@@ -86,3 +87,10 @@ class World:
         """The log without the `[ci] dependencies...` line every job's log starts with."""
         lines = (await self.log_text(job)).splitlines(keepends=True)
         return "".join(line for line in lines if not line.startswith("[ci] dependencies"))
+
+
+def database_url_for(request: pytest.FixtureRequest, backend: str) -> str | None:
+    """None for SQLite (the test's own file); a fresh PostgreSQL database's URL otherwise."""
+    if backend == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return None

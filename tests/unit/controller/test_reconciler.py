@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from controller_world import World
+from controller_world import World, database_url_for
 from fake_runtime import FakeContainer
 
 from ci_common.errors import DatabaseUnavailableError
@@ -24,6 +24,12 @@ from ci_controller.runtime import (
     JobContainerSpec,
     Sandbox,
 )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Every reconciler test with a `world` runs on both backends."""
+    return database_url_for(request, str(request.param))
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5.0) -> None:
