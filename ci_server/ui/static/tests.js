@@ -80,6 +80,9 @@
     followAll(detail.outcome);
   });
   document.addEventListener("ci:status", () => followAll(null));
+  // Whatever was reported between the page's rendering and now (an event may have come
+  // before this script ran).
+  if (root.querySelector('[data-running="true"]')) followAll(null);
 
   root.addEventListener("click", (event) => {
     const button = event.target.closest("button.show-more");
