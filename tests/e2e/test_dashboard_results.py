@@ -147,7 +147,9 @@ def test_failures_come_first_live_with_traceback_filter_and_artifact_download(
     page.locator("#outcome-filter").select_option("all")
     page.get_by_role("button", name="Show").click()
     expect(page.locator("#results-failing li")).to_have_count(3)
-    page.locator("#tests").scroll_into_view_if_needed()
+    page.locator("#outcome-filter").blur()
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / "job-failed.png"))
 
     # The artifacts: junit.xml and the pattern's file, downloaded byte for byte.
