@@ -159,3 +159,8 @@ def test_failures_come_first_live_with_traceback_filter_and_artifact_download(
     downloaded = download.value
     assert downloaded.suggested_filename == "report.bin"
     assert Path(downloaded.path()).read_bytes() == REPORT
+
+    # The jobs page counts them in the job's row.
+    page.get_by_role("link", name="Jobs").click()
+    row = page.locator("tr", has=page.locator(f"#job-{job_id}"))
+    expect(row).to_contain_text(f"{PASSING + 1}/{PASSING + 6} passed, 2 failed, 1 error")

@@ -44,8 +44,11 @@
       list.appendChild(row);
       list.dataset.after = row.dataset.index;
     }
-    const none = list.parentElement.querySelector(".no-results");
-    if (none) none.hidden = rowsOf(list) > 0;
+    if (rowsOf(list) > 0) {
+      list.closest("section").hidden = false;  // a group is shown once it has a row
+      const none = document.getElementById("no-results");
+      if (none) none.hidden = true;
+    }
     return more;
   }
 

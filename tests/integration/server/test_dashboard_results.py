@@ -139,6 +139,9 @@ async def test_the_artifacts_are_listed_with_links_that_download_them(
 ) -> None:
     job_id = await submit(repo, alice)
     await sign_in(api, alice.key)
+    page = (await api.get(f"/ui/jobs/{job_id}")).text
+    assert '<p class="muted" id="no-results">No test results so far.</p>' in page
+    assert page.count('-heading" hidden>') == 2  # both groups hidden until a row arrives
     waiting = (await api.get(f"/ui/jobs/{job_id}/artifacts")).text
     assert "Kept once pytest has exited" in waiting and 'data-status="running"' in waiting
 
