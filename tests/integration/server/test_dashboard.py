@@ -159,7 +159,14 @@ async def test_another_users_job_and_the_admin_pages_are_404(
     bobs = await submit(repo, bob)
     await sign_in(api, alice.key)
     token = await page_csrf(api)
-    for path in (f"/ui/jobs/{bobs}", f"/ui/jobs/{bobs}/summary", "/ui/jobs/not-a-uuid"):
+    for path in (
+        f"/ui/jobs/{bobs}",
+        f"/ui/jobs/{bobs}/summary",
+        f"/ui/jobs/{bobs}/artifacts",
+        f"/ui/jobs/{bobs}/tests",
+        f"/ui/jobs/{bobs}/tests/rows?outcome=failed",
+        "/ui/jobs/not-a-uuid",
+    ):
         assert (await api.get(path)).status_code == 404, path
     assert (await api.get("/ui/admin")).status_code == 404
     assert (await api.get("/ui/admin/queue")).status_code == 404
