@@ -120,14 +120,22 @@ class JobLog:
             self._timer = asyncio.create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(FLUSH_AFTER_SECONDS)
-        await asyncio.shield(self._flush_logging_failure())
+        """Store what is pending shortly, and again for as long as output came in while a
+        store was in flight: `_schedule_flush` starts no timer while this one runs, so without
+        the loop that output would wait for the job's next output."""
+        while True:
+            await asyncio.sleep(FLUSH_AFTER_SECONDS)
+            if not await asyncio.shield(self._flush_logging_failure()) or not self._pending:
+                return
 
-    async def _flush_logging_failure(self) -> None:
+    async def _flush_logging_failure(self) -> bool:
+        """Whether the flush stored what was pending."""
         try:
             await self.flush()
         except Exception:
             logger.exception("job %s: storing log output failed; will retry", self._job_id)
+            return False
+        return True
 
     async def _flush_locked(self) -> None:
         if not self._pending:

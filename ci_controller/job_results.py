@@ -143,11 +143,18 @@ class JobResults:
         await self.flush()
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(FLUSH_AFTER_SECONDS)
-        try:
-            await asyncio.shield(self.flush())
-        except Exception:
-            logger.exception("job %s: storing test results failed; will retry", self._job.id)
+        """Store what is pending shortly, and again for as long as results came in while a
+        store was in flight: `add_frame` starts no timer while this one runs, so without the
+        loop they would wait for the next record (a test that runs for minutes)."""
+        while True:
+            await asyncio.sleep(FLUSH_AFTER_SECONDS)
+            try:
+                await asyncio.shield(self.flush())
+            except Exception:
+                logger.exception("job %s: storing test results failed; will retry", self._job.id)
+                return
+            if not (self._pending or self._hash or self._ended_unstored):
+                return
 
     async def finish(self, *, exit_code: int | None, stopped: str | None) -> str | None:
         """Store what is pending and, when the results are not a whole session's, the note

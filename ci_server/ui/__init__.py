@@ -1,5 +1,6 @@
 """The web dashboard under `/ui/`: server-rendered pages over the same data and the same
-ownership rules as the HTTP API, plus two small scripts (live fragments, the live log).
+ownership rules as the HTTP API, plus three small scripts (live fragments, the live log, the
+live test results).
 
 `install_dashboard(app)` mounts the pages, their static files and the handlers that turn a
 missing session into a redirect to the sign-in form and a dashboard 404 or 403 into a page.
@@ -13,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ci_common.errors import NotFoundError
 from ci_server.errors import handle_ci_error
-from ci_server.ui import admin_routes, job_routes, signin_routes
+from ci_server.ui import admin_routes, job_routes, result_routes, signin_routes
 from ci_server.ui.access import ForgedRequestError, SignInRequired
 from ci_server.ui.rendering import STATIC_DIR, STATIC_PREFIX, render
 
@@ -57,6 +58,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="ui-static")
     app.include_router(signin_routes.router)
     app.include_router(job_routes.router)
+    app.include_router(result_routes.router)
     app.include_router(admin_routes.router)
     app.add_exception_handler(SignInRequired, _sign_in_first)
     app.add_exception_handler(ForgedRequestError, _forged)

@@ -18,13 +18,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ci_common.api import JobView
 from ci_common.auth import generate_api_key
 from ci_common.errors import ConflictError, InvalidInputError, UserNotFoundError
 from ci_common.models import ApiKey, ApiKeyId, Job, JobStatus, User, UserId
 from ci_common.repository import Repository
 from ci_server.dependencies import HubDep, RepoDep, SettingsDep, find_any_job
 from ci_server.ui.access import AdminSessionDep, PageNotFoundError, PageSession, PostedAdminDep
+from ci_server.ui.job_views import job_views
 from ci_server.ui.rendering import render, render_with
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ async def _queue_context(
     ]
     users = {user.id: user for user in await repo.list_users()}
     return {
-        "jobs": [JobView.from_job(job) for job in jobs],
+        "jobs": await job_views(repo, jobs),
         "owners": {job.id: _owner(users.get(job.user_id)) for job in jobs},
         "running": [job for job in active if job.status is JobStatus.RUNNING],
         "queued": [job for job in active if job.status is JobStatus.QUEUED],

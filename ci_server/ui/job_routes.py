@@ -1,5 +1,6 @@
 """The user's pages: the jobs list (`/ui/`) and one job (`/ui/jobs/{id}`), each with the
-fragments their scripts re-fetch to stay live, and the cancel button's post.
+fragments their scripts re-fetch to stay live (the job's test results: `result_routes`), and
+the cancel button's post.
 
 Jobs are found through `find_job`, the API's own ownership check: another user's job is 404
 here exactly as it is on `GET /jobs/{id}`.
@@ -14,14 +15,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ci_common.api import JobView
-from ci_common.models import JobConclusion, JobStatus
+from ci_common.api import ArtifactView
+from ci_common.models import Job, JobConclusion, JobStatus
 from ci_common.repository import Repository
 from ci_server.dependencies import HubDep, RepoDep, SettingsDep, find_job
 from ci_server.settings import ServerSettings
 from ci_server.ui.access import PageSession, PageSessionDep, PostedSessionDep
+from ci_server.ui.job_views import job_views
 from ci_server.ui.queue import queue_position
 from ci_server.ui.rendering import render, render_with
+from ci_server.ui.result_routes import tests_context
+from ci_server.ui.results import OutcomeFilter
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ async def jobs_page(
         user=session.user,
         csrf=session.csrf,
         nav="jobs",
-        jobs=[JobView.from_job(job) for job in jobs],
+        jobs=await job_views(repo, jobs),
         statuses=list(JobStatus),
         conclusions=list(JobConclusion),
         status=chosen_status,
@@ -80,7 +84,7 @@ async def jobs_rows(
     return render(
         request,
         "_jobs_rows.html",
-        jobs=[JobView.from_job(job) for job in jobs],
+        jobs=await job_views(repo, jobs),
         status=status,
         conclusion=conclusion,
     )
@@ -88,17 +92,24 @@ async def jobs_rows(
 
 @router.get("/jobs/{job_id}")
 async def job_page(
-    request: Request, job_id: str, session: PageSessionDep, repo: RepoDep, settings: SettingsDep
+    request: Request,
+    job_id: str,
+    session: PageSessionDep,
+    repo: RepoDep,
+    settings: SettingsDep,
+    outcome: Annotated[str | None, Query()] = None,
 ) -> Response:
-    summary = await _summary_context(job_id, session=session, repo=repo, settings=settings)
+    job = await find_job(repo, job_id, user=session.user)
+    summary = await _summary_context(job, session=session, repo=repo, settings=settings)
     return render_with(
         request,
         "job.html",
         {
             **summary,
+            **await _artifacts_context(repo, job),
+            **await tests_context(repo, job, OutcomeFilter.parse(outcome)),
             "user": session.user,
             "nav": "jobs",
-            "has_artifacts": _has_route(request, "/jobs/{job_id}/artifacts"),
         },
     )
 
@@ -107,8 +118,17 @@ async def job_page(
 async def job_summary(
     request: Request, job_id: str, session: PageSessionDep, repo: RepoDep, settings: SettingsDep
 ) -> Response:
-    summary = await _summary_context(job_id, session=session, repo=repo, settings=settings)
+    job = await find_job(repo, job_id, user=session.user)
+    summary = await _summary_context(job, session=session, repo=repo, settings=settings)
     return render_with(request, "_job_summary.html", summary)
+
+
+@router.get("/jobs/{job_id}/artifacts")
+async def job_artifacts(
+    request: Request, job_id: str, session: PageSessionDep, repo: RepoDep
+) -> Response:
+    job = await find_job(repo, job_id, user=session.user)
+    return render_with(request, "_job_artifacts.html", await _artifacts_context(repo, job))
 
 
 @router.post("/jobs/{job_id}/cancel")
@@ -124,22 +144,27 @@ async def cancel_job(
 
 
 async def _summary_context(
-    job_id: str, *, session: PageSession, repo: Repository, settings: ServerSettings
+    job: Job, *, session: PageSession, repo: Repository, settings: ServerSettings
 ) -> dict[str, object]:
-    job = await find_job(repo, job_id, user=session.user)
     queue = None
     if job.status is JobStatus.QUEUED:
         active = await repo.list_active_jobs()
         queue = queue_position(job, active, slots=settings.max_parallel_jobs)
+    [view] = await job_views(repo, [job])
     return {
-        "job": JobView.from_job(job),
+        "job": view,
         "queue": queue,
         "csrf": session.csrf,
         "cancel_action": f"/ui/jobs/{job.id}/cancel",
     }
 
 
-def _has_route(request: Request, path: str) -> bool:
-    """Whether this server has an endpoint: the page shows a job's artifacts only where the
-    API serves them."""
-    return any(getattr(route, "path", None) == path for route in request.app.routes)
+async def _artifacts_context(repo: Repository, job: Job) -> dict[str, object]:
+    """The files the job kept (stored once pytest has exited, before the job completes)."""
+    artifacts = await repo.list_artifacts(job.id)
+    return {
+        "artifacts_job": job.id,
+        "artifacts": [ArtifactView(path=item.path, size=item.size) for item in artifacts],
+        "artifact_patterns": list(job.artifacts),
+        "artifacts_final": job.status is JobStatus.COMPLETED,
+    }

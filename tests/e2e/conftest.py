@@ -13,7 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 from harness import CIService, MakeService, check_docker_and_image
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 __all__ = ["MakeService"]  # tests import it from here or from harness
 
@@ -85,3 +87,21 @@ def pytest_runtest_makereport(
                 text = log.read_text(errors="replace")[-6000:]
                 report.sections.append((f"{log.parent.name}/{log.name}", text))
     return report
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test module; each test gets its own contexts (cookies)."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
+    """The browser contexts a test made (`browser.new_page`), closed after it."""
+    made: list[BrowserContext] = []
+    yield made
+    for context in made:
+        context.close()

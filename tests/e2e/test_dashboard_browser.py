@@ -13,32 +13,18 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
-from harness import REPO_ROOT, CIService, MakeService, wait_until, zip_project
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from dashboard_browser import SCREENSHOTS, new_page, sign_in, submit
+from harness import CIService, MakeService, wait_until
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[@-~]")
-WAIT_MS = 30_000
-expect.set_options(timeout=WAIT_MS)
 
 SLOW_TEST = """\
 import time
@@ -51,61 +37,10 @@ def test_prints_lines():
 """
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module; each test gets its own contexts (cookies)."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
-
-
-def new_page(browser: Browser, contexts: list[BrowserContext]) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(WAIT_MS)
-    contexts.append(context)
-    return context.new_page()
-
-
-def sign_in(page: Page, base_url: str, key: str) -> None:
-    page.goto(f"{base_url}/ui/")
-    expect(page).to_have_url(f"{base_url}/ui/login")
-    page.fill("#api_key", key)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{base_url}/ui/")
-
-
 def slow_project(root: Path, *, lines: int, pause: float) -> Path:
     root.mkdir(parents=True)
     (root / "test_slow.py").write_text(SLOW_TEST.format(lines=lines, pause=pause))
     return root
-
-
-def submit(base_url: str, key: str, project: Path) -> str:
-    """`POST /submit-async` with `-s`, so the test's prints reach the log as they happen, and
-    the provenance `ci` would send from a git checkout."""
-    git = {"commit": "1a2b3c4d5e6f" + "0" * 28, "branch": "main", "dirty": False}
-    response = httpx.post(
-        f"{base_url}/submit-async",
-        headers={"Authorization": f"Bearer {key}"},
-        files={"file": ("project.zip", zip_project(project), "application/zip")},
-        data={
-            "pytest_args": json.dumps(["-s", "-q"]),
-            "project": "inventory",
-            "git": json.dumps(git),
-        },
-        timeout=30,
-    )
-    assert response.status_code == 202, response.text
-    return str(response.json()["job_id"])
 
 
 def log_lines(page: Page) -> int:

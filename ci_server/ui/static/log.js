@@ -194,8 +194,8 @@
       document.dispatchEvent(new CustomEvent("ci:refresh"));
       document.dispatchEvent(new CustomEvent("ci:status"));
     } else if (event.type === "test") {
-      // A test finished: the summary (its counts) is fetched again.
-      document.dispatchEvent(new CustomEvent("ci:refresh"));
+      // A test finished: the counts and the results list (tests.js) fetch what is new.
+      document.dispatchEvent(new CustomEvent("ci:test", { detail: { index: event.index, outcome: event.outcome } }));
     } else if (event.type === "complete") {
       return true;
     }

@@ -8,7 +8,6 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -161,7 +160,14 @@ async def test_another_users_job_and_the_admin_pages_are_404(
     bobs = await submit(repo, bob)
     await sign_in(api, alice.key)
     token = await page_csrf(api)
-    for path in (f"/ui/jobs/{bobs}", f"/ui/jobs/{bobs}/summary", "/ui/jobs/not-a-uuid"):
+    for path in (
+        f"/ui/jobs/{bobs}",
+        f"/ui/jobs/{bobs}/summary",
+        f"/ui/jobs/{bobs}/artifacts",
+        f"/ui/jobs/{bobs}/tests",
+        f"/ui/jobs/{bobs}/tests/rows?outcome=failed",
+        "/ui/jobs/not-a-uuid",
+    ):
         assert (await api.get(path)).status_code == 404, path
     assert (await api.get("/ui/admin")).status_code == 404
     assert (await api.get("/ui/admin/queue")).status_code == 404
@@ -301,43 +307,3 @@ async def test_docs_load_swagger_ui_from_this_server(plain_api: httpx.AsyncClien
     for url in assets:
         assert (await plain_api.get(url)).status_code == 200, url
     assert (await plain_api.get("/redoc")).status_code == 404
-
-
-async def test_the_job_page_has_an_artifacts_panel_only_where_the_api_serves_them(
-    app: FastAPI, api: httpx.AsyncClient, repo: Repository, alice: Account
-) -> None:
-    job_id = await submit(repo, alice)
-    await sign_in(api, alice.key)
-    page = (await api.get(f"/ui/jobs/{job_id}")).text
-    assert 'id="artifacts"' not in page and "artifacts.js" not in page
-
-    @app.get("/jobs/{job_id}/artifacts")
-    async def artifacts(job_id: str) -> list[str]:  # pyright: ignore[reportUnusedFunction]
-        return ["junit.xml"]
-
-    page = (await api.get(f"/ui/jobs/{job_id}")).text
-    assert f'data-artifacts-url="/jobs/{job_id}/artifacts"' in page and "artifacts.js" in page
-
-
-def test_the_summary_shows_test_counts_when_the_job_has_them() -> None:
-    from datetime import UTC, datetime
-
-    from starlette.requests import Request
-
-    from ci_server.ui.rendering import render
-
-    fields: dict[str, object] = {
-        "id": "6f1c0000-0000-4000-8000-000000000000", "status": "running", "conclusion": None,
-        "exit_code": None, "error": None, "cancel_requested": False, "git": None,
-        "created_at": datetime.now(UTC), "started_at": datetime.now(UTC), "finished_at": None,
-        "pytest_args": [], "python": None,
-        "tests": {"total": 5, "passed": 3, "failed": 1, "errors": 0, "skipped": 1,
-                  "xfailed": 0, "xpassed": 0},
-    }  # fmt: skip
-    request = Request({"type": "http", "method": "GET", "path": "/", "headers": []})
-    job = SimpleNamespace(**fields)  # a JobView with the `tests` the results work adds
-    html = render(request, "_job_summary.html", job=job, queue=None, csrf="t", cancel_action="/")
-    assert "5 total: 3 passed, 1 failed, 0 errors, 1 skipped" in bytes(html.body).decode()
-    job = SimpleNamespace(**{**fields, "tests": None})
-    html = render(request, "_job_summary.html", job=job, queue=None, csrf="t", cancel_action="/")
-    assert 'id="tests"' not in bytes(html.body).decode()
