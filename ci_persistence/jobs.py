@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from ci_common.errors import DatabaseUnavailableError, JobNotFoundError
 from ci_common.job_options import JobOptions
-from ci_common.models import GitInfo, Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
+from ci_common.models import Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
 from ci_persistence.columns import JOB_COLUMNS as _JOB_COLUMNS
 from ci_persistence.database import (
     BUSY_TIMEOUT_MS,
@@ -33,6 +33,7 @@ from ci_persistence.database import (
     now_text,
     to_text,
 )
+from ci_persistence.job_rows import job_from_columns, names_text
 from ci_persistence.uncancellable import uncancellable
 
 logger = logging.getLogger(__name__)
@@ -65,50 +66,7 @@ SELECT ?1 AS job_id, seq, data, created_at, total FROM page ORDER BY seq
 
 
 def job_from_row(row: sqlite3.Row) -> Job:
-    created_at = from_text(row["created_at"])
-    assert created_at is not None
-    return Job(
-        id=JobId(row["id"]),
-        user_id=UserId(row["user_id"]),
-        status=JobStatus(row["status"]),
-        conclusion=JobConclusion(row["conclusion"]) if row["conclusion"] else None,
-        exit_code=row["exit_code"],
-        error=row["error"],
-        created_at=created_at,
-        started_at=from_text(row["started_at"]),
-        finished_at=from_text(row["finished_at"]),
-        cancel_requested=bool(row["cancel_requested"]),
-        container_id=row["container_id"],
-        log_cursor=row["log_cursor"],
-        log_bytes=row["log_bytes"],
-        last_log_seq=row["last_log_seq"],
-        archive_bytes=row["archive_bytes"],
-        attempts=row["attempts"],
-        pytest_args=tuple(json.loads(row["pytest_args"])),
-        env=json.loads(row["env"]),
-        project=row["project"],
-        git=GitInfo.model_validate_json(row["git"]) if row["git"] else None,
-        python=row["python"],
-        extras=_names(row["extras"]),
-        groups=_names(row["dependency_groups"]),
-        results_cursor=row["results_cursor"],
-        tests_reported=row["tests_reported"],
-        tests_note=row["tests_note"],
-        files_hash=row["files_hash"],
-        content_hash=row["content_hash"],
-        rerun_of=JobId(row["rerun_of"]) if row["rerun_of"] else None,
-        rerun_node_ids=tuple(json.loads(row["rerun_node_ids"])),
-        session_exitstatus=row["session_exitstatus"],
-        artifacts=tuple(json.loads(row["artifacts"])),
-    )
-
-
-def _names(text: str | None) -> tuple[str, ...] | None:
-    return None if text is None else tuple(json.loads(text))
-
-
-def _names_text(names: tuple[str, ...] | None) -> str | None:
-    return None if names is None else json.dumps(list(names))
+    return job_from_columns(row, moment=from_text)
 
 
 def chunk_from_row(row: sqlite3.Row) -> LogChunk:
@@ -381,8 +339,8 @@ def _insert_job(path: Path, user_id: UserId, archive: BinaryIO, options: JobOpti
                     options.project,
                     options.git.model_dump_json() if options.git else None,
                     options.python,
-                    _names_text(options.extras),
-                    _names_text(options.groups),
+                    names_text(options.extras),
+                    names_text(options.groups),
                     options.rerun_of,
                     json.dumps(list(options.rerun_node_ids)),
                     json.dumps(list(options.artifacts)),

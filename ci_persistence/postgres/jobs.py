@@ -25,8 +25,9 @@ import asyncpg
 
 from ci_common.errors import JobNotFoundError, UserNotFoundError
 from ci_common.job_options import JobOptions
-from ci_common.models import GitInfo, Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
+from ci_common.models import Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
 from ci_persistence.columns import JOB_COLUMNS
+from ci_persistence.job_rows import job_from_columns, names_text
 from ci_persistence.postgres.database import PostgresDatabase, Record
 from ci_persistence.postgres.ids import as_uuid, prefix_range
 from ci_persistence.uncancellable import uncancellable
@@ -56,48 +57,11 @@ SELECT seq, data, created_at, total FROM page ORDER BY seq
 
 
 def job_from_record(row: Record) -> Job:
-    return Job(
-        id=JobId(str(row["id"])),
-        user_id=UserId(str(row["user_id"])),
-        status=JobStatus(row["status"]),
-        conclusion=JobConclusion(row["conclusion"]) if row["conclusion"] else None,
-        exit_code=row["exit_code"],
-        error=row["error"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        cancel_requested=row["cancel_requested"],
-        container_id=row["container_id"],
-        log_cursor=row["log_cursor"],
-        log_bytes=row["log_bytes"],
-        last_log_seq=row["last_log_seq"],
-        archive_bytes=row["archive_bytes"],
-        attempts=row["attempts"],
-        pytest_args=tuple(json.loads(row["pytest_args"])),
-        env=json.loads(row["env"]),
-        project=row["project"],
-        git=GitInfo.model_validate_json(row["git"]) if row["git"] else None,
-        python=row["python"],
-        extras=_names(row["extras"]),
-        groups=_names(row["dependency_groups"]),
-        results_cursor=row["results_cursor"],
-        tests_reported=row["tests_reported"],
-        tests_note=row["tests_note"],
-        files_hash=row["files_hash"],
-        content_hash=row["content_hash"],
-        rerun_of=JobId(str(row["rerun_of"])) if row["rerun_of"] else None,
-        rerun_node_ids=tuple(json.loads(row["rerun_node_ids"])),
-        session_exitstatus=row["session_exitstatus"],
-        artifacts=tuple(json.loads(row["artifacts"])),
-    )
+    return job_from_columns(row, moment=_moment)
 
 
-def _names(text: str | None) -> tuple[str, ...] | None:
-    return None if text is None else tuple(json.loads(text))
-
-
-def _names_text(names: tuple[str, ...] | None) -> str | None:
-    return None if names is None else json.dumps(list(names))
+def _moment(value: datetime | None) -> datetime | None:
+    return value
 
 
 def chunk_from_record(job_id: JobId, row: Record) -> LogChunk:
@@ -143,8 +107,8 @@ class PostgresJobs:
                     options.project,
                     options.git.model_dump_json() if options.git else None,
                     options.python,
-                    _names_text(options.extras),
-                    _names_text(options.groups),
+                    names_text(options.extras),
+                    names_text(options.groups),
                     as_uuid(options.rerun_of) if options.rerun_of else None,
                     json.dumps(list(options.rerun_node_ids)),
                     json.dumps(list(options.artifacts)),
