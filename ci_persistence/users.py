@@ -83,16 +83,15 @@ class SqliteUsers:
         return [user_from_row(row) for row in rows]
 
     async def set_user_active(self, user_id: UserId, *, active: bool) -> User:
-        changed = await self._db.execute(
-            "UPDATE users SET active = ? WHERE id = ?", (int(active), user_id)
-        )
-        if changed == 0:
-            raise UserNotFoundError(str(user_id))
-        return await self.get_user(user_id)
+        return await self._set_user_flag(user_id, "active", active)
 
     async def set_user_admin(self, user_id: UserId, *, is_admin: bool) -> User:
+        return await self._set_user_flag(user_id, "is_admin", is_admin)
+
+    async def _set_user_flag(self, user_id: UserId, column: str, value: bool) -> User:
+        """Set one of the user's boolean columns (a name of ours, never input)."""
         changed = await self._db.execute(
-            "UPDATE users SET is_admin = ? WHERE id = ?", (int(is_admin), user_id)
+            f"UPDATE users SET {column} = ? WHERE id = ?", (int(value), user_id)
         )
         if changed == 0:
             raise UserNotFoundError(str(user_id))

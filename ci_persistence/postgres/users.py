@@ -91,25 +91,19 @@ class PostgresUsers:
         return [user_from_record(row) for row in rows]
 
     async def set_user_active(self, user_id: UserId, *, active: bool) -> User:
-        key = as_uuid(user_id)
-        row = None
-        if key is not None:
-            row = await self._db.fetch_one(
-                f"UPDATE users SET active = $1 WHERE id = $2 RETURNING {USER_COLUMNS}",
-                active,
-                key,
-            )
-        if row is None:
-            raise UserNotFoundError(str(user_id))
-        return user_from_record(row)
+        return await self._set_user_flag(user_id, "active", active)
 
     async def set_user_admin(self, user_id: UserId, *, is_admin: bool) -> User:
+        return await self._set_user_flag(user_id, "is_admin", is_admin)
+
+    async def _set_user_flag(self, user_id: UserId, column: str, value: bool) -> User:
+        """Set one of the user's boolean columns (a name of ours, never input)."""
         key = as_uuid(user_id)
         row = None
         if key is not None:
             row = await self._db.fetch_one(
-                f"UPDATE users SET is_admin = $1 WHERE id = $2 RETURNING {USER_COLUMNS}",
-                is_admin,
+                f"UPDATE users SET {column} = $1 WHERE id = $2 RETURNING {USER_COLUMNS}",
+                value,
                 key,
             )
         if row is None:
