@@ -28,14 +28,6 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def key_state(key: ApiKey, now: datetime) -> str:
-    if key.revoked_at is not None:
-        return "revoked"
-    if key.expires_at is not None and now >= key.expires_at:
-        return "expired"
-    return "active"
-
-
 def echo_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2))
 
@@ -57,7 +49,7 @@ def key_json(key: ApiKey, now: datetime) -> dict[str, object]:
         "user_id": key.user_id,
         "name": key.name,
         "prefix": key.prefix,
-        "state": key_state(key, now),
+        "state": key.state(now),
         "is_active": key.is_usable(now),
         "created_at": _iso(key.created_at),
         "last_used_at": _iso(key.last_used_at),
@@ -90,7 +82,7 @@ def print_keys(keys: Sequence[ApiKey], now: datetime) -> None:
             key.user_id[:8],
             key.name,
             key.prefix + "…",
-            key_state(key, now),
+            key.state(now),
             _when(key.expires_at),
             _when(key.last_used_at),
         )

@@ -71,6 +71,14 @@ class ApiKey(_Record):
             return False
         return self.expires_at is None or now < self.expires_at
 
+    def state(self, now: datetime) -> str:
+        """`revoked`, `expired` or `active`: the one word `ci-admin` and the dashboard show."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return "active"
+
 
 MAX_START_ATTEMPTS = 3
 """Starts of one job before it ends as `error`: a job whose tests never began because the

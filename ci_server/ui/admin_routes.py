@@ -20,7 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from ci_common.auth import generate_api_key
 from ci_common.errors import ConflictError, InvalidInputError, UserNotFoundError
-from ci_common.models import ApiKey, ApiKeyId, Job, JobStatus, User, UserId
+from ci_common.models import ApiKeyId, Job, JobStatus, User, UserId
 from ci_common.repository import Repository
 from ci_server.dependencies import HubDep, RepoDep, SettingsDep, find_any_job
 from ci_server.ui.access import AdminSessionDep, PageNotFoundError, PageSession, PostedAdminDep
@@ -56,14 +56,6 @@ def _canonical_uuid(text: str) -> str | None:
         return str(uuid.UUID(text))
     except ValueError:
         return None
-
-
-def key_state(key: ApiKey, now: datetime) -> str:
-    if key.revoked_at is not None:
-        return "revoked"
-    if key.expires_at is not None and now >= key.expires_at:
-        return "expired"
-    return "active"
 
 
 async def _queue_context(
@@ -104,7 +96,7 @@ async def admin_page(
     keys_by_user: dict[UserId, list[dict[str, object]]] = {}
     for key in await repo.list_api_keys():
         keys_by_user.setdefault(key.user_id, []).append(
-            {**key.model_dump(), "state": key_state(key, now)}
+            {**key.model_dump(), "state": key.state(now)}
         )
     queue = await _queue_context(repo, slots=settings.max_parallel_jobs, session=session)
     return render_with(
