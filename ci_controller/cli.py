@@ -17,12 +17,12 @@ from pathlib import Path
 import click
 
 from ci_common.errors import CIError
-from ci_common.settings import Settings
 from ci_controller.controller import Controller
 from ci_controller.docker_containers import check_memory_limit
 from ci_controller.docker_runtime import DockerRuntime
 from ci_controller.project import remove_stale_staging
 from ci_controller.python_runtimes import default_image, discover_runtimes
+from ci_controller.settings import ControllerSettings
 from ci_controller.singleton import ControllerLock
 from ci_persistence import DatabaseLocation, open_repository_at
 from ci_persistence.postgres import CONTROLLER_LOCK_KEY, AdvisoryLock
@@ -63,7 +63,7 @@ def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        settings = Settings.model_validate({})
+        settings = ControllerSettings.model_validate({})
     except ValueError as exc:
         raise click.ClickException(f"invalid CI_* setting: {exc}") from exc
     if db_path is not None:
@@ -93,7 +93,9 @@ def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
         lock.release()
 
 
-async def serve_holding_advisory_lock(settings: Settings, location: DatabaseLocation) -> None:
+async def serve_holding_advisory_lock(
+    settings: ControllerSettings, location: DatabaseLocation
+) -> None:
     """`serve` while holding the database's controller lock (PostgreSQL)."""
     assert location.url is not None
     lock = await AdvisoryLock.try_acquire(
@@ -108,7 +110,7 @@ async def serve_holding_advisory_lock(settings: Settings, location: DatabaseLoca
         await lock.release()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: ControllerSettings) -> None:
     """Run the controller until SIGTERM or SIGINT."""
     location = DatabaseLocation.from_settings(settings)
     repo = await open_repository_at(location)

@@ -44,7 +44,6 @@ from datetime import UTC, datetime, timedelta
 from ci_common.models import Job, JobConclusion, JobId, JobStatus
 from ci_common.python_versions import PythonRuntime
 from ci_common.repository import ControllerRepository
-from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
@@ -59,6 +58,7 @@ from ci_controller.runtime import (
     ContainerState,
 )
 from ci_controller.scheduling import dispatch_order
+from ci_controller.settings import ControllerSettings
 from ci_controller.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Controller:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ControllerSettings,
         runtime: ContainerRuntime,
         repo: ControllerRepository,
         *,

@@ -39,7 +39,6 @@ from typing import TypeVar
 from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
 from ci_common.repository import ControllerRepository
-from ci_common.settings import Settings
 from ci_controller.artifact_store import collect_artifacts
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
@@ -69,6 +68,7 @@ from ci_controller.runtime import (
     RuntimeFault,
     Sandbox,
 )
+from ci_controller.settings import ControllerSettings
 from ci_controller.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class WorkerEnvironment:
 
     repo: ControllerRepository
     runtime: ContainerRuntime
-    settings: Settings
+    settings: ControllerSettings
     images: JobImages
     background: Background
     warm: WarmPool

@@ -14,8 +14,8 @@ from fake_runtime import FakeRuntime
 from ci_common.job_options import JobOptions
 from ci_common.models import Job, JobConclusion, User
 from ci_common.python_versions import PythonRuntime
-from ci_common.settings import Settings
 from ci_controller.controller import Controller
+from ci_controller.settings import ControllerSettings
 from ci_persistence import SqliteRepository
 
 
@@ -38,7 +38,7 @@ def project_zip(files: dict[str, str] | None = None) -> bytes:
 class World:
     """Everything a reconciler test touches."""
 
-    settings: Settings
+    settings: ControllerSettings
     runtime: FakeRuntime
     repo: SqliteRepository
     server: SqliteRepository
