@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,4 +36,9 @@ class Settings(BaseSettings):
     )
     max_parallel_jobs: int = Field(
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="jobs running at once"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="the Bearer token `/metrics` asks for, on the server and the controller; "
+        "unset: `/metrics` is open to anyone who can reach it",
     )

@@ -20,6 +20,8 @@ from ci_common.errors import CIError
 from ci_controller.controller import Controller
 from ci_controller.docker_containers import check_memory_limit
 from ci_controller.docker_runtime import DockerRuntime
+from ci_controller.metrics import ControllerMetrics
+from ci_controller.metrics_endpoint import serve_metrics
 from ci_controller.project import remove_stale_staging
 from ci_controller.python_runtimes import default_image, discover_runtimes
 from ci_controller.settings import ControllerSettings
@@ -45,13 +47,22 @@ logger = logging.getLogger("ci_controller")
     help="Seconds between full reconcile passes (default: $CI_RECONCILE_INTERVAL or 2).",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve Prometheus /metrics on this port (default: $CI_CONTROLLER_METRICS_PORT, "
+    "else not served).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
     envvar="CI_LOG_LEVEL",
     show_default=True,
 )
-def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
+def cli(
+    db_path: Path | None, interval: float | None, metrics_port: int | None, log_level: str
+) -> None:
     """Run queued jobs in Docker containers and keep the database in step with the engine.
 
     Settings come from CI_* environment variables: CI_DATABASE_URL, CI_JOB_IMAGE, CI_JOB_IMAGES,
@@ -70,6 +81,8 @@ def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
         settings = settings.model_copy(update={"db_path": db_path})
     if interval is not None:
         settings = settings.model_copy(update={"reconcile_interval": interval})
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"controller_metrics_port": metrics_port})
     try:
         check_memory_limit(settings.job_memory)
     except CIError as exc:
@@ -140,7 +153,10 @@ async def serve(settings: ControllerSettings) -> None:
                 settings.max_parallel_jobs,
                 settings.reconcile_interval,
             )
-            await Controller(settings, runtime, repo, runtimes=runtimes).run(stop)
+            metrics = ControllerMetrics()
+            controller = Controller(settings, runtime, repo, runtimes=runtimes, metrics=metrics)
+            async with serve_metrics(settings, metrics, repo):
+                await controller.run(stop)
         finally:
             runtime.close()
         logger.info("controller stopped; running containers are adopted at the next start")

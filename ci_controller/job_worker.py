@@ -56,6 +56,7 @@ from ci_controller.job_outcome import (
 from ci_controller.job_plugins import plugin_files
 from ci_controller.job_results import JobResults, files_hash
 from ci_controller.log_cursor import LogPosition
+from ci_controller.metrics import ControllerMetrics
 from ci_controller.project import Project, ProjectArchiveError, Staging, build_project
 from ci_controller.runtime import (
     ContainerGoneError,
@@ -90,6 +91,7 @@ class WorkerEnvironment:
     images: JobImages
     background: Background
     warm: WarmPool
+    metrics: ControllerMetrics
 
 
 class JobWorker:
@@ -440,6 +442,8 @@ class JobWorker:
         completed = await env.repo.complete_job(
             job.id, conclusion=outcome.conclusion, exit_code=outcome.exit_code, error=outcome.error
         )
+        if completed:
+            env.metrics.job_finished(job, conclusion=outcome.conclusion, at=datetime.now(UTC))
         logger.info(
             "job %s: %s (exit code %s)%s%s",
             job.id,

@@ -84,6 +84,18 @@ class ControllerSettings(Settings):
         "Docker's container start (~200 ms) is off the dispatch path; false turns it off",
     )
 
+    controller_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="port of the controller's `/metrics` (Prometheus); unset: not served",
+    )
+    controller_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the controller's `/metrics` listens on; `0.0.0.0` for a "
+        "scraper on another machine (set CI_METRICS_TOKEN then)",
+    )
+
     @field_validator("job_images")
     @classmethod
     def _version_images(cls, value: str) -> str:
