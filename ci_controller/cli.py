@@ -59,6 +59,7 @@ logger = logging.getLogger("ci_controller")
     default="INFO",
     envvar="CI_LOG_LEVEL",
     show_default=True,
+    help="How much the controller logs: DEBUG, INFO, WARNING or ERROR.",
 )
 def cli(
     db_path: Path | None, interval: float | None, metrics_port: int | None, log_level: str
