@@ -31,7 +31,13 @@ def scrape(url: str) -> str:
     return response.text
 
 
-def test_server_and_controller_metrics_follow_real_jobs(make_service: MakeService) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_server_and_controller_metrics_follow_real_jobs(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    make_service: MakeService = request.getfixturevalue(
+        "make_postgres_service" if backend == "postgres" else "make_service"
+    )
     port = free_port()
     service: CIService = make_service(
         env={
