@@ -29,6 +29,7 @@ from ci_common.models import (
     UserId,
 )
 from ci_common.python_versions import PythonRuntime
+from ci_common.queue_stats import QueueStats
 from ci_common.test_results import TestResultRepository
 
 
@@ -236,13 +237,24 @@ class RuntimeRepository(Protocol):
         ...
 
 
+class QueueStatsRepository(Protocol):
+    """The numbers `/metrics` reports from the database (the same for every process)."""
+
+    async def queue_stats(self) -> QueueStats:
+        """Queued and running jobs, the oldest queued job's `created_at`, and the bytes of log
+        stored for the jobs kept."""
+        ...
+
+
 class JobResultsRepository(JobRepository, TestResultRepository, Protocol):
     """What the controller needs: jobs, their logs and their test results."""
 
 
-class ControllerRepository(JobResultsRepository, ArtifactRepository, RetentionRepository, Protocol):
+class ControllerRepository(
+    JobResultsRepository, ArtifactRepository, RetentionRepository, QueueStatsRepository, Protocol
+):
     """What the controller stores: jobs and logs, test results, the files jobs kept, and
-    retention."""
+    retention; and the queue's numbers for its `/metrics`."""
 
 
 class Repository(ControllerRepository, UserRepository, RuntimeRepository, Protocol):

@@ -1,19 +1,19 @@
-"""Settings read from the environment (`CI_*`), one object per process, built at start-up.
+"""The settings every process shares, read from the environment (`CI_*`) at start-up.
 
-All processes agree on the database location by default: `$XDG_DATA_HOME/ci/ci.db`, that is
-`~/.local/share/ci/ci.db`, independent of the directory a process is started from.
+Each process widens `Settings` with its own knobs in its own package
+(`ci_server.settings.ServerSettings`, `ci_controller.settings.ControllerSettings`); what stays
+here is what more than one process reads. All processes agree on the database location by
+default: `$XDG_DATA_HOME/ci/ci.db`, that is `~/.local/share/ci/ci.db`, independent of the
+directory a process is started from.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from ci_common.python_versions import parse_job_images
 
 
 def default_db_path() -> Path:
@@ -22,24 +22,9 @@ def default_db_path() -> Path:
     return Path(data_home) / "ci" / "ci.db"
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes in a size as Docker writes them (`512m`, `1g`, `1.5G`, `20MiB`, `4096`): binary
-    units, case-insensitive. `ValueError` for anything else, or for nothing."""
-    found = _SIZE.fullmatch(text.strip())
-    if found is None:
-        raise ValueError(f"{text!r} is not a size; use e.g. 512m or 1g")
-    size = int(float(found.group(1)) * _UNITS[found.group(2).lower()])
-    if size <= 0:
-        raise ValueError(f"{text!r} is no space at all; use e.g. 512m or 1g")
-    return size
-
-
 class Settings(BaseSettings):
-    """Everything a deployment can tune. Each process reads the fields it needs."""
+    """What more than one process reads: where the database is, and how many jobs run at once
+    (the controller runs that many; the server shows the dashboard's slots from it)."""
 
     model_config = SettingsConfigDict(env_prefix="CI_", extra="ignore")
 
@@ -49,91 +34,11 @@ class Settings(BaseSettings):
         description="`postgresql://user:password@host:5432/database`: PostgreSQL instead of "
         "the SQLite file (every process of one installation must use the same)",
     )
-
-    # Server: upload limits.
-    max_upload_mb: float = Field(default=50, gt=0, description="largest accepted archive, MiB")
-    max_unpacked_mb: float = Field(
-        default=500, gt=0, description="largest total unpacked size, MiB"
-    )
-    max_upload_entries: int = Field(default=10_000, gt=0, description="most entries in one archive")
-
-    # Controller: how jobs run.
-    job_image: str = Field(
-        default="python:3.12-slim",
-        description="base image for jobs, and the default Python version's image",
-    )
-    job_images: str = Field(
-        default="",
-        description="Python version -> image, e.g. `3.11=ci-python:3.11,3.13=ci-python:3.13`; "
-        "empty: `job_image` alone, its version found by looking into it",
-    )
-    job_timeout: float = Field(default=1800, gt=0, description="wall-time limit per job, seconds")
-    job_network: str = Field(default="none", description="Docker network of the test container")
-    job_memory: str = Field(default="2g", description="memory limit of the test container")
-    job_cpus: float = Field(default=1.0, gt=0, description="CPU limit of the test container")
-    job_pids: int = Field(default=512, gt=0, description="process limit of the test container")
-    build_network: str = Field(
-        default="isolated",
-        description="Docker network of dependency builds: `isolated`, the installation's own "
-        "network that the host firewall confines to the public internet and DNS (builds are "
-        "refused while it reaches the Docker host); or a network used as is, e.g. `bridge` "
-        "(reaches the host and the local network: trusted users only) or `none`",
-    )
-    job_disk: str = Field(
-        default="1g",
-        description="what a job may write to each of its workspace, /tmp and /var/tmp "
-        "(in-memory file systems of this size, so it counts against job_memory too)",
-    )
     max_parallel_jobs: int = Field(
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="jobs running at once"
     )
-    reconcile_interval: float = Field(
-        default=2.0, gt=0, description="full reconcile period, seconds"
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="the Bearer token `/metrics` asks for, on the server and the controller; "
+        "unset: `/metrics` is open to anyone who can reach it",
     )
-    max_log_mb: float = Field(
-        default=20, gt=0, description="stored log per job before truncation, MiB"
-    )
-    max_artifacts_mb: float = Field(
-        default=50,
-        gt=0,
-        description="files kept per job (junit.xml and the submit's patterns), MiB; beyond "
-        "it what fits is kept and the log says what was not",
-    )
-    retention_days: float = Field(
-        default=30,
-        gt=0,
-        description="days a completed job is kept, with its log, results and files",
-    )
-    max_dependency_images: int = Field(
-        default=20, gt=0, description="cached dependency images kept"
-    )
-    warm_containers: bool = Field(
-        default=True,
-        description="keep one started, unused job container waiting for the next job, so "
-        "Docker's container start (~200 ms) is off the dispatch path; false turns it off",
-    )
-
-    @field_validator("job_images")
-    @classmethod
-    def _version_images(cls, value: str) -> str:
-        parse_job_images(value)
-        return value
-
-    @property
-    def job_image_map(self) -> dict[str, str]:
-        """`CI_JOB_IMAGES` as version -> image (empty when unset)."""
-        return parse_job_images(self.job_images)
-
-    @field_validator("job_disk")
-    @classmethod
-    def _a_size(cls, value: str) -> str:
-        parse_size(value)
-        return value
-
-    @property
-    def job_disk_bytes(self) -> int:
-        return parse_size(self.job_disk)
-
-    @property
-    def max_artifacts_bytes(self) -> int:
-        return int(self.max_artifacts_mb * 1024 * 1024)

@@ -17,12 +17,14 @@ from pathlib import Path
 import click
 
 from ci_common.errors import CIError
-from ci_common.settings import Settings
 from ci_controller.controller import Controller
 from ci_controller.docker_containers import check_memory_limit
 from ci_controller.docker_runtime import DockerRuntime
+from ci_controller.metrics import ControllerMetrics
+from ci_controller.metrics_endpoint import serve_metrics
 from ci_controller.project import remove_stale_staging
 from ci_controller.python_runtimes import default_image, discover_runtimes
+from ci_controller.settings import ControllerSettings
 from ci_controller.singleton import ControllerLock
 from ci_persistence import DatabaseLocation, open_repository_at
 from ci_persistence.postgres import CONTROLLER_LOCK_KEY, AdvisoryLock
@@ -45,13 +47,23 @@ logger = logging.getLogger("ci_controller")
     help="Seconds between full reconcile passes (default: $CI_RECONCILE_INTERVAL or 2).",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve Prometheus /metrics on this port (default: $CI_CONTROLLER_METRICS_PORT, "
+    "else not served).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
     envvar="CI_LOG_LEVEL",
     show_default=True,
+    help="How much the controller logs: DEBUG, INFO, WARNING or ERROR.",
 )
-def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
+def cli(
+    db_path: Path | None, interval: float | None, metrics_port: int | None, log_level: str
+) -> None:
     """Run queued jobs in Docker containers and keep the database in step with the engine.
 
     Settings come from CI_* environment variables: CI_DATABASE_URL, CI_JOB_IMAGE, CI_JOB_IMAGES,
@@ -63,13 +75,15 @@ def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        settings = Settings.model_validate({})
+        settings = ControllerSettings.model_validate({})
     except ValueError as exc:
         raise click.ClickException(f"invalid CI_* setting: {exc}") from exc
     if db_path is not None:
         settings = settings.model_copy(update={"db_path": db_path})
     if interval is not None:
         settings = settings.model_copy(update={"reconcile_interval": interval})
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"controller_metrics_port": metrics_port})
     try:
         check_memory_limit(settings.job_memory)
     except CIError as exc:
@@ -93,7 +107,9 @@ def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
         lock.release()
 
 
-async def serve_holding_advisory_lock(settings: Settings, location: DatabaseLocation) -> None:
+async def serve_holding_advisory_lock(
+    settings: ControllerSettings, location: DatabaseLocation
+) -> None:
     """`serve` while holding the database's controller lock (PostgreSQL)."""
     assert location.url is not None
     lock = await AdvisoryLock.try_acquire(
@@ -108,7 +124,7 @@ async def serve_holding_advisory_lock(settings: Settings, location: DatabaseLoca
         await lock.release()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: ControllerSettings) -> None:
     """Run the controller until SIGTERM or SIGINT."""
     location = DatabaseLocation.from_settings(settings)
     repo = await open_repository_at(location)
@@ -138,7 +154,10 @@ async def serve(settings: Settings) -> None:
                 settings.max_parallel_jobs,
                 settings.reconcile_interval,
             )
-            await Controller(settings, runtime, repo, runtimes=runtimes).run(stop)
+            metrics = ControllerMetrics()
+            controller = Controller(settings, runtime, repo, runtimes=runtimes, metrics=metrics)
+            async with serve_metrics(settings, metrics, repo):
+                await controller.run(stop)
         finally:
             runtime.close()
         logger.info("controller stopped; running containers are adopted at the next start")

@@ -41,14 +41,15 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from ci_common.errors import StorageError
 from ci_common.models import Job, JobConclusion, JobId, JobStatus
 from ci_common.python_versions import PythonRuntime
 from ci_common.repository import ControllerRepository
-from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
 from ci_controller.job_worker import JobWorker, WorkerEnvironment
+from ci_controller.metrics import ControllerMetrics
 from ci_controller.runtime import (
     ROLE_DEPENDENCY_BUILD,
     ROLE_JOB,
@@ -59,6 +60,7 @@ from ci_controller.runtime import (
     ContainerState,
 )
 from ci_controller.scheduling import dispatch_order
+from ci_controller.settings import ControllerSettings
 from ci_controller.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
@@ -81,15 +83,18 @@ class Controller:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ControllerSettings,
         runtime: ContainerRuntime,
         repo: ControllerRepository,
         *,
         runtimes: Sequence[PythonRuntime] = (),
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         """`runtimes`: the Python versions offered (`python_runtimes.discover_runtimes`);
-        `settings.job_image` is the default version's image."""
+        `settings.job_image` is the default version's image. `metrics`: where to count what it
+        does (a registry of its own when not given)."""
         self._settings = settings
+        self._metrics = metrics or ControllerMetrics()
         self._runtime = runtime
         self._repo = repo
         self._background = Background()
@@ -104,6 +109,7 @@ class Controller:
             images=self._images,
             background=self._background,
             warm=self._warm,
+            metrics=self._metrics,
         )
         self._workers: dict[JobId, JobWorker] = {}
         self._tasks: dict[JobId, asyncio.Task[object]] = {}
@@ -255,7 +261,8 @@ class Controller:
             repo=self._repo, job=job, max_bytes=int(self._settings.max_log_mb * 1024 * 1024)
         )
         await log.note(f"error: {VANISHED}")
-        await self._repo.complete_job(job.id, conclusion=JobConclusion.ERROR, error=VANISHED)
+        if await self._repo.complete_job(job.id, conclusion=JobConclusion.ERROR, error=VANISHED):
+            self._metrics.job_finished(job, conclusion=JobConclusion.ERROR, at=datetime.now(UTC))
         await self._repo.delete_archive(job.id)
 
     def _forward_cancels(self, jobs: Iterable[Job]) -> None:
@@ -297,6 +304,7 @@ class Controller:
                 return
             if not await self._repo.mark_running(job.id, container_id=None):
                 continue  # cancelled (or taken) since we listed it
+            self._metrics.job_started(job, at=datetime.now(UTC))
             started = job.model_copy(
                 update={"status": JobStatus.RUNNING, "started_at": datetime.now(UTC), "attempts": 1}
             )
@@ -318,6 +326,8 @@ class Controller:
         self._workers.pop(job_id, None)
         self._tasks.pop(job_id, None)
         if not task.cancelled() and (error := task.exception()) is not None:
+            if isinstance(error, StorageError):
+                self._metrics.queue.repository_errors.inc()
             logger.error(
                 "job %s: worker failed (%s); the next reconcile picks it up again",
                 job_id,
@@ -346,7 +356,9 @@ class Controller:
     async def _safely(self, action: Callable[[], Awaitable[None]]) -> None:
         try:
             await action()
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, StorageError):
+                self._metrics.queue.repository_errors.inc()
             logger.exception(
                 "reconcile pass failed; retrying within %g s", self._settings.reconcile_interval
             )

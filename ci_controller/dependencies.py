@@ -27,12 +27,12 @@ import time
 from collections import defaultdict
 
 from ci_common.models import JobId
-from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.dependency_plan import DependencyPlan, canonical_name
 from ci_controller.job_log import JobLog
 from ci_controller.project import Project
 from ci_controller.runtime import ContainerRuntime, DependencyBuildSpec, RuntimeFault, Sandbox
+from ci_controller.settings import ControllerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class DependencyImageCache:
     """Resolves a project's image, building each dependency image at most once at a time."""
 
     def __init__(
-        self, *, runtime: ContainerRuntime, settings: Settings, background: Background
+        self, *, runtime: ContainerRuntime, settings: ControllerSettings, background: Background
     ) -> None:
         self._runtime = runtime
         self._settings = settings

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from ci_common.models import Job
 from ci_common.python_versions import PythonRuntime, version_key
-from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.dependencies import DependencyImageCache
 from ci_controller.runtime import ContainerRuntime, RuntimeFault
+from ci_controller.settings import ControllerSettings
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class JobImages:
     def __init__(
         self,
         *,
-        settings: Settings,
+        settings: ControllerSettings,
         runtimes: Sequence[PythonRuntime],
         runtime: ContainerRuntime,
         background: Background,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ci_common.models import JobConclusion
-from ci_common.settings import Settings
 from ci_controller.bootstrap import WRITABLE_PLACES
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
+from ci_controller.settings import ControllerSettings
 
 KILLED = 128 + 9
 """SIGKILL: the tests themselves were killed."""
@@ -44,7 +44,7 @@ class Outcome:
     note: str | None = None
 
 
-def stopped_outcome(reason: StopReason, *, settings: Settings) -> Outcome:
+def stopped_outcome(reason: StopReason, *, settings: ControllerSettings) -> Outcome:
     """A job the controller stopped: on request, or at its wall-time limit."""
     if reason is StopReason.CANCELLED:
         return Outcome(JobConclusion.CANCELLED, note="cancelled on request")
@@ -55,7 +55,7 @@ def stopped_outcome(reason: StopReason, *, settings: Settings) -> Outcome:
     )
 
 
-def exit_outcome(status: ExitStatus, *, settings: Settings) -> Outcome:
+def exit_outcome(status: ExitStatus, *, settings: ControllerSettings) -> Outcome:
     """A job whose container exited by itself; raises `ProjectNeverArrivedError` when its
     tests never began."""
     if status.exit_code == 0:

@@ -39,7 +39,6 @@ from typing import TypeVar
 from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
 from ci_common.repository import ControllerRepository
-from ci_common.settings import Settings
 from ci_controller.artifact_store import collect_artifacts
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
@@ -57,6 +56,7 @@ from ci_controller.job_outcome import (
 from ci_controller.job_plugins import plugin_files
 from ci_controller.job_results import JobResults, files_hash
 from ci_controller.log_cursor import LogPosition
+from ci_controller.metrics import ControllerMetrics
 from ci_controller.project import Project, ProjectArchiveError, Staging, build_project
 from ci_controller.runtime import (
     ContainerGoneError,
@@ -69,6 +69,7 @@ from ci_controller.runtime import (
     RuntimeFault,
     Sandbox,
 )
+from ci_controller.settings import ControllerSettings
 from ci_controller.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
@@ -86,10 +87,11 @@ class WorkerEnvironment:
 
     repo: ControllerRepository
     runtime: ContainerRuntime
-    settings: Settings
+    settings: ControllerSettings
     images: JobImages
     background: Background
     warm: WarmPool
+    metrics: ControllerMetrics
 
 
 class JobWorker:
@@ -440,6 +442,8 @@ class JobWorker:
         completed = await env.repo.complete_job(
             job.id, conclusion=outcome.conclusion, exit_code=outcome.exit_code, error=outcome.error
         )
+        if completed:
+            env.metrics.job_finished(job, conclusion=outcome.conclusion, at=datetime.now(UTC))
         logger.info(
             "job %s: %s (exit code %s)%s%s",
             job.id,

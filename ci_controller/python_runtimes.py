@@ -25,8 +25,8 @@ import logging
 
 from ci_common.errors import CIError
 from ci_common.python_versions import PythonRuntime, version_key
-from ci_common.settings import Settings
 from ci_controller.runtime import ContainerRuntime, RuntimeFault
+from ci_controller.settings import ControllerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,9 @@ class JobImagesSettingError(CIError):
     """`CI_JOB_IMAGES` lists an image under a version its Python is not."""
 
 
-async def discover_runtimes(settings: Settings, runtime: ContainerRuntime) -> list[PythonRuntime]:
+async def discover_runtimes(
+    settings: ControllerSettings, runtime: ContainerRuntime
+) -> list[PythonRuntime]:
     """The versions to offer, oldest first, the default (`default_image`) flagged."""
     configured = settings.job_image_map
     default = default_image(settings)
@@ -66,7 +68,7 @@ async def discover_runtimes(settings: Settings, runtime: ContainerRuntime) -> li
     return sorted(runtimes, key=lambda runtime: version_key(runtime.version))
 
 
-def default_image(settings: Settings) -> str:
+def default_image(settings: ControllerSettings) -> str:
     """The default version's image: `CI_JOB_IMAGE`, unless only `CI_JOB_IMAGES` is set (its
     first image then). The controller runs with it as its `job_image`."""
     configured = settings.job_image_map

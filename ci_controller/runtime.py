@@ -25,9 +25,9 @@ from typing import IO, Protocol
 
 from ci_common.errors import CIError
 from ci_common.models import JobId
-from ci_common.settings import Settings
 from ci_controller.dependency_plan import InstallStep
 from ci_controller.log_cursor import LogPosition
+from ci_controller.settings import ControllerSettings
 
 LABEL_INSTALLATION = "ci.installation"
 LABEL_JOB_ID = "ci.job_id"
@@ -107,7 +107,7 @@ class Sandbox:
     max_log_bytes: int
 
     @classmethod
-    def for_jobs(cls, settings: Settings, *, network: str | None = None) -> Sandbox:
+    def for_jobs(cls, settings: ControllerSettings, *, network: str | None = None) -> Sandbox:
         """The job limits from `settings`, on the job network unless `network` is given."""
         return cls(
             network=settings.job_network if network is None else network,
@@ -142,8 +142,9 @@ class JobContainerSpec(WarmContainerSpec):
 @dataclass(frozen=True, kw_only=True)
 class DependencyBuildSpec:
     """One dependency build: `steps` run on `base_image` with `files` staged, kept as the
-    image for `key`, in `sandbox` (the job's limits; its network is `Settings.build_network`,
-    which the runtime resolves, see `BUILD_NETWORK_ISOLATED`)."""
+    image for `key`, in `sandbox` (the job's limits; its network is
+    `ControllerSettings.build_network`, which the runtime resolves, see
+    `BUILD_NETWORK_ISOLATED`)."""
 
     base_image: str
     key: str

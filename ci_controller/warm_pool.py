@@ -32,10 +32,10 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from ci_common.settings import Settings
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT
 from ci_controller.runtime import ContainerRuntime, RuntimeFault, Sandbox, WarmContainerSpec
+from ci_controller.settings import ControllerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class WarmPool:
     """The controller's warm containers; disabled by `CI_WARM_CONTAINERS=false`."""
 
     def __init__(
-        self, *, runtime: ContainerRuntime, settings: Settings, background: Background
+        self, *, runtime: ContainerRuntime, settings: ControllerSettings, background: Background
     ) -> None:
         self._runtime = runtime
         self._settings = settings

@@ -22,7 +22,17 @@ from ci_server.api_docs import install_api_docs
 from ci_server.dependencies import ServerRuntime
 from ci_server.errors import install_error_handlers
 from ci_server.log_hub import LogHub
-from ci_server.routes import artifacts, health, jobs, limits, runtimes, submit, tests, whoami
+from ci_server.routes import (
+    artifacts,
+    health,
+    jobs,
+    limits,
+    metrics,
+    runtimes,
+    submit,
+    tests,
+    whoami,
+)
 from ci_server.sessions import SessionSigner
 from ci_server.settings import ServerSettings
 from ci_server.ui import install_dashboard
@@ -81,7 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
-    install_error_handlers(app)
+    install_error_handlers(app, on_storage_error=runtime.metrics.queue.repository_errors.inc)
     install_api_docs(app)
     install_dashboard(app)
     app.include_router(submit.router)
@@ -92,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runtimes.router)
     app.include_router(whoami.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.add_middleware(
         RequestSizeLimit,
         max_bytes=server_settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,

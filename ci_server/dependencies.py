@@ -26,6 +26,7 @@ from ci_common.errors import AuthenticationError, ConflictError, JobNotFoundErro
 from ci_common.models import Job, JobId, User
 from ci_common.repository import Repository
 from ci_server.log_hub import LogHub
+from ci_server.metrics import ServerMetrics
 from ci_server.sessions import CSRF_HEADER, SESSION_COOKIE, SessionClaims, SessionSigner
 from ci_server.settings import ServerSettings
 from ci_server.signin_throttle import SignInThrottle
@@ -42,6 +43,7 @@ class ServerRuntime:
     hub: LogHub | None = None
     sessions: SessionSigner | None = None
     signin_throttle: SignInThrottle = field(default_factory=SignInThrottle)
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
 
 def get_runtime(request: Request) -> ServerRuntime:

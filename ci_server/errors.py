@@ -8,7 +8,7 @@ pydantic's list) so `curl` users and the `ci` client read every error the same w
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 from fastapi import FastAPI, Request
@@ -164,7 +164,15 @@ def _describe(error: Mapping[str, object]) -> str:
     return f"{where}: {message}"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(CIError, handle_ci_error)
+def install_error_handlers(app: FastAPI, *, on_storage_error: Callable[[], object]) -> None:
+    """Map our errors to responses on `app`; `on_storage_error` is called for each database
+    error answered (the metrics count them)."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, StorageError):
+            on_storage_error()
+        return await handle_ci_error(request, exc)
+
+    app.add_exception_handler(CIError, handle)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

@@ -14,8 +14,14 @@ MIB = 1024 * 1024
 
 
 class ServerSettings(Settings):
-    """`Settings` plus how the server streams logs and how many connections and uploads one
-    server process takes on at once."""
+    """`Settings` plus upload limits, how the server streams logs and how many connections and
+    uploads one server process takes on at once."""
+
+    max_upload_mb: float = Field(default=50, gt=0, description="largest accepted archive, MiB")
+    max_unpacked_mb: float = Field(
+        default=500, gt=0, description="largest total unpacked size, MiB"
+    )
+    max_upload_entries: int = Field(default=10_000, gt=0, description="most entries in one archive")
 
     sse_ping_interval: float = Field(
         default=15.0, gt=0, description="seconds between keep-alive comments on an idle SSE stream"

@@ -1,8 +1,8 @@
 """`PostgresRepository`: both repository halves over one PostgreSQL database.
 
 One mixin per concern, as for SQLite (`jobs`, `test_results`, `artifacts`, `retention`, `users`,
-`runtimes`); a new concern is a new module here with its class added to the bases, and its
-tables a new step in `migrations`.
+`runtimes`, `queue_stats`); a new concern is a new module here with its class added to the
+bases, and its tables a new step in `migrations`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from ci_persistence.postgres.artifacts import PostgresArtifacts
 from ci_persistence.postgres.database import PostgresDatabase
 from ci_persistence.postgres.jobs import PostgresJobs
+from ci_persistence.postgres.queue_stats import PostgresQueueStats
 from ci_persistence.postgres.retention import PostgresRetention
 from ci_persistence.postgres.runtimes import PostgresRuntimes
 from ci_persistence.postgres.test_results import PostgresTestResults
@@ -23,6 +24,7 @@ class PostgresRepository(
     PostgresRetention,
     PostgresUsers,
     PostgresRuntimes,
+    PostgresQueueStats,
 ):
     """Implements `ci_common.Repository`. Open with `await open_postgres_repository(url)`."""
 

@@ -14,7 +14,14 @@ from ci_common.api import JobView
 from ci_common.errors import InvalidInputError
 from ci_common.models import Job, JobConclusion, JobStatus
 from ci_common.repository import JobRepository
-from ci_server.dependencies import CurrentUser, HubDep, OwnedJob, RepoDep, SettingsDep
+from ci_server.dependencies import (
+    CurrentUser,
+    HubDep,
+    OwnedJob,
+    RepoDep,
+    RuntimeDep,
+    SettingsDep,
+)
 from ci_server.errors import ERROR_RESPONSES, error_response
 from ci_server.log_pages import log_pages, log_text
 from ci_server.routes.sse import SSE_RESPONSE, job_event_response
@@ -100,10 +107,13 @@ async def get_logs(job: OwnedJob, repo: RepoDep) -> StreamingResponse:
 
 
 @router.post("/{job_id}/cancel", summary="Request cancellation (idempotent)")
-async def cancel_job(job: OwnedJob, user: CurrentUser, repo: RepoDep, hub: HubDep) -> JobView:
+async def cancel_job(
+    job: OwnedJob, user: CurrentUser, repo: RepoDep, hub: HubDep, runtime: RuntimeDep
+) -> JobView:
     """A queued job is cancelled at once; a running one is stopped by the controller; a
     completed one is returned unchanged."""
     cancelled = await repo.request_cancel(job.id)
+    runtime.metrics.cancel_answered(before=job, after=cancelled)
     hub.poke()
     if not job.is_terminal:
         logger.info("job %s: cancel requested by user %s", job.id, user.id)

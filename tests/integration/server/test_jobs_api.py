@@ -257,6 +257,7 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
         "/runtimes",
         "/whoami",
         "/health",
+        "/metrics",
     }
     listed = schema["paths"]["/jobs/{job_id}/artifacts"]["get"]["responses"]["200"]
     assert "ArtifactView" in json.dumps(listed)

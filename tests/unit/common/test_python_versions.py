@@ -14,7 +14,7 @@ from ci_common.python_versions import (
     choose_python,
     parse_job_images,
 )
-from ci_common.settings import Settings
+from ci_controller.settings import ControllerSettings
 
 PY311 = PythonRuntime(version="3.11", python="3.11.2", image="ci-python:3.11", default=True)
 PY313 = PythonRuntime(version="3.13", python="3.13.5", image="ci-python:3.13")
@@ -113,7 +113,7 @@ def test_job_images_setting() -> None:
     for bad in ("ci-python:3.11", "3.11=", "py3=img", "3.11=a,3.11=b"):
         with pytest.raises(ValueError):  # noqa: PT011 -- the message is checked below
             parse_job_images(bad)
-    settings = Settings.model_validate({"job_images": "3.13=ci-python:3.13"})
+    settings = ControllerSettings.model_validate({"job_images": "3.13=ci-python:3.13"})
     assert settings.job_image_map == {"3.13": "ci-python:3.13"}
     with pytest.raises(ValidationError, match="VERSION=IMAGE"):
-        Settings.model_validate({"job_images": "ci-python:3.13"})
+        ControllerSettings.model_validate({"job_images": "ci-python:3.13"})

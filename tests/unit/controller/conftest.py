@@ -22,8 +22,8 @@ sys.path.append(str(Path(__file__).parent))  # after tests/e2e: never shadow its
 from controller_world import World, database_url_for
 from fake_runtime import FakeRuntime
 
-from ci_common.settings import Settings
 from ci_controller import project
+from ci_controller.settings import ControllerSettings
 from ci_persistence import DatabaseLocation, open_repository_at
 
 
@@ -51,7 +51,7 @@ async def world(
     location = DatabaseLocation(path=db_path, url=database_url)
     repo = await open_repository_at(location)
     server = await open_repository_at(location)
-    settings = Settings.model_validate(
+    settings = ControllerSettings.model_validate(
         {
             "db_path": db_path,
             "database_url": database_url,

@@ -14,8 +14,9 @@ from fake_runtime import FakeRuntime
 from ci_common.job_options import JobOptions
 from ci_common.models import Job, JobConclusion, User
 from ci_common.python_versions import PythonRuntime
-from ci_common.settings import Settings
 from ci_controller.controller import Controller
+from ci_controller.metrics import ControllerMetrics
+from ci_controller.settings import ControllerSettings
 from ci_persistence import SqliteRepository
 
 
@@ -38,17 +39,21 @@ def project_zip(files: dict[str, str] | None = None) -> bytes:
 class World:
     """Everything a reconciler test touches."""
 
-    settings: Settings
+    settings: ControllerSettings
     runtime: FakeRuntime
     repo: SqliteRepository
     server: SqliteRepository
     user: User
 
     def controller(
-        self, *, runtimes: Sequence[PythonRuntime] = (), **overrides: object
+        self,
+        *,
+        runtimes: Sequence[PythonRuntime] = (),
+        metrics: ControllerMetrics | None = None,
+        **overrides: object,
     ) -> Controller:
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
-        return Controller(settings, self.runtime, self.repo, runtimes=runtimes)
+        return Controller(settings, self.runtime, self.repo, runtimes=runtimes, metrics=metrics)
 
     async def reconciled(
         self, *, runtimes: Sequence[PythonRuntime] = (), **overrides: object

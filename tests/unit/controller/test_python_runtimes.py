@@ -11,20 +11,22 @@ from fake_runtime import FakeContainer, FakeRuntime
 from ci_common.job_options import JobOptions
 from ci_common.models import JobConclusion
 from ci_common.python_versions import PythonRuntime
-from ci_common.settings import Settings
 from ci_controller.python_runtimes import (
     JobImagesSettingError,
     default_image,
     discover_runtimes,
 )
+from ci_controller.settings import ControllerSettings
 
 PY311 = PythonRuntime(version="3.11", python="3.11.2", image="ci-python:3.11", default=True)
 PY313 = PythonRuntime(version="3.13", python="3.13.5", image="ci-python:3.13")
 BOTH = "3.11=ci-python:3.11,3.13=ci-python:3.13"
 
 
-def settings(**values: object) -> Settings:
-    return Settings.model_validate({"job_image": "ci-python:3.11", "job_images": "", **values})
+def settings(**values: object) -> ControllerSettings:
+    return ControllerSettings.model_validate(
+        {"job_image": "ci-python:3.11", "job_images": "", **values}
+    )
 
 
 def passing(container: FakeContainer) -> None:
@@ -55,7 +57,9 @@ async def test_with_job_images_alone_the_first_listed_is_the_default(
 ) -> None:
     monkeypatch.delenv("CI_JOB_IMAGE", raising=False)
     runtime = FakeRuntime(images={"ci-python:3.11", "ci-python:3.13"})
-    listed = Settings.model_validate({"job_images": "3.13=ci-python:3.13,3.11=ci-python:3.11"})
+    listed = ControllerSettings.model_validate(
+        {"job_images": "3.13=ci-python:3.13,3.11=ci-python:3.11"}
+    )
     assert default_image(listed) == "ci-python:3.13"
     assert [(r.version, r.default) for r in await discover_runtimes(listed, runtime)] == [
         ("3.11", False),
