@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from ci_common.change_feed import ChangeTopic
 from ci_common.errors import CIError
 from ci_common.settings import Settings
 from ci_controller.controller import Controller
@@ -29,7 +30,7 @@ from ci_controller.docker_runtime import DockerRuntime
 from ci_controller.project import remove_stale_staging
 from ci_controller.python_runtimes import default_image, discover_runtimes
 from ci_controller.singleton import ControllerLock
-from ci_persistence import DatabaseLocation, open_repository_at
+from ci_persistence import DatabaseLocation, change_feed_at, open_repository_at
 from ci_persistence.postgres import CONTROLLER_LOCK_KEY, AdvisoryLock
 
 logger = logging.getLogger("ci_controller")
@@ -193,8 +194,14 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
                 settings.max_parallel_jobs,
                 settings.reconcile_interval,
             )
+            changes = change_feed_at(
+                location,
+                topic=ChangeTopic.QUEUE,
+                name=f"ci-controller pid {os.getpid()} wake-ups",
+            )
+            controller = Controller(settings, runtime, repo, runtimes=runtimes, changes=changes)
             if not stop.is_set():  # e.g. the controller lock was lost while starting
-                await Controller(settings, runtime, repo, runtimes=runtimes).run(stop)
+                await controller.run(stop)
         finally:
             runtime.close()
         logger.info("controller stopped; running containers are adopted at the next start")
