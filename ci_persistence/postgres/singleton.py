@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from ci_common.errors import CIError
+from ci_common.errors import CIError, StorageError
 from ci_persistence.postgres.database import is_unavailable
 from ci_persistence.postgres.sessions import close_quietly, connect_session, watch_connection
 
@@ -89,7 +89,16 @@ class AdvisoryLock:
         once, with who holds it, when the first try fails."""
         told = False
         while True:
-            conn = await connect_session(url, name=name)
+            try:
+                conn = await connect_session(url, name=name)
+            except StorageError as exc:
+                if not told:
+                    raise  # a bad URL or no database at all: say so at start
+                logger.warning(
+                    "waiting for the controller lock: %s; retrying in %g s", exc, RECONNECT_SECONDS
+                )
+                await asyncio.sleep(RECONNECT_SECONDS)
+                continue
             try:
                 while True:
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
