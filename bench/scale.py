@@ -15,8 +15,9 @@ Three parts, each printing its numbers:
    grows by `--rate` chunks a second, written straight into the database as the controller
    would. Latency is a chunk's write to its arrival at a follower; RSS per replica from /proc.
 3. Submits: `--submitters` concurrent clients posting a small project to `POST /submit-async`
-   round-robin over three replicas for `--submit-seconds`, on each backend (no controller, so
-   the jobs stay queued): accepted submits per second and their latency.
+   for `--submit-seconds`, spread evenly over three replicas, on each backend (no controller,
+   so the jobs stay queued): accepted submits per second and their latency. A replica takes
+   `CI_MAX_UPLOADS` (4) uploads at once and answers 503 beyond: those are counted apart.
 
 PostgreSQL is `CI_TEST_DATABASE_URL`'s server when set, else a throwaway cluster started here
 (tests/postgres_cluster.py: fsync off, so its writes are cheaper than a durable server's).
@@ -279,8 +280,8 @@ async def _write_log(
 def measure_submits(server_url: str, *, submitters: int, seconds: float) -> None:
     archive = _zip(PASSING)
     print(
-        f"3. submits: {submitters} clients, {seconds:g} s, POST /submit-async round-robin over "
-        "3 replicas, no controller"
+        f"3. submits: {submitters} clients, {seconds:g} s, POST /submit-async, the clients spread "
+        "evenly over 3 replicas, no controller"
     )
     with tempfile.TemporaryDirectory(prefix="ci-scale-") as tmp:
         backends = {
@@ -319,10 +320,8 @@ async def _submit_for(
         async with httpx.AsyncClient(
             headers={"Authorization": f"Bearer {key}"}, timeout=30
         ) as http:
-            turn = index
+            url = urls[index % len(urls)]  # an even spread: a replica takes 4 uploads at once
             while time.monotonic() < deadline:
-                url = urls[turn % len(urls)]
-                turn += 1
                 started = time.perf_counter()
                 response = await http.post(
                     f"{url}/submit-async",

@@ -72,7 +72,8 @@ def test_a_replica_killed_mid_stream_and_the_client_resumes_on_another(
         process = service.start_server(wait=False)
         replicas.append((process, service.base_url))
     for _, url in replicas:
-        wait_until(lambda url=url: healthy(url), within=STARTUP_TIMEOUT, what=f"replica {url}")
+        # Three start-ups share the machine: three times one's allowance.
+        wait_until(lambda url=url: healthy(url), within=3 * STARTUP_TIMEOUT, what=f"replica {url}")
     (_, first_url), (second, second_url), (_, third_url) = replicas
     assert len({port_of(url) for _, url in replicas}) == 3
 

@@ -1,5 +1,5 @@
 """LISTEN/NOTIFY wake-ups on PostgreSQL, with real processes: the controller hears of new jobs
-and the server of new log chunks through them (the polling safety nets are set to 30 s here,
+and the server of new log chunks through them (the polling safety nets are set to 60 s here,
 so only a notice can make a job start or stream within seconds), and cutting both listener
 connections mid-job loses and repeats no line, falls back to polling meanwhile, and the
 wake-ups come back."""
@@ -11,6 +11,7 @@ import re
 import subprocess
 import threading
 import time
+from datetime import datetime
 
 import asyncpg
 import pytest
@@ -18,8 +19,10 @@ from harness import BIN, EXAMPLES, JOB_TIMEOUT, CIService, MakeService, wait_unt
 
 pytestmark = pytest.mark.e2e
 
-SAFETY_NET_SECONDS = "30"
-PROMPT_SECONDS = 10.0
+SAFETY_NET_SECONDS = "60"
+PROMPT_SECONDS = 25.0
+"""Far below the safety nets even on a loaded machine; without notices a job waits for them."""
+DISPATCH_SECONDS = 5.0
 LISTENERS = "%wake-ups"
 
 
@@ -31,6 +34,15 @@ def listener_pids(service: CIService) -> list[int]:
         LISTENERS,
     )
     return [int(str(pid)) for (pid,) in rows]
+
+
+def dispatch_seconds(service: CIService, job_id: str) -> float:
+    """From the job's insert to the controller marking it running."""
+    [(created, started)] = service.query(
+        "SELECT created_at, started_at FROM jobs WHERE id = ?", job_id
+    )
+    assert isinstance(created, datetime) and isinstance(started, datetime)
+    return (started - created).total_seconds()
 
 
 def cut(service: CIService, pids: list[int]) -> None:
@@ -122,4 +134,8 @@ def test_cutting_the_listeners_mid_job_loses_no_line_and_wake_ups_resume(
     again = time.monotonic()
     second = service.run_ci("submit", "test", str(EXAMPLES / "passing"))
     assert second.returncode == 0, second.stderr
-    assert time.monotonic() - again < PROMPT_SECONDS  # woken again, not by the 30 s nets
+    assert time.monotonic() - again < PROMPT_SECONDS  # streamed: woken again, not by the nets
+    second_id = re.search(r"Job submitted: (\S+)", second.stderr)
+    assert second_id
+    for job in (job_id.group(1), second_id.group(1)):
+        assert dispatch_seconds(service, job) < DISPATCH_SECONDS
