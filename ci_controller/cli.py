@@ -1,21 +1,27 @@
 """`ci-controller`: the one process that runs jobs, for one database.
 
-Start-up order matters: the singleton lock first (a second controller must fail before it
-touches anything), then the database, then the engine. The lock is a file lock beside a SQLite
-database, or a PostgreSQL advisory lock held on a connection of its own
-(`ci_persistence.postgres.singleton`) when `CI_DATABASE_URL` is set. SIGTERM and SIGINT stop
-dispatching and exit 0, leaving running containers for the next start to adopt.
+Start-up order matters: the singleton lock first (a second controller must fail, or wait,
+before it touches anything), then the database, then the engine. The lock is a file lock beside
+a SQLite database (a second controller refuses to start), or a PostgreSQL advisory lock held on
+a connection of its own (`ci_persistence.postgres.singleton`) when `CI_DATABASE_URL` is set: a
+second controller then waits as a standby and takes over when the first one's session ends.
+SIGTERM and SIGINT stop dispatching and exit 0, leaving running containers for the next start to
+adopt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import socket
 from pathlib import Path
 
 import click
 
+from ci_common.change_feed import ChangeTopic
 from ci_common.errors import CIError
 from ci_controller.controller import Controller
 from ci_controller.docker_containers import check_memory_limit
@@ -26,7 +32,7 @@ from ci_controller.project import remove_stale_staging
 from ci_controller.python_runtimes import default_image, discover_runtimes
 from ci_controller.settings import ControllerSettings
 from ci_controller.singleton import ControllerLock
-from ci_persistence import DatabaseLocation, open_repository_at
+from ci_persistence import DatabaseLocation, change_feed_at, open_repository_at
 from ci_persistence.postgres import CONTROLLER_LOCK_KEY, AdvisoryLock
 
 logger = logging.getLogger("ci_controller")
@@ -110,22 +116,76 @@ def cli(
 async def serve_holding_advisory_lock(
     settings: ControllerSettings, location: DatabaseLocation
 ) -> None:
-    """`serve` while holding the database's controller lock (PostgreSQL)."""
+    """`serve` while holding the database's controller lock (PostgreSQL), as a standby until
+    then.
+
+    A second controller on the same database waits for the lock, says so in one line, and
+    takes over (adopting the running jobs, as any start does) once the holder's session ends.
+    The holder watches its lock's connection: should it break, the lock is gone and a standby
+    may already be running the jobs, so this one stops at once and exits non-zero rather than
+    act without the lock."""
     assert location.url is not None
-    lock = await AdvisoryLock.try_acquire(
-        location.url,
-        key=CONTROLLER_LOCK_KEY,
-        holder_hint=f"another ci-controller is already running for {location}; stop it first, "
-        "or point this one at another database with CI_DATABASE_URL",
+    stop = _stop_on_signals()
+    name = f"ci-controller pid {os.getpid()} on {socket.gethostname()}"
+    acquiring = asyncio.create_task(
+        AdvisoryLock.acquire(
+            location.url,
+            key=CONTROLLER_LOCK_KEY,
+            name=name,
+            on_wait=lambda holder: logger.info(
+                "standby: %s holds the controller lock of %s; taking over when it stops",
+                holder,
+                location,
+            ),
+        )
     )
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not acquiring.done():
+        acquiring.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await acquiring
+        logger.info("standby stopped before taking over")
+        return
+    lock = acquiring.result()
+    logger.info("holding the controller lock of %s as %s", location, name)
+    lost: list[str] = []
+
+    async def watch_lock() -> None:
+        lost.append(await lock.lost())
+        stop.set()
+
+    watcher = asyncio.create_task(watch_lock(), name="watch the controller lock")
     try:
-        await serve(settings)
+        await serve(settings, stop=stop)
     finally:
+        watcher.cancel()
         await lock.release()
+    if lost:
+        raise LockLostError(
+            f"lost the controller lock of {location}: its database connection broke "
+            f"({lost[0]}); stopped so that two controllers never run the same jobs; running "
+            "containers are adopted by whichever controller holds the lock next"
+        )
 
 
-async def serve(settings: ControllerSettings) -> None:
-    """Run the controller until SIGTERM or SIGINT."""
+class LockLostError(CIError):
+    """The connection holding the controller lock broke: this controller must stop."""
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def serve(settings: ControllerSettings, *, stop: asyncio.Event | None = None) -> None:
+    """Run the controller until `stop` is set (default: SIGTERM or SIGINT)."""
+    stop = stop if stop is not None else _stop_on_signals()
     location = DatabaseLocation.from_settings(settings)
     repo = await open_repository_at(location)
     try:
@@ -141,10 +201,6 @@ async def serve(settings: ControllerSettings) -> None:
                 f"{r.version}={r.image} ({r.python}{', default' if r.default else ''})"
                 for r in runtimes
             )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stop.set)
             logger.info(
                 "controller started: database %s, installation %s, Python %s, up to %d jobs at "
                 "once, full reconcile every %g s",
@@ -154,10 +210,18 @@ async def serve(settings: ControllerSettings) -> None:
                 settings.max_parallel_jobs,
                 settings.reconcile_interval,
             )
+            changes = change_feed_at(
+                location,
+                topic=ChangeTopic.QUEUE,
+                name=f"ci-controller pid {os.getpid()} wake-ups",
+            )
             metrics = ControllerMetrics()
-            controller = Controller(settings, runtime, repo, runtimes=runtimes, metrics=metrics)
+            controller = Controller(
+                settings, runtime, repo, runtimes=runtimes, metrics=metrics, changes=changes
+            )
             async with serve_metrics(settings, metrics, repo):
-                await controller.run(stop)
+                if not stop.is_set():  # e.g. the controller lock was lost while starting
+                    await controller.run(stop)
         finally:
             runtime.close()
         logger.info("controller stopped; running containers are adopted at the next start")

@@ -1,10 +1,12 @@
 """The reconciler: the database says what should happen, the engine says what is, and the
 controller closes the gap.
 
-Two triggers drive it. A watcher polls `repo.change_counter()` (SQLite's `data_version`, which
-moves whenever another process commits) every 20 ms; a change wakes a quick pass that starts
-queued jobs and forwards cancel requests, so a submitted job reaches its container within
-tens of milliseconds rather than at the next tick. A full reconcile every
+Two triggers drive it. A change wakes a quick pass that starts queued jobs and forwards cancel
+requests, so a submitted job reaches its container within milliseconds rather than at the next
+tick: on PostgreSQL the database pushes the change (`ChangeFeed`, LISTEN/NOTIFY on the queue
+topic); on SQLite, and on PostgreSQL while the feed is down, a watcher polls
+`repo.change_counter()` (SQLite's `data_version`, which moves whenever another process commits)
+every 20 ms. A full reconcile every
 `CI_RECONCILE_INTERVAL` seconds (and once at start-up) also compares the jobs with the
 containers of this installation:
 
@@ -41,6 +43,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from ci_common.change_feed import ChangeFeed
 from ci_common.errors import StorageError
 from ci_common.models import Job, JobConclusion, JobId, JobStatus
 from ci_common.python_versions import PythonRuntime
@@ -89,10 +92,12 @@ class Controller:
         *,
         runtimes: Sequence[PythonRuntime] = (),
         metrics: ControllerMetrics | None = None,
+        changes: ChangeFeed | None = None,
     ) -> None:
         """`runtimes`: the Python versions offered (`python_runtimes.discover_runtimes`);
         `settings.job_image` is the default version's image. `metrics`: where to count what it
-        does (a registry of its own when not given)."""
+        does (a registry of its own when not given). `changes`: the database's pushed notices
+        of new jobs and cancel requests, if it has them (else it is polled)."""
         self._settings = settings
         self._metrics = metrics or ControllerMetrics()
         self._runtime = runtime
@@ -114,6 +119,10 @@ class Controller:
         self._workers: dict[JobId, JobWorker] = {}
         self._tasks: dict[JobId, asyncio.Task[object]] = {}
         self._wake = asyncio.Event()
+        self._changes = changes
+        self._polling = asyncio.Event()
+        """Set while changes must be polled for: no feed, or the feed is down."""
+        self._polling.set()
         self._stopping = False
         self._next_reclaim = 0.0
 
@@ -127,6 +136,14 @@ class Controller:
         loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(self._watch_changes(), name="watch database")
         stopper = asyncio.create_task(self._wake_on(stop), name="watch stop")
+        listener = (
+            asyncio.create_task(
+                self._changes.run(on_change=self._changed, on_live=self._feed_live),
+                name="listen for changes",
+            )
+            if self._changes is not None
+            else None
+        )
         self._background.spawn(self._images.default.dependencies.prime(), what="list the job image")
         try:
             await self._safely(self.reconcile)
@@ -145,6 +162,8 @@ class Controller:
         finally:
             watcher.cancel()
             stopper.cancel()
+            if listener is not None:
+                listener.cancel()
             await self.shutdown()
 
     async def react(self) -> None:
@@ -336,10 +355,25 @@ class Controller:
             )
         self._wake.set()  # a slot is free
 
+    def _changed(self, _job_id: JobId) -> None:
+        self._wake.set()
+
+    def _feed_live(self, live: bool) -> None:
+        """The change feed listens (stop polling; anything before may have gone unannounced,
+        so look once) or broke (poll until it is back)."""
+        if live:
+            self._polling.clear()
+            self._wake.set()
+        else:
+            self._polling.set()
+
     async def _watch_changes(self) -> None:
         last = await self._repo.change_counter()
         while True:
+            await self._polling.wait()
             await asyncio.sleep(CHANGE_POLL_SECONDS)
+            if not self._polling.is_set():
+                continue
             try:
                 current = await self._repo.change_counter()
             except Exception:

@@ -1,6 +1,7 @@
 """Which backend a process uses: PostgreSQL when `CI_DATABASE_URL` is set, else SQLite at
 `CI_DB_PATH`. Every process (ci-server, ci-controller, ci-admin) opens its repository through
-`open_repository_at`, so they cannot disagree about the rule.
+`open_repository_at`, so they cannot disagree about the rule; `change_feed_at` gives the
+backend's pushed wake-ups, if it has any.
 """
 
 from __future__ import annotations
@@ -8,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_common.change_feed import ChangeFeed, ChangeTopic
 from ci_common.repository import Repository
 from ci_common.settings import Settings
 from ci_persistence.postgres import open_postgres_repository
 from ci_persistence.postgres.database import redact
+from ci_persistence.postgres.notifications import ChangeListener
 from ci_persistence.repository import open_repository
 
 
@@ -41,3 +44,13 @@ async def open_repository_at(location: DatabaseLocation) -> Repository:
     if location.url is not None:
         return await open_postgres_repository(location.url)
     return await open_repository(location.path)
+
+
+def change_feed_at(
+    location: DatabaseLocation, *, topic: ChangeTopic, name: str
+) -> ChangeFeed | None:
+    """The database's pushed wake-ups on `topic` (PostgreSQL's LISTEN), or None where there
+    are none (SQLite: poll). `name` says who listens, for the database's operators."""
+    if location.url is None:
+        return None
+    return ChangeListener(location.url, topic=topic, name=name)

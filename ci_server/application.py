@@ -10,14 +10,18 @@ environment for `uvicorn ci_server.app:app`; it is a separate module so importin
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from ci_common.change_feed import ChangeTopic
 from ci_common.settings import Settings
-from ci_persistence import DatabaseLocation, open_repository_at
+from ci_persistence import DatabaseLocation, change_feed_at, open_repository_at
 from ci_server.api_docs import install_api_docs
 from ci_server.dependencies import ServerRuntime
 from ci_server.errors import install_error_handlers
@@ -48,6 +52,26 @@ streams the output back. Every endpoint but `/health` needs `Authorization: Bear
 """
 
 
+@asynccontextmanager
+async def _listening(location: DatabaseLocation, hub: LogHub) -> AsyncGenerator[None]:
+    """Feed the database's pushed notices of job changes (PostgreSQL) to `hub`."""
+    changes = change_feed_at(
+        location, topic=ChangeTopic.JOBS, name=f"ci-server pid {os.getpid()} wake-ups"
+    )
+    if changes is None:
+        yield
+        return
+    task = asyncio.create_task(
+        changes.run(on_change=hub.job_changed, on_live=hub.changes_pushed), name="job changes"
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(settings: Settings) -> FastAPI:
     """An app serving the database `settings` name (`CI_DATABASE_URL`, else `CI_DB_PATH`),
     opened when the app starts."""
@@ -74,7 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
             runtime.sessions = SessionSigner(
                 secret=secret.encode(), lifetime_seconds=int(server_settings.session_hours * 3600)
             )
-            async with hub:
+            async with hub, _listening(location, hub):
                 runtime.repo, runtime.hub = repo, hub
                 logger.info("serving the CI database at %s", location)
                 yield

@@ -12,7 +12,10 @@ cost a query per follower per tick, so a single task does the asking for all of 
 - it encodes each chunk as an SSE message once and puts the same bytes on every follower's
   queue, with `JobStarted` before and `JobFinished` after the chunks when the status moved;
 - the full check exists because `data_version` does not move for this process's own writes
-  (a cancel); `poke()` asks for a check at once after such a write.
+  (a cancel); `poke()` asks for a check at once after such a write;
+- where the database pushes changes (PostgreSQL's NOTIFY, wired in `application`),
+  `job_changed(job_id)` wakes it for a followed job and, while that feed is live
+  (`changes_pushed(True)`), it polls only every `full_check_interval`.
 
 The hub delivers every chunk with `seq > Follower.start_seq`; a follower that wants older
 chunks reads them itself once, on subscribing. A follower whose queue overflows (a client
@@ -179,6 +182,7 @@ class LogHub:
         self._queue_limit_bytes = queue_limit_bytes
         self._jobs: dict[JobId, _FollowedJob] = {}
         self._wake = asyncio.Event()
+        self._pushed = False
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LogHub:
@@ -207,6 +211,17 @@ class LogHub:
 
     def poke(self) -> None:
         """This process wrote something followers may care about: check now."""
+        self._wake.set()
+
+    def job_changed(self, job_id: JobId) -> None:
+        """The database says `job_id` changed: check now if anyone here follows it."""
+        if job_id in self._jobs:
+            self._wake.set()
+
+    def changes_pushed(self, live: bool) -> None:
+        """Changes are pushed (`job_changed`) from now on, or no longer: poll only as a
+        safety net, or every `poll_interval` again. Checks at once either way."""
+        self._pushed = live
         self._wake.set()
 
     @contextlib.asynccontextmanager
@@ -240,7 +255,8 @@ class LogHub:
         last_counter: int | None = None
         last_full = time.monotonic()
         while True:
-            timeout = self._poll_interval if self._jobs else None
+            interval = self._full_check_interval if self._pushed else self._poll_interval
+            timeout = interval if self._jobs else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             poked = self._wake.is_set()

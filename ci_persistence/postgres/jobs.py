@@ -7,6 +7,9 @@ The semantics are SQLite's (`ci_persistence.jobs`); what differs is how:
   replica and controller reach them through the database alone.
 - A log chunk's seq comes from `UPDATE jobs SET last_log_seq = last_log_seq + 1 ... RETURNING`,
   in the transaction that inserts the chunk: the job's row lock orders concurrent appenders.
+- Every change a process waits on is announced with `pg_notify` in the statement or transaction
+  that makes it (`notifications`): a new job or a cancel request on `ci_queue`, a job's start,
+  end, cancel and log chunks on `ci_jobs`.
 - `change_counter` is a hash of the server's transaction snapshot: it changes whenever any
   transaction that wrote commits (spurious changes only cost the caller a re-read).
 """
@@ -30,6 +33,7 @@ from ci_persistence.columns import JOB_COLUMNS
 from ci_persistence.job_rows import job_from_columns, names_text
 from ci_persistence.postgres.database import PostgresDatabase, Record
 from ci_persistence.postgres.ids import as_uuid, prefix_range
+from ci_persistence.postgres.notifications import JOBS_CHANNEL, QUEUE_CHANNEL
 from ci_persistence.uncancellable import uncancellable
 
 ARCHIVE_BLOCK_BYTES = 1024 * 1024
@@ -125,6 +129,7 @@ class PostgresJobs:
                         data,
                     )
                     block += 1
+                await conn.execute("SELECT pg_notify($1, $2)", QUEUE_CHANNEL, str(job_id))
         except asyncpg.ForeignKeyViolationError as exc:
             raise UserNotFoundError(str(user_id)) from exc
         assert row is not None
@@ -209,12 +214,15 @@ class PostgresJobs:
         if key is None:
             return False
         changed = await self._db.execute(
+            "WITH changed AS ("
             "UPDATE jobs SET status = $1, started_at = now(), container_id = $2, attempts = 1 "
-            "WHERE id = $3 AND status = $4",
+            "WHERE id = $3 AND status = $4 RETURNING id) "
+            "SELECT pg_notify($5, id::text) FROM changed",
             JobStatus.RUNNING.value,
             container_id,
             key,
             JobStatus.QUEUED.value,
+            JOBS_CHANNEL,
         )
         return changed == 1
 
@@ -250,14 +258,17 @@ class PostgresJobs:
         if key is None:
             return False
         changed = await self._db.execute(
+            "WITH changed AS ("
             "UPDATE jobs SET status = $1, conclusion = $2, exit_code = $3, error = $4, "
-            "finished_at = now() WHERE id = $5 AND status = ANY($6::text[])",
+            "finished_at = now() WHERE id = $5 AND status = ANY($6::text[]) RETURNING id) "
+            "SELECT pg_notify($7, id::text) FROM changed",
             JobStatus.COMPLETED.value,
             conclusion.value,
             exit_code,
             error,
             key,
             _ACTIVE,
+            JOBS_CHANNEL,
         )
         return changed == 1
 
@@ -266,17 +277,22 @@ class PostgresJobs:
         key = as_uuid(job_id)
         if key is not None:
             # One statement: a queued job ends as cancelled, a running one is flagged.
+            # The controller and the servers' followers are told in the same statement.
             await self._db.execute(
+                "WITH changed AS ("
                 "UPDATE jobs SET cancel_requested = true, "
                 "status = CASE WHEN status = $2 THEN $3 ELSE status END, "
                 "conclusion = CASE WHEN status = $2 THEN $4 ELSE conclusion END, "
                 "finished_at = CASE WHEN status = $2 THEN now() ELSE finished_at END "
-                "WHERE id = $1 AND status = ANY($5::text[])",
+                "WHERE id = $1 AND status = ANY($5::text[]) RETURNING id) "
+                "SELECT pg_notify($6, id::text), pg_notify($7, id::text) FROM changed",
                 key,
                 JobStatus.QUEUED.value,
                 JobStatus.COMPLETED.value,
                 JobConclusion.CANCELLED.value,
                 _ACTIVE,
+                QUEUE_CHANNEL,
+                JOBS_CHANNEL,
             )
         return await self.get_job(job_id)
 
@@ -314,11 +330,14 @@ class PostgresJobs:
         created_at = datetime.now(UTC)
         async with self._db.transaction() as conn:
             seq = await conn.fetchval(
+                "WITH bumped AS ("
                 "UPDATE jobs SET last_log_seq = last_log_seq + 1, log_bytes = log_bytes + $1, "
-                "log_cursor = COALESCE($2, log_cursor) WHERE id = $3 RETURNING last_log_seq",
+                "log_cursor = COALESCE($2, log_cursor) WHERE id = $3 RETURNING last_log_seq, id) "
+                "SELECT last_log_seq, pg_notify($4, id::text) FROM bumped",
                 len(encoded),
                 cursor,
                 key,
+                JOBS_CHANNEL,
             )
             if seq is None:
                 raise JobNotFoundError(job_id)

@@ -25,6 +25,7 @@ from ci_common.test_results import (
 )
 from ci_persistence.postgres.database import PostgresDatabase, Record
 from ci_persistence.postgres.ids import as_uuid
+from ci_persistence.postgres.notifications import JOBS_CHANNEL
 from ci_persistence.uncancellable import uncancellable
 
 _FAILING = [outcome.value for outcome in FAILING_OUTCOMES]
@@ -91,16 +92,19 @@ class PostgresTestResults:
         created = datetime.now(UTC)
         async with self._db.transaction() as conn:
             last = await conn.fetchval(
+                "WITH bumped AS ("
                 "UPDATE jobs SET tests_reported = tests_reported + $1, "
                 "results_cursor = COALESCE($2, results_cursor), "
                 "content_hash = COALESCE($3, content_hash), "
                 "session_exitstatus = COALESCE($4, session_exitstatus) "
-                "WHERE id = $5 RETURNING tests_reported",
+                "WHERE id = $5 RETURNING tests_reported, id) "
+                "SELECT tests_reported, pg_notify($6, id::text) FROM bumped",
                 len(reports),
                 cursor,
                 content_hash,
                 session_exitstatus,
                 key,
+                JOBS_CHANNEL,
             )
             if last is None:
                 raise JobNotFoundError(job_id)

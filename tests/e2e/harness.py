@@ -281,29 +281,35 @@ class CIService:
             controller.wait_for_output("controller started")
         return controller
 
-    def run_ci(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        """`ci` as a user runs it: this service's server and key from the environment, a
-        private HOME, no colour settings inherited from the test run."""
-        home = self.root / "home"
-        home.mkdir(exist_ok=True)
-        env = {
-            **self.env,
-            "HOME": str(home),
-            "CI_SERVER_URL": self.base_url,
-            "CI_API_KEY": self.api_key,
-        }
-        env.pop("NO_COLOR", None)
-        env.pop("FORCE_COLOR", None)
-        env.pop("XDG_CONFIG_HOME", None)
+    def run_ci(
+        self, *args: str, cwd: Path | None = None, server: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`ci` as a user runs it: this service's server (or `server`) and key from the
+        environment, a private HOME, no colour settings inherited from the test run."""
         return subprocess.run(
             [str(BIN / "ci"), *args],
-            env=env,
+            env=self.ci_env(server=server),
             cwd=cwd,
             capture_output=True,
             text=True,
             check=False,
             timeout=JOB_TIMEOUT,
         )
+
+    def ci_env(self, *, server: str | None = None) -> dict[str, str]:
+        """The environment `run_ci` gives `ci`, for tests that start it themselves."""
+        home = self.root / "home"
+        home.mkdir(exist_ok=True)
+        env = {
+            **self.env,
+            "HOME": str(home),
+            "CI_SERVER_URL": server or self.base_url,
+            "CI_API_KEY": self.api_key,
+        }
+        env.pop("NO_COLOR", None)
+        env.pop("FORCE_COLOR", None)
+        env.pop("XDG_CONFIG_HOME", None)
+        return env
 
     # HTTP.
 

@@ -3,7 +3,9 @@ unreachable database as one clear line and a non-zero exit, never a traceback.""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,16 +80,31 @@ def test_ci_admin_manages_users_in_postgresql(postgres_url: str, tmp_path: Path)
     assert not (tmp_path / "ci.db").exists()  # the URL wins over the file
 
 
-async def test_a_second_controller_on_postgresql_refuses_to_start(postgres_url: str) -> None:
-    held = await AdvisoryLock.try_acquire(postgres_url, key=CONTROLLER_LOCK_KEY, holder_hint="")
+async def test_a_second_controller_on_postgresql_waits_as_a_standby_and_says_for_whom(
+    postgres_url: str,
+) -> None:
+    held = await AdvisoryLock.try_acquire(
+        postgres_url, key=CONTROLLER_LOCK_KEY, holder_hint="", name="ci-controller pid 7 on a"
+    )
+    standby = await asyncio.create_subprocess_exec(
+        str(BIN / "ci-controller"),
+        env={**os.environ, "CI_DATABASE_URL": postgres_url},
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
-        done = run("ci-controller", env={"CI_DATABASE_URL": postgres_url})
+        assert standby.stderr is not None
+        line = (await asyncio.wait_for(standby.stderr.readline(), 30)).decode()
+        assert standby.returncode is None  # waiting, not refusing
+        standby.send_signal(signal.SIGTERM)
+        rest = (await asyncio.wait_for(standby.communicate(), 20))[1].decode()
     finally:
+        if standby.returncode is None:
+            standby.kill()
+            await standby.wait()
         await held.release()
 
-    assert done.returncode == 1
-    assert done.stderr.strip() == (
-        "Error: another ci-controller is already running for "
-        f"{postgres_url.replace(postgres_url.split('@')[0].split(':')[2], '***')}; stop it "
-        "first, or point this one at another database with CI_DATABASE_URL"
-    )
+    assert "standby: ci-controller pid 7 on a, connected from 127.0.0.1 since " in line
+    assert "holds the controller lock of postgresql://ci:***@127.0.0.1:" in line
+    assert line.rstrip().endswith("taking over when it stops")
+    assert standby.returncode == 0 and "standby stopped before taking over" in rest
+    assert "Traceback" not in rest
