@@ -19,8 +19,7 @@ import click
 from ci_common.errors import CIError
 from ci_common.settings import Settings
 from ci_controller.controller import Controller
-from ci_controller.docker_containers import check_memory_limit
-from ci_controller.docker_runtime import DockerRuntime
+from ci_controller.docker import DockerRuntime, check_memory_limit
 from ci_controller.project import remove_stale_staging
 from ci_controller.python_runtimes import default_image, discover_runtimes
 from ci_controller.singleton import ControllerLock

@@ -14,10 +14,10 @@ import pytest
 from fake_engine import CreatedContainer, FakeEngine
 
 from ci_common.models import JobId
-from ci_controller import build_network
 from ci_controller.dependency_plan import InstallStep, StepKind
-from ci_controller.docker_runtime import DockerRuntime
-from ci_controller.engine_api import EngineApi
+from ci_controller.docker import build_network
+from ci_controller.docker.engine_api import EngineApi
+from ci_controller.docker.runtime import DockerRuntime
 from ci_controller.runtime import (
     DependencyBuildSpec,
     JobContainerSpec,

@@ -1,0 +1,126 @@
+"""`ContainerRuntime` on a Docker engine, for one installation, composed of parts with one
+job each: `ImageIds` (the job image), `Containers` (job containers), `DependencyImages` (the
+cached dependency builds) and the Python probe.
+
+The runtime holds the parts and hands each only what it needs (the engine's API clients, the
+owner's labels, `Sandboxes`, a `ContainerRunner`); no part sees the runtime. Connects to the
+engine `DOCKER_HOST` names, or the local socket (`connection`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
+
+from ci_controller.docker.connection import connect_engine
+from ci_controller.docker.containers import Containers
+from ci_controller.docker.dependency_images import DependencyImages
+from ci_controller.docker.engine_api import EngineApi
+from ci_controller.docker.image_ids import ImageIds
+from ci_controller.docker.labels import OwnerLabels
+from ci_controller.docker.python_probe import python_in_image
+from ci_controller.docker.sandboxes import Sandboxes
+from ci_controller.log_cursor import LogPosition
+from ci_controller.runtime import (
+    ContainerInfo,
+    DependencyBuildSpec,
+    ExitStatus,
+    JobContainerSpec,
+    LogFrame,
+    OutputSink,
+    WarmContainerSpec,
+)
+
+
+class DockerRuntime:
+    """Implements `ci_controller.runtime.ContainerRuntime` on the Docker SDK."""
+
+    def __init__(self, *, installation_id: str, calls: EngineApi, streams: EngineApi) -> None:
+        owner = OwnerLabels(installation_id)
+        sandboxes = Sandboxes(calls)
+        self._calls = calls
+        self._streams = streams
+        self._owner = owner
+        self._images = ImageIds(calls)
+        self._containers = Containers(
+            owner=owner, calls=calls, streams=streams, sandboxes=sandboxes
+        )
+        self._dependencies = DependencyImages(
+            owner=owner, calls=calls, sandboxes=sandboxes, runner=self._containers
+        )
+
+    @classmethod
+    def connect(cls, *, installation_id: str) -> DockerRuntime:
+        """`RuntimeFault` with what to do when the engine does not answer."""
+        calls, streams = connect_engine()
+        return cls(installation_id=installation_id, calls=calls, streams=streams)
+
+    def close(self) -> None:
+        self._calls.close()
+        self._streams.close()
+
+    # Images.
+
+    async def ensure_image(self, image: str) -> str:
+        return await self._images.ensure(image)
+
+    async def python_version(self, image: str) -> str:
+        return await python_in_image(
+            self._calls, image=image, owner=self._owner, runner=self._containers
+        )
+
+    async def find_dependency_image(self, key: str) -> str | None:
+        return await asyncio.to_thread(self._dependencies.find, key)
+
+    async def build_dependency_image(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
+        return await self._dependencies.build(spec, output=output)
+
+    async def installed_distributions(self, image: str) -> dict[str, str]:
+        return await self._dependencies.installed(image)
+
+    async def collect_dependency_images(self, *, keep: int) -> list[str]:
+        return await asyncio.to_thread(self._dependencies.collect, keep)
+
+    # Containers.
+
+    async def create_job_container(self, spec: JobContainerSpec) -> str:
+        return await self._containers.create_job_container(spec)
+
+    async def start(self, container_id: str) -> None:
+        await self._containers.start(container_id)
+
+    async def start_warm_container(self, spec: WarmContainerSpec) -> str:
+        return await self._containers.start_warm_container(spec)
+
+    async def put_project(self, container_id: str, project_tar: Path) -> None:
+        await self._containers.put_project(container_id, project_tar)
+
+    async def has_project(self, container_id: str) -> bool:
+        return await self._containers.has_project(container_id)
+
+    def follow_logs(
+        self, container_id: str, *, after: LogPosition | None
+    ) -> AsyncIterator[LogFrame]:
+        return self._containers.follow_logs(container_id, after=after)
+
+    async def wait(self, container_id: str) -> ExitStatus:
+        return await self._containers.wait(container_id)
+
+    async def copy_out(
+        self, container_id: str, path: str, *, into: IO[bytes], max_bytes: int
+    ) -> bool:
+        return await self._containers.copy_out(container_id, path, into=into, max_bytes=max_bytes)
+
+    async def stop(self, container_id: str, *, grace: float) -> None:
+        await self._containers.stop(container_id, grace=grace)
+
+    async def remove(self, container_id: str) -> None:
+        await self._containers.remove(container_id)
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        return await self._containers.inspect(container_id)
+
+    async def list_containers(self) -> list[ContainerInfo]:
+        return await self._containers.list_containers()
