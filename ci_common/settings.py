@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ci_common.models import ENGINE_NAME_PATTERN
 from ci_common.python_versions import parse_job_images
 
 
@@ -89,6 +90,18 @@ class Settings(BaseSettings):
     )
     reconcile_interval: float = Field(
         default=2.0, gt=0, description="full reconcile period, seconds"
+    )
+    engine_name: str = Field(
+        default="default",
+        pattern=ENGINE_NAME_PATTERN,
+        description="the Docker engine this controller runs jobs on (one controller per "
+        "engine; DOCKER_HOST says where it is)",
+    )
+    engine_lost_after: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds without a heartbeat from an engine's controller after which its "
+        "running jobs end as `error` and the jobs it had not started go back to the queue",
     )
     max_log_mb: float = Field(
         default=20, gt=0, description="stored log per job before truncation, MiB"

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 from pathlib import Path
 
 import click
 
 from ci_common.errors import CIError
+from ci_common.models import ENGINE_NAME_PATTERN
 from ci_common.settings import Settings
 from ci_controller.controller import Controller
 from ci_controller.docker import DockerRuntime, check_memory_limit
@@ -24,7 +26,7 @@ from ci_controller.project import remove_stale_staging
 from ci_controller.python_runtimes import default_image, discover_runtimes
 from ci_controller.singleton import ControllerLock
 from ci_persistence import DatabaseLocation, open_repository_at
-from ci_persistence.postgres import CONTROLLER_LOCK_KEY, AdvisoryLock
+from ci_persistence.postgres import AdvisoryLock, controller_lock_key
 
 logger = logging.getLogger("ci_controller")
 
@@ -44,18 +46,37 @@ logger = logging.getLogger("ci_controller")
     help="Seconds between full reconcile passes (default: $CI_RECONCILE_INTERVAL or 2).",
 )
 @click.option(
+    "--engine",
+    default=None,
+    help="This controller's engine name (default: $CI_ENGINE_NAME or `default`); one "
+    "controller per engine, all claiming from the same queue.",
+)
+@click.option(
+    "--docker-host",
+    envvar="DOCKER_HOST",
+    default=None,
+    help="The engine's address, e.g. unix:///var/run/docker-second.sock (default: "
+    "$DOCKER_HOST or the local socket).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
     envvar="CI_LOG_LEVEL",
     show_default=True,
 )
-def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
+def cli(
+    db_path: Path | None,
+    interval: float | None,
+    engine: str | None,
+    docker_host: str | None,
+    log_level: str,
+) -> None:
     """Run queued jobs in Docker containers and keep the database in step with the engine.
 
     Settings come from CI_* environment variables: CI_DATABASE_URL, CI_JOB_IMAGE, CI_JOB_IMAGES,
     CI_JOB_TIMEOUT, CI_JOB_NETWORK, CI_JOB_MEMORY, CI_JOB_CPUS, CI_JOB_DISK, CI_MAX_PARALLEL_JOBS,
-    CI_RECONCILE_INTERVAL, CI_MAX_LOG_MB.
+    CI_RECONCILE_INTERVAL, CI_MAX_LOG_MB, CI_ENGINE_NAME, CI_ENGINE_LOST_AFTER.
     """
     logging.basicConfig(
         level=log_level.upper(),
@@ -69,6 +90,13 @@ def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
         settings = settings.model_copy(update={"db_path": db_path})
     if interval is not None:
         settings = settings.model_copy(update={"reconcile_interval": interval})
+    if engine is not None:
+        if not re.fullmatch(ENGINE_NAME_PATTERN, engine):
+            raise click.BadParameter(
+                "letters, digits, '.', '_' and '-', at most 63, e.g. `second`",
+                param_hint="--engine",
+            )
+        settings = settings.model_copy(update={"engine_name": engine})
     try:
         check_memory_limit(settings.job_memory)
     except CIError as exc:
@@ -76,44 +104,53 @@ def cli(db_path: Path | None, interval: float | None, log_level: str) -> None:
     location = DatabaseLocation.from_settings(settings)
     if location.is_postgres:
         try:
-            asyncio.run(serve_holding_advisory_lock(settings, location))
+            asyncio.run(serve_holding_advisory_lock(settings, location, docker_host=docker_host))
         except CIError as exc:
             raise click.ClickException(str(exc)) from exc
         return
     try:
-        lock = ControllerLock.acquire(settings.db_path)
+        lock = ControllerLock.acquire(settings.db_path, engine=settings.engine_name)
     except CIError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, docker_host=docker_host))
     except CIError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         lock.release()
 
 
-async def serve_holding_advisory_lock(settings: Settings, location: DatabaseLocation) -> None:
+async def serve_holding_advisory_lock(
+    settings: Settings, location: DatabaseLocation, *, docker_host: str | None
+) -> None:
     """`serve` while holding the database's controller lock (PostgreSQL)."""
     assert location.url is not None
     lock = await AdvisoryLock.try_acquire(
         location.url,
-        key=CONTROLLER_LOCK_KEY,
-        holder_hint=f"another ci-controller is already running for {location}; stop it first, "
-        "or point this one at another database with CI_DATABASE_URL",
+        key=controller_lock_key(settings.engine_name),
+        holder_hint=f"another ci-controller is already running for engine "
+        f"{settings.engine_name!r} on {location}; stop it first, give this one another "
+        "--engine, or point it at another database with CI_DATABASE_URL",
     )
     try:
-        await serve(settings)
+        await serve(settings, docker_host=docker_host)
     finally:
         await lock.release()
 
 
-async def serve(settings: Settings) -> None:
-    """Run the controller until SIGTERM or SIGINT."""
+async def serve(settings: Settings, *, docker_host: str | None = None) -> None:
+    """Run the controller until SIGTERM or SIGINT, on the engine at `docker_host` (else
+    `DOCKER_HOST`, else the local socket)."""
     location = DatabaseLocation.from_settings(settings)
     repo = await open_repository_at(location)
     try:
         installation_id = await repo.installation_id()
-        runtime = await asyncio.to_thread(DockerRuntime.connect, installation_id=installation_id)
+        runtime = await asyncio.to_thread(
+            DockerRuntime.connect,
+            installation_id=installation_id,
+            engine=settings.engine_name,
+            docker_host=docker_host,
+        )
         try:
             for left in await asyncio.to_thread(remove_stale_staging):
                 logger.info("removed %s, left by a controller that was killed", left)
@@ -129,8 +166,9 @@ async def serve(settings: Settings) -> None:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
             logger.info(
-                "controller started: database %s, installation %s, Python %s, up to %d jobs at "
-                "once, full reconcile every %g s",
+                "controller started: engine %s, database %s, installation %s, Python %s, up to "
+                "%d jobs at once, full reconcile every %g s",
+                settings.engine_name,
                 location,
                 installation_id,
                 offered or f"not known (image {settings.job_image})",

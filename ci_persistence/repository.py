@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ci_persistence.artifacts import SqliteArtifacts
 from ci_persistence.database import SqliteDatabase
+from ci_persistence.engines import SqliteEngines
 from ci_persistence.jobs import SqliteJobs
 from ci_persistence.retention import SqliteRetention
 from ci_persistence.runtimes import SqliteRuntimes
@@ -14,7 +15,13 @@ from ci_persistence.users import SqliteUsers
 
 
 class SqliteRepository(
-    SqliteJobs, SqliteTestResults, SqliteArtifacts, SqliteRetention, SqliteUsers, SqliteRuntimes
+    SqliteJobs,
+    SqliteTestResults,
+    SqliteArtifacts,
+    SqliteRetention,
+    SqliteUsers,
+    SqliteRuntimes,
+    SqliteEngines,
 ):
     """Implements `ci_common.Repository`. Open with `await open_repository(path)`."""
 

@@ -22,7 +22,17 @@ from ci_server.api_docs import install_api_docs
 from ci_server.dependencies import ServerRuntime
 from ci_server.errors import install_error_handlers
 from ci_server.log_hub import LogHub
-from ci_server.routes import artifacts, health, jobs, limits, runtimes, submit, tests, whoami
+from ci_server.routes import (
+    artifacts,
+    engines,
+    health,
+    jobs,
+    limits,
+    runtimes,
+    submit,
+    tests,
+    whoami,
+)
 from ci_server.sessions import SessionSigner
 from ci_server.settings import ServerSettings
 from ci_server.ui import install_dashboard
@@ -90,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(artifacts.router)
     app.include_router(limits.router)
     app.include_router(runtimes.router)
+    app.include_router(engines.router)
     app.include_router(whoami.router)
     app.include_router(health.router)
     app.add_middleware(

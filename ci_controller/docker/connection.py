@@ -7,6 +7,7 @@ is bind-mounted, so a remote engine works the same as a local one.
 
 from __future__ import annotations
 
+import os
 from typing import cast
 
 import docker
@@ -17,14 +18,20 @@ from ci_controller.runtime import RuntimeFault
 API_TIMEOUT = 60
 
 
-def connect_engine() -> tuple[EngineApi, EngineApi]:
-    """Two API clients (calls, streams) for the engine `DOCKER_HOST` names (or the local
-    socket); `RuntimeFault` with what to do when it does not answer."""
+def connect_engine(docker_host: str | None = None) -> tuple[EngineApi, EngineApi]:
+    """Two API clients (calls, streams) for the engine at `docker_host`, else the one
+    `DOCKER_HOST` names (or the local socket); `RuntimeFault` with what to do when it does not
+    answer."""
+    environment = dict(os.environ)
+    if docker_host:
+        environment["DOCKER_HOST"] = docker_host
     try:
-        calls = docker.from_env(version="auto", timeout=API_TIMEOUT).api
+        calls = docker.from_env(version="auto", timeout=API_TIMEOUT, environment=environment).api
         # No read timeout for streams and waits. The SDK annotates `timeout` as int but hands
         # it to requests, where None means "wait as long as it takes".
-        streams = docker.from_env(version="auto", timeout=cast(int, None)).api
+        streams = docker.from_env(
+            version="auto", timeout=cast(int, None), environment=environment
+        ).api
     except ENGINE_ERRORS as exc:
         raise RuntimeFault(
             f"cannot reach the Docker engine ({exc}); start it with scripts/install-docker "

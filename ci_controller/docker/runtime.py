@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
+from ci_common.models import DEFAULT_ENGINE
 from ci_controller.docker.connection import connect_engine
 from ci_controller.docker.containers import Containers
 from ci_controller.docker.dependency_images import DependencyImages
@@ -37,8 +38,15 @@ from ci_controller.runtime import (
 class DockerRuntime:
     """Implements `ci_controller.runtime.ContainerRuntime` on the Docker SDK."""
 
-    def __init__(self, *, installation_id: str, calls: EngineApi, streams: EngineApi) -> None:
-        owner = OwnerLabels(installation_id)
+    def __init__(
+        self,
+        *,
+        installation_id: str,
+        calls: EngineApi,
+        streams: EngineApi,
+        engine: str = DEFAULT_ENGINE,
+    ) -> None:
+        owner = OwnerLabels(installation_id, engine)
         sandboxes = Sandboxes(calls)
         self._calls = calls
         self._streams = streams
@@ -52,10 +60,13 @@ class DockerRuntime:
         )
 
     @classmethod
-    def connect(cls, *, installation_id: str) -> DockerRuntime:
-        """`RuntimeFault` with what to do when the engine does not answer."""
-        calls, streams = connect_engine()
-        return cls(installation_id=installation_id, calls=calls, streams=streams)
+    def connect(
+        cls, *, installation_id: str, engine: str = DEFAULT_ENGINE, docker_host: str | None = None
+    ) -> DockerRuntime:
+        """The runtime on the engine at `docker_host` (else `DOCKER_HOST`, else the local
+        socket), named `engine`; `RuntimeFault` with what to do when it does not answer."""
+        calls, streams = connect_engine(docker_host)
+        return cls(installation_id=installation_id, calls=calls, streams=streams, engine=engine)
 
     def close(self) -> None:
         self._calls.close()

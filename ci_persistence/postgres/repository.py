@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ci_persistence.postgres.artifacts import PostgresArtifacts
 from ci_persistence.postgres.database import PostgresDatabase
+from ci_persistence.postgres.engines import PostgresEngines
 from ci_persistence.postgres.jobs import PostgresJobs
 from ci_persistence.postgres.retention import PostgresRetention
 from ci_persistence.postgres.runtimes import PostgresRuntimes
@@ -23,6 +24,7 @@ class PostgresRepository(
     PostgresRetention,
     PostgresUsers,
     PostgresRuntimes,
+    PostgresEngines,
 ):
     """Implements `ci_common.Repository`. Open with `await open_postgres_repository(url)`."""
 

@@ -9,12 +9,24 @@ standby that waits for it, come with the controller's high availability (issue 1
 
 from __future__ import annotations
 
+import hashlib
+
 import asyncpg
 
 from ci_common.errors import CIError, StorageError
+from ci_common.models import DEFAULT_ENGINE
 from ci_persistence.postgres.database import CONNECT_TIMEOUT, check_url, redact
 
 CONTROLLER_LOCK_KEY = 0x63695F63746C  # "ci_ctl"
+
+
+def controller_lock_key(engine: str) -> int:
+    """The advisory lock key of `engine`'s controller: `CONTROLLER_LOCK_KEY` for the default
+    engine (as before engines), else 63 bits of the name's SHA-256, so each engine has one."""
+    if engine == DEFAULT_ENGINE:
+        return CONTROLLER_LOCK_KEY
+    digest = hashlib.sha256(f"ci-controller:{engine}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 class DatabaseLockHeldError(CIError):

@@ -37,6 +37,7 @@ JOB_VIEW_FIELDS = {
     "pytest_args",
     "env",
     "python",
+    "engine",
     "tests",
     "content_hash",
     "rerun_of",
@@ -255,6 +256,7 @@ async def test_openapi_documents_every_endpoint_and_field(api: httpx.AsyncClient
         "/jobs/{job_id}/artifacts/{path}",
         "/limits",
         "/runtimes",
+        "/engines",
         "/whoami",
         "/health",
     }
