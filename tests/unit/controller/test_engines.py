@@ -116,3 +116,26 @@ async def test_an_engine_that_does_not_answer_claims_nothing(world: World) -> No
     await a.react()
     assert (await world.job(job)).status is JobStatus.QUEUED
     assert await world.repo.list_engines() == []  # no heartbeat while it does not answer
+
+
+async def test_a_job_never_waits_on_a_dependency_build_on_another_engine(world: World) -> None:
+    """Dependency images live in each engine: engine b builds its own while a's build of the
+    same dependencies hangs."""
+    project = {"requirements.txt": "attrs\n", "test_ok.py": "def test_ok():\n    pass\n"}
+    hanging, free = FakeRuntime(), FakeRuntime()
+    hanging.build_gate = asyncio.Event()  # a's build never finishes in this test
+    free.on_start = passes
+    stuck = await world.submit(project)
+    a = engine(world, "a", hanging, capacity=1)
+    await a.reconcile()
+    assert stuck.id in a.running_jobs
+
+    other = await world.submit(project)
+    b = engine(world, "b", free, capacity=1)
+    await b.reconcile()
+    await asyncio.wait_for(b.wait_idle(), timeout=5)
+
+    done = await world.job(other)
+    assert (done.conclusion, done.engine) == (JobConclusion.SUCCESS, "b")
+    assert len(free.builds) == 1 and len(hanging.builds) == 1  # each engine built its own
+    await a.shutdown()
