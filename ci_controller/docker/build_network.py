@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 from typing import cast
 
 from docker.errors import APIError, NotFound
 
+from ci_common.models import DEFAULT_ENGINE
 from ci_controller.docker.engine_api import ENGINE_ERRORS, EngineApi, Json, explain
 from ci_controller.docker.labels import OwnerLabels
 from ci_controller.docker.running import ContainerRunner, run_to_end
@@ -94,8 +96,7 @@ class BuildNetwork:
         self._api = calls
         self._sandboxes = sandboxes
         self._runner = runner
-        self.name = f"ci-build-{owner.installation_id}"
-        self.bridge = f"{BRIDGE_PREFIX}{owner.installation_id}"[:15]  # IFNAMSIZ - 1
+        self.name, self.bridge = network_names(owner)
         self._lock = asyncio.Lock()
         self._check_lock = asyncio.Lock()
         self._passed_at: dict[str, float] = {}
@@ -196,6 +197,17 @@ class BuildNetwork:
                 f"{status.exit_code}: {said[-300:]})"
             )
         logger.debug("build network %s is confined: %s", self.name, said)
+
+
+def network_names(owner: OwnerLabels) -> tuple[str, str]:
+    """The build network's name and its bridge interface's (at most 15 characters). Engines
+    on one machine share the host's interfaces, so another engine's bridge is named by a hash
+    of the engine's name too (the firewall matches the `cib` prefix whatever follows)."""
+    if owner.engine == DEFAULT_ENGINE:
+        tag = owner.installation_id
+        return f"ci-build-{tag}", f"{BRIDGE_PREFIX}{tag}"[:15]  # IFNAMSIZ - 1
+    tag = hashlib.sha256(f"{owner.installation_id}:{owner.engine}".encode()).hexdigest()[:12]
+    return f"ci-build-{owner.installation_id}-{owner.engine}", f"{BRIDGE_PREFIX}{tag}"
 
 
 def _now() -> float:

@@ -37,7 +37,6 @@ from ci_controller.runtime import (
     ContainerGoneError,
     ContainerInfo,
     ContainerState,
-    EngineLostError,
     ExitStatus,
     JobContainerSpec,
     LogFrame,
@@ -187,24 +186,11 @@ class Containers:
             except NotFound as exc:
                 raise ContainerGoneError(f"container {container_id[:12]} vanished") from exc
             except ENGINE_ERRORS as exc:
-                if not self._answers():
-                    raise EngineLostError(
-                        f"the Docker engine {self._owner.engine!r} was lost while the job ran "
-                        f"({explain(exc)}); submit the job again"
-                    ) from exc
                 raise RuntimeFault(f"lost track of the job container: {explain(exc)}") from exc
             self._sandboxes.release(container_id)  # it no longer runs
             return exit_status(exit_code, oom_killed=oom_killed)
 
         return await in_daemon_thread(f"wait-{container_id[:12]}", wait_and_inspect)
-
-    def _answers(self) -> bool:
-        """Whether the engine answers at all (a ping)."""
-        try:
-            self._api.ping()
-        except ENGINE_ERRORS:
-            return False
-        return True
 
     async def copy_out(
         self, container_id: str, path: str, *, into: IO[bytes], max_bytes: int

@@ -10,15 +10,15 @@ engine `DOCKER_HOST` names, or the local socket (`connection`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from ci_common.models import DEFAULT_ENGINE
 from ci_controller.docker.connection import connect_engine
 from ci_controller.docker.containers import Containers
 from ci_controller.docker.dependency_images import DependencyImages
-from ci_controller.docker.engine_api import EngineApi
+from ci_controller.docker.engine_api import ENGINE_ERRORS, EngineApi
 from ci_controller.docker.image_ids import ImageIds
 from ci_controller.docker.labels import OwnerLabels
 from ci_controller.docker.python_probe import python_in_image
@@ -27,12 +27,16 @@ from ci_controller.log_cursor import LogPosition
 from ci_controller.runtime import (
     ContainerInfo,
     DependencyBuildSpec,
+    EngineLostError,
     ExitStatus,
     JobContainerSpec,
     LogFrame,
     OutputSink,
+    RuntimeFault,
     WarmContainerSpec,
 )
+
+T = TypeVar("T")
 
 
 class DockerRuntime:
@@ -72,6 +76,31 @@ class DockerRuntime:
         self._calls.close()
         self._streams.close()
 
+    # The engine itself.
+
+    async def _on_engine(self, call: Awaitable[T]) -> T:
+        """`call`, with a failure of the engine itself (it does not answer a ping any more)
+        raised as `EngineLostError` naming it, so a job says which engine was lost."""
+        try:
+            return await call
+        except RuntimeFault as exc:
+            raise await self._lost_or(exc) from exc
+
+    async def _lost_or(self, fault: RuntimeFault) -> RuntimeFault:
+        if isinstance(fault, EngineLostError) or await asyncio.to_thread(self._answers):
+            return fault
+        return EngineLostError(
+            f"the Docker engine {self._owner.engine!r} was lost while the job ran ({fault}); "
+            "submit the job again"
+        )
+
+    def _answers(self) -> bool:
+        try:
+            self._calls.ping()
+        except ENGINE_ERRORS:
+            return False
+        return True
+
     # Images.
 
     async def ensure_image(self, image: str) -> str:
@@ -97,35 +126,41 @@ class DockerRuntime:
     # Containers.
 
     async def create_job_container(self, spec: JobContainerSpec) -> str:
-        return await self._containers.create_job_container(spec)
+        return await self._on_engine(self._containers.create_job_container(spec))
 
     async def start(self, container_id: str) -> None:
-        await self._containers.start(container_id)
+        await self._on_engine(self._containers.start(container_id))
 
     async def start_warm_container(self, spec: WarmContainerSpec) -> str:
-        return await self._containers.start_warm_container(spec)
+        return await self._on_engine(self._containers.start_warm_container(spec))
 
     async def put_project(self, container_id: str, project_tar: Path) -> None:
-        await self._containers.put_project(container_id, project_tar)
+        await self._on_engine(self._containers.put_project(container_id, project_tar))
 
     async def has_project(self, container_id: str) -> bool:
-        return await self._containers.has_project(container_id)
+        return await self._on_engine(self._containers.has_project(container_id))
 
-    def follow_logs(
+    async def follow_logs(
         self, container_id: str, *, after: LogPosition | None
     ) -> AsyncIterator[LogFrame]:
-        return self._containers.follow_logs(container_id, after=after)
+        try:
+            async for frame in self._containers.follow_logs(container_id, after=after):
+                yield frame
+        except RuntimeFault as exc:
+            raise await self._lost_or(exc) from exc
 
     async def wait(self, container_id: str) -> ExitStatus:
-        return await self._containers.wait(container_id)
+        return await self._on_engine(self._containers.wait(container_id))
 
     async def copy_out(
         self, container_id: str, path: str, *, into: IO[bytes], max_bytes: int
     ) -> bool:
-        return await self._containers.copy_out(container_id, path, into=into, max_bytes=max_bytes)
+        return await self._on_engine(
+            self._containers.copy_out(container_id, path, into=into, max_bytes=max_bytes)
+        )
 
     async def stop(self, container_id: str, *, grace: float) -> None:
-        await self._containers.stop(container_id, grace=grace)
+        await self._on_engine(self._containers.stop(container_id, grace=grace))
 
     async def remove(self, container_id: str) -> None:
         await self._containers.remove(container_id)
