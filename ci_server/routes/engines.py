@@ -9,9 +9,12 @@ from fastapi import APIRouter, HTTPException, status
 
 from ci_common.api import EngineView
 from ci_server.dependencies import CurrentUser, RepoDep, SettingsDep
-from ci_server.errors import ERROR_RESPONSES
+from ci_server.errors import ERROR_RESPONSES, error_response
 
-router = APIRouter(tags=["engines"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    tags=["engines"],
+    responses={**ERROR_RESPONSES, 403: error_response("the caller is not an admin")},
+)
 
 
 @router.get("/engines", summary="Docker engines, their capacity and running jobs (admins)")

@@ -87,7 +87,8 @@ async def test_a_second_controller_on_postgresql_refuses_to_start(postgres_url: 
 
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        "Error: another ci-controller is already running for "
+        "Error: another ci-controller is already running for engine 'default' on "
         f"{postgres_url.replace(postgres_url.split('@')[0].split(':')[2], '***')}; stop it "
-        "first, or point this one at another database with CI_DATABASE_URL"
+        "first, give this one another --engine, or point it at another database with "
+        "CI_DATABASE_URL"
     )

@@ -6,6 +6,7 @@ to the queue."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from controller_world import World, database_url_for
@@ -14,6 +15,8 @@ from fake_runtime import FakeContainer, FakeRuntime
 from ci_common.models import JobConclusion, JobStatus
 from ci_controller.controller import Controller
 from ci_controller.runtime import ContainerState, RuntimeFault
+from ci_controller.singleton import ControllerAlreadyRunningError, ControllerLock
+from ci_persistence.postgres import CONTROLLER_LOCK_KEY, controller_lock_key
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -139,3 +142,17 @@ async def test_a_job_never_waits_on_a_dependency_build_on_another_engine(world: 
     assert (done.conclusion, done.engine) == (JobConclusion.SUCCESS, "b")
     assert len(free.builds) == 1 and len(hanging.builds) == 1  # each engine built its own
     await a.shutdown()
+
+
+def test_the_singleton_is_per_engine_name(tmp_path: Path) -> None:
+    db = tmp_path / "ci.db"
+    default = ControllerLock.acquire(db)
+    second = ControllerLock.acquire(db, engine="second")  # another engine: its own lock
+    assert default.path.name == "ci.db.controller.lock"  # unchanged for one engine
+    with pytest.raises(ControllerAlreadyRunningError):
+        ControllerLock.acquire(db, engine="second")
+    default.release()
+    second.release()
+    keys = {controller_lock_key(name) for name in ("default", "second", "third")}
+    assert len(keys) == 3 and controller_lock_key("default") == CONTROLLER_LOCK_KEY
+    assert all(0 <= key < 2**63 for key in keys)  # a bigint advisory key
