@@ -145,6 +145,7 @@ def job_card(job: JobView) -> list[str]:
         ("project", job.project or "-"),
         ("commit", describe_commit(job)),
         ("python", job.python or "-"),
+        ("engine", job.engine or "-"),
         ("status", job.status.value + (" (cancel requested)" if _cancelling(job) else "")),
         ("conclusion", job.conclusion.value if job.conclusion else "-"),
         ("exit code", str(job.exit_code) if job.exit_code is not None else "-"),

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ci_common.models import GitInfo, Job, JobConclusion, JobStatus
+from ci_common.models import EngineStatus, GitInfo, Job, JobConclusion, JobStatus
 from ci_common.test_results import FlakyTest, TestCounts, TestOutcome, TestResult
 
 
@@ -134,6 +134,11 @@ class JobView(_Wire):
         description="the Python version it runs on (`3.13`): asked for, else the newest "
         "satisfying the project's requires-python, else the default; see GET /runtimes",
     )
+    engine: str | None = Field(
+        default=None,
+        description="the Docker engine (its controller's --engine) that runs or ran the job; "
+        "null while queued",
+    )
     extras: list[str] | None = Field(
         default=None,
         description="the project's extras installed; null: the automatic choice (each of "
@@ -179,6 +184,7 @@ class JobView(_Wire):
             pytest_args=list(job.pytest_args),
             env=dict(job.env),
             python=job.python,
+            engine=job.engine,
             extras=None if job.extras is None else list(job.extras),
             groups=None if job.groups is None else list(job.groups),
             tests=TestCountsView.from_counts(tests) if tests else TestCountsView(),
@@ -277,3 +283,23 @@ class CompleteEvent(_Wire):
 StreamEvent = Annotated[
     JobIdEvent | LogEvent | StatusEvent | TestEvent | CompleteEvent, Field(discriminator="type")
 ]
+
+
+class EngineView(_Wire):
+    """One Docker engine `GET /engines` lists (admins only)."""
+
+    name: str = Field(description="the engine's name, its controller's --engine")
+    capacity: int = Field(description="jobs its controller runs at once")
+    running: int = Field(description="jobs running on it now")
+    last_seen: datetime = Field(description="its controller's last heartbeat")
+    alive: bool = Field(description="seen within the grace period (CI_ENGINE_LOST_AFTER)")
+
+    @classmethod
+    def from_status(cls, engine: EngineStatus, *, alive: bool) -> EngineView:
+        return cls(
+            name=engine.name,
+            capacity=engine.capacity,
+            running=engine.running,
+            last_seen=engine.last_seen,
+            alive=alive,
+        )

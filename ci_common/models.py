@@ -19,6 +19,12 @@ ApiKeyId = NewType("ApiKeyId", str)
 """A UUID4 string (not the key, which is never stored)."""
 
 
+DEFAULT_ENGINE = "default"
+"""The engine's name when a controller is given none: one engine works as before."""
+ENGINE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+"""An engine's name: it goes into lock file names and container labels."""
+
+
 class JobStatus(StrEnum):
     """Where a job is in its life: it only ever moves forward."""
 
@@ -129,6 +135,8 @@ class Job(_Record):
     project: str | None = None
     """The project's name as the client gave it (pyproject's, else the directory's)."""
     git: GitInfo | None = None
+    engine: str | None = None
+    """The engine (its controller's `--engine`) that claimed the job; None while queued."""
     python: str | None = None
     """The Python version (`3.13`) chosen at submit (`ci_common.python_versions`); None when
     no controller had published its versions yet: the controller's default then."""
@@ -182,3 +190,15 @@ class Artifact(_Record):
     path: str
     """Relative to the project root; `junit.xml` is ours."""
     size: int
+
+
+class EngineStatus(_Record):
+    """One Docker engine as its controller last reported it (`GET /engines`)."""
+
+    name: str
+    capacity: int
+    """Jobs its controller runs at once (`CI_MAX_PARALLEL_JOBS`)."""
+    running: int
+    """Jobs running on it now."""
+    last_seen: datetime
+    """Its controller's last heartbeat."""

@@ -17,9 +17,11 @@ from typing import IO, BinaryIO, Protocol
 
 from ci_common.job_options import JobOptions
 from ci_common.models import (
+    DEFAULT_ENGINE,
     ApiKey,
     ApiKeyId,
     Artifact,
+    EngineStatus,
     Job,
     JobConclusion,
     JobId,
@@ -74,8 +76,16 @@ class JobRepository(Protocol):
         """Every queued or running job, oldest first (the controller's work list)."""
         ...
 
-    async def mark_running(self, job_id: JobId, *, container_id: str | None) -> bool:
-        """queued → running (its first attempt), once. False when it was not queued any more."""
+    async def mark_running(
+        self, job_id: JobId, *, container_id: str | None, engine: str = DEFAULT_ENGINE
+    ) -> bool:
+        """queued → running (its first attempt) on `engine`, once: the claim. False when it was
+        not queued any more (cancelled, or claimed by another engine's controller)."""
+        ...
+
+    async def requeue_job(self, job_id: JobId, *, engine: str) -> bool:
+        """running → queued for a job of `engine` that has no container yet (its engine was
+        lost before it started), so another engine claims it. False if that is not so."""
         ...
 
     async def restart_job(self, job_id: JobId) -> Job | None:
@@ -246,15 +256,32 @@ class QueueStatsRepository(Protocol):
         ...
 
 
+class EngineRepository(Protocol):
+    """Each engine's heartbeat, which its controller writes on every full pass."""
+
+    async def record_engine(self, name: str, *, capacity: int) -> None:
+        """`name` is alive now with room for `capacity` jobs."""
+        ...
+
+    async def list_engines(self) -> list[EngineStatus]:
+        """Every engine that ever reported, by name, with its running jobs counted."""
+        ...
+
+
 class JobResultsRepository(JobRepository, TestResultRepository, Protocol):
     """What the controller needs: jobs, their logs and their test results."""
 
 
 class ControllerRepository(
-    JobResultsRepository, ArtifactRepository, RetentionRepository, QueueStatsRepository, Protocol
+    JobResultsRepository,
+    ArtifactRepository,
+    RetentionRepository,
+    QueueStatsRepository,
+    EngineRepository,
+    Protocol,
 ):
     """What the controller stores: jobs and logs, test results, the files jobs kept, and
-    retention; and the queue's numbers for its `/metrics`."""
+    retention; the queue's numbers for its `/metrics`; and its engine's heartbeat."""
 
 
 class Repository(ControllerRepository, UserRepository, RuntimeRepository, Protocol):

@@ -42,3 +42,9 @@ class Settings(BaseSettings):
         description="the Bearer token `/metrics` asks for, on the server and the controller; "
         "unset: `/metrics` is open to anyone who can reach it",
     )
+    engine_lost_after: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds without a heartbeat from an engine's controller after which its "
+        "running jobs end as `error` and the jobs it had not started go back to the queue",
+    )

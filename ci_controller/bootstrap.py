@@ -31,7 +31,7 @@ it is complete. If it never comes (the controller died in between) the job exits
 `PROJECT_MISSING_EXIT` after a minute.
 
 What a job may write is bounded (CI_JOB_DISK): each of `WRITABLE_PLACES` is a file system of
-that size (see `docker_containers`), so a full one fails the write with "No space left on
+that size (see `docker.sandboxes`), so a full one fails the write with "No space left on
 device". When pytest then fails (exit codes 1-5) with one of them full (less than 1% free),
 PID 1 adds `DISK_FULL_EXIT` to its code, so the controller can say why; `exit_status` undoes
 it. It looks once pytest has ended: a place filled and emptied again (a temporary file

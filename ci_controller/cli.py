@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 from pathlib import Path
@@ -23,9 +24,9 @@ import click
 
 from ci_common.change_feed import ChangeTopic
 from ci_common.errors import CIError
+from ci_common.models import ENGINE_NAME_PATTERN
 from ci_controller.controller import Controller
-from ci_controller.docker_containers import check_memory_limit
-from ci_controller.docker_runtime import DockerRuntime
+from ci_controller.docker import DockerRuntime, check_memory_limit
 from ci_controller.metrics import ControllerMetrics
 from ci_controller.metrics_endpoint import serve_metrics
 from ci_controller.project import remove_stale_staging
@@ -33,7 +34,7 @@ from ci_controller.python_runtimes import default_image, discover_runtimes
 from ci_controller.settings import ControllerSettings
 from ci_controller.singleton import ControllerLock
 from ci_persistence import DatabaseLocation, change_feed_at, open_repository_at
-from ci_persistence.postgres import CONTROLLER_LOCK_KEY, AdvisoryLock
+from ci_persistence.postgres import AdvisoryLock, controller_lock_key
 
 logger = logging.getLogger("ci_controller")
 
@@ -60,6 +61,19 @@ logger = logging.getLogger("ci_controller")
     "else not served).",
 )
 @click.option(
+    "--engine",
+    default=None,
+    help="This controller's engine name (default: $CI_ENGINE_NAME or `default`); one "
+    "controller per engine, all claiming from the same queue.",
+)
+@click.option(
+    "--docker-host",
+    envvar="DOCKER_HOST",
+    default=None,
+    help="The engine's address, e.g. unix:///var/run/docker-second.sock (default: "
+    "$DOCKER_HOST or the local socket).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
@@ -68,13 +82,18 @@ logger = logging.getLogger("ci_controller")
     help="How much the controller logs: DEBUG, INFO, WARNING or ERROR.",
 )
 def cli(
-    db_path: Path | None, interval: float | None, metrics_port: int | None, log_level: str
+    db_path: Path | None,
+    interval: float | None,
+    metrics_port: int | None,
+    engine: str | None,
+    docker_host: str | None,
+    log_level: str,
 ) -> None:
     """Run queued jobs in Docker containers and keep the database in step with the engine.
 
     Settings come from CI_* environment variables: CI_DATABASE_URL, CI_JOB_IMAGE, CI_JOB_IMAGES,
     CI_JOB_TIMEOUT, CI_JOB_NETWORK, CI_JOB_MEMORY, CI_JOB_CPUS, CI_JOB_DISK, CI_MAX_PARALLEL_JOBS,
-    CI_RECONCILE_INTERVAL, CI_MAX_LOG_MB.
+    CI_RECONCILE_INTERVAL, CI_MAX_LOG_MB, CI_ENGINE_NAME, CI_ENGINE_LOST_AFTER.
     """
     logging.basicConfig(
         level=log_level.upper(),
@@ -90,6 +109,13 @@ def cli(
         settings = settings.model_copy(update={"reconcile_interval": interval})
     if metrics_port is not None:
         settings = settings.model_copy(update={"controller_metrics_port": metrics_port})
+    if engine is not None:
+        if not re.fullmatch(ENGINE_NAME_PATTERN, engine):
+            raise click.BadParameter(
+                "letters, digits, '.', '_' and '-', at most 63, e.g. `second`",
+                param_hint="--engine",
+            )
+        settings = settings.model_copy(update={"engine_name": engine})
     try:
         check_memory_limit(settings.job_memory)
     except CIError as exc:
@@ -97,16 +123,16 @@ def cli(
     location = DatabaseLocation.from_settings(settings)
     if location.is_postgres:
         try:
-            asyncio.run(serve_holding_advisory_lock(settings, location))
+            asyncio.run(serve_holding_advisory_lock(settings, location, docker_host=docker_host))
         except CIError as exc:
             raise click.ClickException(str(exc)) from exc
         return
     try:
-        lock = ControllerLock.acquire(settings.db_path)
+        lock = ControllerLock.acquire(settings.db_path, engine=settings.engine_name)
     except CIError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, docker_host=docker_host))
     except CIError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -114,7 +140,7 @@ def cli(
 
 
 async def serve_holding_advisory_lock(
-    settings: ControllerSettings, location: DatabaseLocation
+    settings: ControllerSettings, location: DatabaseLocation, *, docker_host: str | None
 ) -> None:
     """`serve` while holding the database's controller lock (PostgreSQL), as a standby until
     then.
@@ -130,11 +156,13 @@ async def serve_holding_advisory_lock(
     acquiring = asyncio.create_task(
         AdvisoryLock.acquire(
             location.url,
-            key=CONTROLLER_LOCK_KEY,
+            key=controller_lock_key(settings.engine_name),
             name=name,
             on_wait=lambda holder: logger.info(
-                "standby: %s holds the controller lock of %s; taking over when it stops",
+                "standby: %s holds the controller lock of engine %r on %s; taking over when "
+                "it stops",
                 holder,
+                settings.engine_name,
                 location,
             ),
         )
@@ -158,7 +186,7 @@ async def serve_holding_advisory_lock(
 
     watcher = asyncio.create_task(watch_lock(), name="watch the controller lock")
     try:
-        await serve(settings, stop=stop)
+        await serve(settings, docker_host=docker_host, stop=stop)
     finally:
         watcher.cancel()
         await lock.release()
@@ -183,14 +211,25 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def serve(settings: ControllerSettings, *, stop: asyncio.Event | None = None) -> None:
-    """Run the controller until `stop` is set (default: SIGTERM or SIGINT)."""
+async def serve(
+    settings: ControllerSettings,
+    *,
+    docker_host: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the controller until `stop` is set (default: SIGTERM or SIGINT), on the engine at
+    `docker_host` (else `DOCKER_HOST`, else the local socket)."""
     stop = stop if stop is not None else _stop_on_signals()
     location = DatabaseLocation.from_settings(settings)
     repo = await open_repository_at(location)
     try:
         installation_id = await repo.installation_id()
-        runtime = await asyncio.to_thread(DockerRuntime.connect, installation_id=installation_id)
+        runtime = await asyncio.to_thread(
+            DockerRuntime.connect,
+            installation_id=installation_id,
+            engine=settings.engine_name,
+            docker_host=docker_host,
+        )
         try:
             for left in await asyncio.to_thread(remove_stale_staging):
                 logger.info("removed %s, left by a controller that was killed", left)
@@ -202,8 +241,9 @@ async def serve(settings: ControllerSettings, *, stop: asyncio.Event | None = No
                 for r in runtimes
             )
             logger.info(
-                "controller started: database %s, installation %s, Python %s, up to %d jobs at "
-                "once, full reconcile every %g s",
+                "controller started: engine %s, database %s, installation %s, Python %s, up to "
+                "%d jobs at once, full reconcile every %g s",
+                settings.engine_name,
                 location,
                 installation_id,
                 offered or f"not known (image {settings.job_image})",

@@ -31,6 +31,13 @@ a labelled container, and each of those has one obvious way forward.
 After each pass the warm pool is topped up (in the background), so the next job finds a
 started container and only needs its project copied in.
 
+Several engines share one queue, one controller each (`CI_ENGINE_NAME`): a controller claims
+queued jobs itself (compare-and-set: each job is claimed once), records its engine on the
+job, and adopts only its own engine's running jobs and containers. A full pass in which the
+engine answered records its heartbeat; while it does not answer, the controller claims
+nothing, and after `CI_ENGINE_LOST_AFTER` the other controllers end its jobs
+(`lost_engines`).
+
 Stopping (`stop` set, on SIGTERM) stops dispatching, removes the unclaimed warm container and
 lets go of the workers without touching their containers: the next controller adopts them.
 """
@@ -45,13 +52,14 @@ from datetime import UTC, datetime, timedelta
 
 from ci_common.change_feed import ChangeFeed
 from ci_common.errors import StorageError
-from ci_common.models import Job, JobConclusion, JobId, JobStatus
+from ci_common.models import DEFAULT_ENGINE, Job, JobConclusion, JobId, JobStatus
 from ci_common.python_versions import PythonRuntime
 from ci_common.repository import ControllerRepository
 from ci_controller.background import Background
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
 from ci_controller.job_worker import JobWorker, WorkerEnvironment
+from ci_controller.lost_engines import sweep_lost_engines
 from ci_controller.metrics import ControllerMetrics
 from ci_controller.runtime import (
     ROLE_DEPENDENCY_BUILD,
@@ -100,6 +108,9 @@ class Controller:
         of new jobs and cancel requests, if it has them (else it is polled)."""
         self._settings = settings
         self._metrics = metrics or ControllerMetrics()
+        self._engine = settings.engine_name
+        self._engine_answers = True
+        """False from a full pass whose listing failed until one succeeds: claim nothing."""
         self._runtime = runtime
         self._repo = repo
         self._background = Background()
@@ -176,8 +187,23 @@ class Controller:
     async def reconcile(self) -> None:
         """The full pass: adopt, finalize, clean up, then dispatch."""
         jobs = await self._repo.list_active_jobs()
-        containers = await self._runtime.list_containers()
-        await self._recover(jobs, containers)
+        await sweep_lost_engines(
+            repo=self._repo,
+            jobs=jobs,
+            ours=self._engine,
+            grace=self._settings.engine_lost_after,
+            max_log_bytes=int(self._settings.max_log_mb * 1024 * 1024),
+        )
+        try:
+            containers = await self._runtime.list_containers()
+        except Exception:
+            self._engine_answers = False
+            raise
+        self._engine_answers = True
+        await self._repo.record_engine(self._engine, capacity=self._settings.max_parallel_jobs)
+        await self._recover(
+            [job for job in jobs if (job.engine or DEFAULT_ENGINE) == self._engine], containers
+        )
         self._forward_cancels(jobs)
         await self._remove_orphans(containers)
         await self._dispatch(jobs)
@@ -319,13 +345,20 @@ class Controller:
         # container (and ask for a replacement) while later jobs are still being marked.
         self._warm.backlogged = len(waiting) > free  # queued jobs wait for a slot
         for job in waiting:
+            if not self._engine_answers:
+                return  # another engine's controller takes them
             if self._stopping or len(self._workers) >= self._settings.max_parallel_jobs:
                 return
-            if not await self._repo.mark_running(job.id, container_id=None):
-                continue  # cancelled (or taken) since we listed it
+            if not await self._repo.mark_running(job.id, container_id=None, engine=self._engine):
+                continue  # cancelled, or claimed by another engine, since we listed it
             self._metrics.job_started(job, at=datetime.now(UTC))
             started = job.model_copy(
-                update={"status": JobStatus.RUNNING, "started_at": datetime.now(UTC), "attempts": 1}
+                update={
+                    "status": JobStatus.RUNNING,
+                    "started_at": datetime.now(UTC),
+                    "attempts": 1,
+                    "engine": self._engine,
+                }
             )
             logger.info("job %s: dispatching", job.id)
             self._start_worker(started, None)

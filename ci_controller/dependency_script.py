@@ -7,7 +7,7 @@ image without uv gets uv for that build only, in a directory removed afterwards.
 prints a `[ci]` line first, so the job log says what is being installed from where.
 
 No cache outlives the build (`UV_NO_CACHE`, `PIP_NO_CACHE_DIR`), for the reason given in
-`dependency_images`. uv compiles the installed modules to bytecode as pip does
+`docker.dependency_images`. uv compiles the installed modules to bytecode as pip does
 (`UV_COMPILE_BYTECODE`): the jobs run with `PYTHONDONTWRITEBYTECODE`, so without it every job
 would compile every dependency it imports again (0.5 s for ten small ones). The staged
 files and the project's source are removed at the end, so the committed image holds the

@@ -67,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 READY_MARKER = ".ci-ready"
 """The tar's last entry, at the container's root: once it exists, the whole project does (it
-is never removed: see `docker_containers` for why)."""
+is never removed: see `docker.sandboxes` for why)."""
 JOB_FILE = ".ci-job.json"
 """The entry before the marker, at the container's root: the job's pytest arguments and
 environment, which the bootstrap reads before it runs pytest (see `bootstrap.job_file`)."""

@@ -30,6 +30,9 @@ from ci_controller.log_cursor import LogPosition
 from ci_controller.settings import ControllerSettings
 
 LABEL_INSTALLATION = "ci.installation"
+LABEL_ENGINE = "ci.engine"
+"""The engine's name (`CI_ENGINE_NAME`): a controller lists and adopts only its own engine's
+containers, even when two names point at one engine."""
 LABEL_JOB_ID = "ci.job_id"
 LABEL_ROLE = "ci.role"
 LABEL_DEPENDENCY_KEY = "ci.dependency_key"
@@ -58,6 +61,10 @@ class RuntimeFault(CIError):
 
 class ImageMissingError(RuntimeFault):
     """The job image is not on the engine and cannot be pulled."""
+
+
+class EngineLostError(RuntimeFault):
+    """The engine stopped answering while a job ran on it; the message names the engine."""
 
 
 class ContainerGoneError(RuntimeFault):

@@ -10,6 +10,7 @@ import re
 
 from pydantic import Field, field_validator
 
+from ci_common.models import ENGINE_NAME_PATTERN
 from ci_common.python_versions import parse_job_images
 from ci_common.settings import Settings
 
@@ -84,6 +85,12 @@ class ControllerSettings(Settings):
         "Docker's container start (~200 ms) is off the dispatch path; false turns it off",
     )
 
+    engine_name: str = Field(
+        default="default",
+        pattern=ENGINE_NAME_PATTERN,
+        description="the Docker engine this controller runs jobs on (one controller per "
+        "engine; DOCKER_HOST says where it is)",
+    )
     controller_metrics_port: int | None = Field(
         default=None,
         ge=0,

@@ -15,14 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ci_common.errors import CIError
+from ci_common.models import DEFAULT_ENGINE
 
 
 class ControllerAlreadyRunningError(CIError):
     """Another controller holds the lock of this database."""
 
 
-def lock_path_for(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".controller.lock")
+def lock_path_for(db_path: Path, engine: str = DEFAULT_ENGINE) -> Path:
+    """One lock per engine name: each engine has its own controller (the default engine's
+    lock keeps the name it had before engines)."""
+    suffix = ".controller.lock" if engine == DEFAULT_ENGINE else f".controller-{engine}.lock"
+    return db_path.with_name(db_path.name + suffix)
 
 
 class ControllerLock:
@@ -33,9 +37,9 @@ class ControllerLock:
         self._fd = fd
 
     @classmethod
-    def acquire(cls, db_path: Path) -> ControllerLock:
-        """Take the lock or raise `ControllerAlreadyRunningError` naming the holder."""
-        path = lock_path_for(db_path)
+    def acquire(cls, db_path: Path, *, engine: str = DEFAULT_ENGINE) -> ControllerLock:
+        """Take `engine`'s lock or raise `ControllerAlreadyRunningError` naming the holder."""
+        path = lock_path_for(db_path, engine)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -14,7 +14,7 @@ JOB_COLUMNS = (
     "cancel_requested, container_id, log_cursor, log_bytes, last_log_seq, archive_bytes, attempts, "
     "pytest_args, env, project, git, python, extras, dependency_groups, results_cursor, "
     "tests_reported, tests_note, files_hash, content_hash, rerun_of, rerun_node_ids, artifacts, "
-    "session_exitstatus"
+    "session_exitstatus, engine"
 )
 USER_COLUMNS = "id, name, email, active, created_at, is_admin"
 API_KEY_COLUMNS = "id, user_id, name, prefix, created_at, expires_at, revoked_at, last_used_at"

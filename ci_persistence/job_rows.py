@@ -55,6 +55,7 @@ def job_from_columns(row: Row, *, moment: Callable[[Any], datetime | None]) -> J
         rerun_node_ids=tuple(json.loads(row["rerun_node_ids"])),
         session_exitstatus=row["session_exitstatus"],
         artifacts=tuple(json.loads(row["artifacts"])),
+        engine=row["engine"],
     )
 
 

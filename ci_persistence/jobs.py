@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from ci_common.errors import DatabaseUnavailableError, JobNotFoundError
 from ci_common.job_options import JobOptions
-from ci_common.models import Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
+from ci_common.models import DEFAULT_ENGINE, Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
 from ci_persistence.columns import JOB_COLUMNS as _JOB_COLUMNS
 from ci_persistence.database import (
     BUSY_TIMEOUT_MS,
@@ -158,11 +158,29 @@ class SqliteJobs:
         )
         return [job_from_row(row) for row in rows]
 
-    async def mark_running(self, job_id: JobId, *, container_id: str | None) -> bool:
+    async def mark_running(
+        self, job_id: JobId, *, container_id: str | None, engine: str = DEFAULT_ENGINE
+    ) -> bool:
         changed = await self._db.execute(
-            "UPDATE jobs SET status = ?, started_at = ?, container_id = ?, attempts = 1 "
-            "WHERE id = ? AND status = ?",
-            (JobStatus.RUNNING.value, now_text(), container_id, job_id, JobStatus.QUEUED.value),
+            "UPDATE jobs SET status = ?, started_at = ?, container_id = ?, attempts = 1, "
+            "engine = ? WHERE id = ? AND status = ?",
+            (
+                JobStatus.RUNNING.value,
+                now_text(),
+                container_id,
+                engine,
+                job_id,
+                JobStatus.QUEUED.value,
+            ),
+        )
+        return changed == 1
+
+    async def requeue_job(self, job_id: JobId, *, engine: str) -> bool:
+        changed = await self._db.execute(
+            "UPDATE jobs SET status = ?, started_at = NULL, engine = NULL, attempts = 0, "
+            "log_cursor = NULL, results_cursor = NULL "
+            "WHERE id = ? AND status = ? AND engine = ? AND container_id IS NULL",
+            (JobStatus.QUEUED.value, job_id, JobStatus.RUNNING.value, engine),
         )
         return changed == 1
 

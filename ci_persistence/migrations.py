@@ -175,6 +175,17 @@ ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('session_secret', lower(hex(randomblob(32))));
 """
 
+# v11 (several engines): the engine a job runs on, recorded when a controller claims it, and
+# each engine's heartbeat (capacity, last seen), which its controller writes every pass.
+_ENGINES = """
+ALTER TABLE jobs ADD COLUMN engine TEXT;
+CREATE TABLE engines (
+    name TEXT PRIMARY KEY,
+    capacity INTEGER NOT NULL,
+    last_seen TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Step, ...] = (
     _V1_BASE,
     _V2_ARCHIVES_AND_LOG_CURSOR,
@@ -186,6 +197,7 @@ MIGRATIONS: tuple[Step, ...] = (
     _V8_TEST_RESULTS,  # v8
     _V9_ARTIFACTS,  # v9
     _ADMINS_AND_SESSION_SECRET,  # v10
+    _ENGINES,  # v11
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

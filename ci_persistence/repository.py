@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ci_persistence.artifacts import SqliteArtifacts
 from ci_persistence.database import SqliteDatabase
+from ci_persistence.engines import SqliteEngines
 from ci_persistence.jobs import SqliteJobs
 from ci_persistence.queue_stats import SqliteQueueStats
 from ci_persistence.retention import SqliteRetention
@@ -22,6 +23,7 @@ class SqliteRepository(
     SqliteUsers,
     SqliteRuntimes,
     SqliteQueueStats,
+    SqliteEngines,
 ):
     """Implements `ci_common.Repository`. Open with `await open_repository(path)`."""
 

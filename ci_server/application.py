@@ -28,6 +28,7 @@ from ci_server.errors import install_error_handlers
 from ci_server.log_hub import LogHub
 from ci_server.routes import (
     artifacts,
+    engines,
     health,
     jobs,
     limits,
@@ -124,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(artifacts.router)
     app.include_router(limits.router)
     app.include_router(runtimes.router)
+    app.include_router(engines.router)
     app.include_router(whoami.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -10,6 +10,7 @@ from ci_persistence.postgres.singleton import (
     CONTROLLER_LOCK_KEY,
     AdvisoryLock,
     DatabaseLockHeldError,
+    controller_lock_key,
 )
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "AdvisoryLock",
     "DatabaseLockHeldError",
     "PostgresRepository",
+    "controller_lock_key",
     "open_postgres_repository",
 ]

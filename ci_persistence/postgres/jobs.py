@@ -28,7 +28,7 @@ import asyncpg
 
 from ci_common.errors import JobNotFoundError, UserNotFoundError
 from ci_common.job_options import JobOptions
-from ci_common.models import Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
+from ci_common.models import DEFAULT_ENGINE, Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
 from ci_persistence.columns import JOB_COLUMNS
 from ci_persistence.job_rows import job_from_columns, names_text
 from ci_persistence.postgres.database import PostgresDatabase, Record
@@ -209,20 +209,45 @@ class PostgresJobs:
         )
         return [job_from_record(row) for row in rows]
 
-    async def mark_running(self, job_id: JobId, *, container_id: str | None) -> bool:
+    async def mark_running(
+        self, job_id: JobId, *, container_id: str | None, engine: str = DEFAULT_ENGINE
+    ) -> bool:
+        """The claim: `SKIP LOCKED` lets a controller of another engine that is claiming the
+        same job at this instant go on to the next one instead of waiting for this one."""
         key = as_uuid(job_id)
         if key is None:
             return False
         changed = await self._db.execute(
             "WITH changed AS ("
-            "UPDATE jobs SET status = $1, started_at = now(), container_id = $2, attempts = 1 "
-            "WHERE id = $3 AND status = $4 RETURNING id) "
+            "UPDATE jobs SET status = $1, started_at = now(), container_id = $2, attempts = 1, "
+            "engine = $6 WHERE id = (SELECT id FROM jobs WHERE id = $3 AND status = $4 "
+            "FOR UPDATE SKIP LOCKED) RETURNING id) "
             "SELECT pg_notify($5, id::text) FROM changed",
             JobStatus.RUNNING.value,
             container_id,
             key,
             JobStatus.QUEUED.value,
             JOBS_CHANNEL,
+            engine,
+        )
+        return changed == 1
+
+    async def requeue_job(self, job_id: JobId, *, engine: str) -> bool:
+        key = as_uuid(job_id)
+        if key is None:
+            return False
+        changed = await self._db.execute(
+            "WITH changed AS ("
+            "UPDATE jobs SET status = $1, started_at = NULL, engine = NULL, attempts = 0, "
+            "log_cursor = NULL, results_cursor = NULL "
+            "WHERE id = $2 AND status = $3 AND engine = $4 AND container_id IS NULL "
+            "RETURNING id) "
+            "SELECT pg_notify($5, id::text) FROM changed",
+            JobStatus.QUEUED.value,
+            key,
+            JobStatus.RUNNING.value,
+            engine,
+            QUEUE_CHANNEL,
         )
         return changed == 1
 

@@ -176,11 +176,22 @@ INSERT INTO meta (key, value)
     ON CONFLICT (key) DO NOTHING;
 """
 
+# v5 (SQLite's v11, several engines): the engine a job runs on, and each engine's heartbeat.
+_V5_ENGINES = """
+ALTER TABLE jobs ADD COLUMN engine text;
+CREATE TABLE engines (
+    name text PRIMARY KEY,
+    capacity integer NOT NULL,
+    last_seen timestamptz NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1_SCHEMA,  # v1
     _V2_TEST_RESULTS,  # v2
     _V3_ARTIFACTS,  # v3
     _V4_ADMINS_AND_SESSION_SECRET,  # v4
+    _V5_ENGINES,  # v5
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

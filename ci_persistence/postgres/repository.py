@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ci_persistence.postgres.artifacts import PostgresArtifacts
 from ci_persistence.postgres.database import PostgresDatabase
+from ci_persistence.postgres.engines import PostgresEngines
 from ci_persistence.postgres.jobs import PostgresJobs
 from ci_persistence.postgres.queue_stats import PostgresQueueStats
 from ci_persistence.postgres.retention import PostgresRetention
@@ -25,6 +26,7 @@ class PostgresRepository(
     PostgresUsers,
     PostgresRuntimes,
     PostgresQueueStats,
+    PostgresEngines,
 ):
     """Implements `ci_common.Repository`. Open with `await open_postgres_repository(url)`."""
 

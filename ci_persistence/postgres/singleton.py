@@ -24,12 +24,14 @@ connected from and since when.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 
 import asyncpg
 
 from ci_common.errors import CIError, StorageError
+from ci_common.models import DEFAULT_ENGINE
 from ci_persistence.postgres.database import is_unavailable
 from ci_persistence.postgres.sessions import close_quietly, connect_session, watch_connection
 
@@ -46,6 +48,15 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
   AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
+
+
+def controller_lock_key(engine: str) -> int:
+    """The advisory lock key of `engine`'s controller: `CONTROLLER_LOCK_KEY` for the default
+    engine (as before engines), else 63 bits of the name's SHA-256, so each engine has one."""
+    if engine == DEFAULT_ENGINE:
+        return CONTROLLER_LOCK_KEY
+    digest = hashlib.sha256(f"ci-controller:{engine}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 class DatabaseLockHeldError(CIError):

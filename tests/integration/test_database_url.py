@@ -104,7 +104,7 @@ async def test_a_second_controller_on_postgresql_waits_as_a_standby_and_says_for
         await held.release()
 
     assert "standby: ci-controller pid 7 on a, connected from 127.0.0.1 since " in line
-    assert "holds the controller lock of postgresql://ci:***@127.0.0.1:" in line
+    assert "holds the controller lock of engine 'default' on postgresql://ci:***@127.0.0.1:" in line
     assert line.rstrip().endswith("taking over when it stops")
     assert standby.returncode == 0 and "standby stopped before taking over" in rest
     assert "Traceback" not in rest

@@ -63,3 +63,8 @@ def test_the_card_shows_the_error_and_a_pending_cancel() -> None:
     assert "status:     running (cancel requested)" in card
     failed = job_card(view(conclusion=JobConclusion.ERROR, error="image missing"))
     assert failed[-1] == "error:      image missing"
+
+
+def test_the_card_says_which_engine_ran_the_job() -> None:
+    assert "engine:     second" in job_card(view(engine="second"))
+    assert "engine:     -" in job_card(view())  # still queued: no engine yet

@@ -54,6 +54,9 @@ class FakeEngine:
 
     # Images.
 
+    def ping(self) -> bool:
+        return True
+
     def info(self) -> Mapping[str, object]:
         return {"NCPU": self.cpus}
 

@@ -108,6 +108,7 @@ class FakeRuntime:
         """Every warm container started, with its image (they outlive their removal here)."""
         self.listings = 0
         self.listing_fails = False
+        self.engine_down = False
         self.builds: list[str] = []
         self.build_specs: list[DependencyBuildSpec] = []
         self.build_output = b"Collecting things\n"
@@ -293,6 +294,8 @@ class FakeRuntime:
         return None if container is None else container.info()
 
     async def list_containers(self) -> list[ContainerInfo]:
+        if self.engine_down:
+            raise RuntimeFault("cannot list containers: the engine does not answer")
         return [c.info() for c in self.containers.values()]
 
     def _get(self, container_id: str) -> FakeContainer:

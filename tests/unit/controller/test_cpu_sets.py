@@ -10,8 +10,8 @@ from fake_engine import FakeEngine
 
 from ci_common.models import JobId
 from ci_controller.cpu_sets import CpuSets, cpuset_text
-from ci_controller.docker_runtime import DockerRuntime
-from ci_controller.engine_api import EngineApi
+from ci_controller.docker.engine_api import EngineApi
+from ci_controller.docker.runtime import DockerRuntime
 from ci_controller.runtime import JobContainerSpec, Sandbox
 
 SANDBOX = Sandbox(

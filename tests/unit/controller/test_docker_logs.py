@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterator
 from typing import cast
 
-from ci_controller.docker_logs import QUEUED_FRAMES, read_output
-from ci_controller.engine_api import EngineApi
+from ci_controller.docker.engine_api import EngineApi
+from ci_controller.docker.logs import QUEUED_FRAMES, read_output
 
 FRAMES = 1000
 

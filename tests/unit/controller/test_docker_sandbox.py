@@ -11,15 +11,18 @@ import threading
 from typing import cast
 
 import pytest
+import requests
 from fake_engine import CreatedContainer, FakeEngine
 
 from ci_common.models import JobId
-from ci_controller import build_network
 from ci_controller.dependency_plan import InstallStep, StepKind
-from ci_controller.docker_runtime import DockerRuntime
-from ci_controller.engine_api import EngineApi
+from ci_controller.docker import build_network
+from ci_controller.docker.engine_api import EngineApi
+from ci_controller.docker.labels import OwnerLabels
+from ci_controller.docker.runtime import DockerRuntime
 from ci_controller.runtime import (
     DependencyBuildSpec,
+    EngineLostError,
     JobContainerSpec,
     RuntimeFault,
     Sandbox,
@@ -269,3 +272,38 @@ async def test_an_image_whose_python_the_job_user_cannot_write_says_which_image_
     assert "does not let the job user (uid 1000) install" in str(refused.value)
     assert "scripts/build-job-image" in str(refused.value)
     assert engine.commits == []
+
+
+def test_another_engines_build_network_has_a_bridge_of_its_own() -> None:
+    """Two engines on one machine share its interfaces: their build bridges must differ."""
+    default = build_network.network_names(OwnerLabels(INSTALLATION))
+    second = build_network.network_names(OwnerLabels(INSTALLATION, "second"))
+    assert default == (f"ci-build-{INSTALLATION}", f"cib{INSTALLATION}")
+    assert second[1] != default[1] and second[1].startswith("cib") and len(second[1]) <= 15
+    assert second[0] == f"ci-build-{INSTALLATION}-second"
+
+
+class _FailingStart(FakeEngine):
+    """An engine whose start fails as a dropped connection does."""
+
+    def start(self, container: str) -> None:
+        raise requests.ConnectionError("Connection aborted.")
+
+
+class _GoneEngine(_FailingStart):
+    """An engine that stopped answering: the ping fails too."""
+
+    def ping(self) -> bool:
+        raise requests.ConnectionError("Connection refused")
+
+
+async def test_an_engine_that_stops_answering_is_named_in_the_error() -> None:
+    api = cast(EngineApi, _GoneEngine())
+    runtime = DockerRuntime(installation_id=INSTALLATION, calls=api, streams=api, engine="second")
+    with pytest.raises(EngineLostError, match="the Docker engine 'second' was lost"):
+        await runtime.start("c1")
+
+    answering = runtime_on(_FailingStart())
+    with pytest.raises(RuntimeFault) as raised:  # a failing call on a live engine stays as it is
+        await answering.start("c1")
+    assert not isinstance(raised.value, EngineLostError)

@@ -12,8 +12,9 @@ import asyncio
 import re
 from typing import cast
 
-from ci_controller.docker_containers import DockerContainers, explain
-from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json
+from ci_controller.docker.engine_api import ENGINE_ERRORS, EngineApi, Json, explain
+from ci_controller.docker.labels import OwnerLabels
+from ci_controller.docker.running import ContainerRunner, run_to_end
 from ci_controller.runtime import ROLE_PROBE, RuntimeFault
 
 PYTHON_VERSION_LABEL = "ci.python.version"
@@ -21,7 +22,9 @@ _PRINT_VERSION = "import platform; print(platform.python_version())"
 _VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\S*")
 
 
-async def python_in_image(api: EngineApi, containers: DockerContainers, image: str) -> str:
+async def python_in_image(
+    api: EngineApi, *, image: str, owner: OwnerLabels, runner: ContainerRunner
+) -> str:
     """`3.13.5` for `image` (present on the engine); `RuntimeFault` when it has no Python."""
     try:
         found = await asyncio.to_thread(api.inspect_image, image)
@@ -42,14 +45,14 @@ async def python_in_image(api: EngineApi, containers: DockerContainers, image: s
                 image,
                 command=["python", "-c", _PRINT_VERSION],
                 user="",
-                labels=containers.labels(role=ROLE_PROBE),
+                labels=owner.for_role(ROLE_PROBE),
                 host_config=api.create_host_config(network_mode="none"),
             )
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"cannot run the job image {image}: {explain(exc)}") from exc
         return str(created["Id"])
 
-    status, output = await containers.run_to_end(await asyncio.to_thread(create))
+    status, output = await run_to_end(runner, await asyncio.to_thread(create))
     text = output.decode(errors="replace").strip()
     if status.exit_code != 0 or not _VERSION.fullmatch(text):
         raise RuntimeFault(

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import BinaryIO, Protocol, cast
 
 import docker
-from docker.errors import DockerException
+from docker.errors import APIError, DockerException
 from requests import RequestException
 
 Json = Mapping[str, object]
@@ -35,6 +35,8 @@ class EngineApi(Protocol):
     def inspect_image(self, image: str) -> Json: ...
 
     def info(self) -> Json: ...
+
+    def ping(self) -> bool: ...
 
     def pull(self, repository: str) -> object: ...
 
@@ -106,3 +108,10 @@ class EngineApi(Protocol):
 def engine_api(client: docker.APIClient) -> EngineApi:
     """The SDK client seen through `EngineApi`."""
     return cast(EngineApi, client)
+
+
+def explain(exc: BaseException) -> str:
+    """The engine's own words for a failed call (its explanation), else the error's text."""
+    if isinstance(exc, APIError) and exc.explanation:
+        return str(exc.explanation)
+    return str(exc)

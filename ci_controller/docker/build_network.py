@@ -32,14 +32,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 from typing import cast
 
 from docker.errors import APIError, NotFound
 
-from ci_controller.docker_containers import DockerContainers, explain
-from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json
+from ci_common.models import DEFAULT_ENGINE
+from ci_controller.docker.engine_api import ENGINE_ERRORS, EngineApi, Json, explain
+from ci_controller.docker.labels import OwnerLabels
+from ci_controller.docker.running import ContainerRunner, run_to_end
+from ci_controller.docker.sandboxes import Sandboxes
 from ci_controller.runtime import (
     BUILD_NETWORK_ISOLATED,
     LABEL_INSTALLATION,
@@ -83,15 +87,16 @@ class BuildNetwork:
     def __init__(
         self,
         *,
-        installation_id: str,
+        owner: OwnerLabels,
         calls: EngineApi,
-        containers: DockerContainers,
+        sandboxes: Sandboxes,
+        runner: ContainerRunner,
     ) -> None:
-        self._installation_id = installation_id
+        self._owner = owner
         self._api = calls
-        self._containers = containers
-        self.name = f"ci-build-{installation_id}"
-        self.bridge = f"{BRIDGE_PREFIX}{installation_id}"[:15]  # IFNAMSIZ - 1
+        self._sandboxes = sandboxes
+        self._runner = runner
+        self.name, self.bridge = network_names(owner)
         self._lock = asyncio.Lock()
         self._check_lock = asyncio.Lock()
         self._passed_at: dict[str, float] = {}
@@ -159,7 +164,7 @@ class BuildNetwork:
                     "com.docker.network.bridge.name": self.bridge,
                     "com.docker.network.bridge.enable_icc": "false",
                 },
-                labels={LABEL_INSTALLATION: self._installation_id},
+                labels={LABEL_INSTALLATION: self._owner.installation_id},
                 check_duplicate=True,
             )
         except APIError as exc:
@@ -169,17 +174,17 @@ class BuildNetwork:
     async def _check(self, *, image: str, sandbox: Sandbox, gateway: str) -> None:
         try:
             container_id = await asyncio.to_thread(
-                self._containers.create_sandboxed,
+                self._sandboxes.create,
                 image,
                 command=["python", "-c", _CHECK, gateway, str(_CHECK_PORT)],
                 sandbox=sandbox,
-                labels=self._containers.labels(role=ROLE_PROBE),
+                labels=self._owner.for_role(ROLE_PROBE),
             )
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(
                 f"cannot check the build network {self.name}: {explain(exc)}"
             ) from exc
-        status, output = await self._containers.run_to_end(container_id)
+        status, output = await run_to_end(self._runner, container_id)
         said = output.decode(errors="replace").strip()
         if status.exit_code == _CHECK_REACHED_EXIT:
             raise RuntimeFault(
@@ -192,6 +197,17 @@ class BuildNetwork:
                 f"{status.exit_code}: {said[-300:]})"
             )
         logger.debug("build network %s is confined: %s", self.name, said)
+
+
+def network_names(owner: OwnerLabels) -> tuple[str, str]:
+    """The build network's name and its bridge interface's (at most 15 characters). Engines
+    on one machine share the host's interfaces, so another engine's bridge is named by a hash
+    of the engine's name too (the firewall matches the `cib` prefix whatever follows)."""
+    if owner.engine == DEFAULT_ENGINE:
+        tag = owner.installation_id
+        return f"ci-build-{tag}", f"{BRIDGE_PREFIX}{tag}"[:15]  # IFNAMSIZ - 1
+    tag = hashlib.sha256(f"{owner.installation_id}:{owner.engine}".encode()).hexdigest()[:12]
+    return f"ci-build-{owner.installation_id}-{owner.engine}", f"{BRIDGE_PREFIX}{tag}"
 
 
 def _now() -> float:

@@ -4,7 +4,7 @@ LRU-collected.
 A build runs the plan's install script (`dependency_script`: uv, or pip on an image without
 uv) with the plan's files staged in /tmp/ci-deps (and the project's source in /tmp/ci-src
 when a step builds it), in a container from the base image in the job's sandbox
-(`DependencyBuildSpec.sandbox`, made by `DockerContainers.create_sandboxed`, the same code
+(`DependencyBuildSpec.sandbox`, made by `Sandboxes.create`, the same code
 that makes job containers): as the job user (uid 1000, who owns the job image's venv), with
 the job's memory, CPU and pid limits, no capabilities and no new privileges. Its network is
 `CI_BUILD_NETWORK`, by default the installation's confined build network (`build_network`).
@@ -38,16 +38,17 @@ from typing import cast
 
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from ci_controller.build_network import BuildNetwork
 from ci_controller.dependency_plan import canonical_name
 from ci_controller.dependency_script import NOT_WRITABLE_EXIT, SOURCE, STAGING, install_script
-from ci_controller.docker_containers import DockerContainers, explain
-from ci_controller.engine_api import ENGINE_ERRORS, EngineApi, Json
+from ci_controller.docker.build_network import BuildNetwork
+from ci_controller.docker.engine_api import ENGINE_ERRORS, EngineApi, Json, explain
+from ci_controller.docker.labels import OwnerLabels
+from ci_controller.docker.running import ContainerRunner, run_to_end
+from ci_controller.docker.sandboxes import Sandboxes
 from ci_controller.log_cursor import parse_timestamp
 from ci_controller.project import JOB_GID, JOB_UID
 from ci_controller.runtime import (
     LABEL_DEPENDENCY_KEY,
-    LABEL_INSTALLATION,
     LABEL_ROLE,
     ROLE_DEPENDENCIES,
     ROLE_DEPENDENCY_BUILD,
@@ -73,15 +74,14 @@ class DependencyImages:
     """Finds, builds and collects one installation's dependency images."""
 
     def __init__(
-        self, *, installation_id: str, calls: EngineApi, containers: DockerContainers
+        self, *, owner: OwnerLabels, calls: EngineApi, sandboxes: Sandboxes, runner: ContainerRunner
     ) -> None:
-        self._installation_id = installation_id
+        self._owner = owner
         self._api = calls
-        self._containers = containers
-        self._network = BuildNetwork(
-            installation_id=installation_id, calls=calls, containers=containers
-        )
-        self.repository = f"ci-deps-{installation_id}"
+        self._sandboxes = sandboxes
+        self._runner = runner
+        self._network = BuildNetwork(owner=owner, calls=calls, sandboxes=sandboxes, runner=runner)
+        self.repository = f"ci-deps-{owner.installation_id}"
         self._removals: set[asyncio.Future[None]] = set()
         """Removals of committed build containers, in the background."""
 
@@ -120,11 +120,11 @@ class DependencyImages:
             if spec.project_tar is not None:
                 await asyncio.to_thread(self._put_source, container_id, spec.project_tar)
             await checked
-            await self._containers.start(container_id)
+            await self._runner.start(container_id)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            async for frame in self._containers.follow_logs(container_id, after=None):
+            async for frame in self._runner.follow_logs(container_id, after=None):
                 await output(decoder.decode(frame.data))
-            status = await self._containers.wait(container_id)
+            status = await self._runner.wait(container_id)
             if status.exit_code == NOT_WRITABLE_EXIT:
                 raise RuntimeFault(
                     f"the job image {spec.base_image} does not let the job user (uid "
@@ -151,7 +151,7 @@ class DependencyImages:
                 await checked
             if not committed:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self._containers.remove(container_id))
+                    await asyncio.shield(self._runner.remove(container_id))
         # The committed container goes in the background: its removal (0.1-0.5 s) is no
         # part of the job's start. Should the controller stop first, the reconciler removes
         # it as an orphan at the next start.
@@ -165,14 +165,14 @@ class DependencyImages:
 
     async def _remove_quietly(self, container_id: str) -> None:
         try:
-            await self._containers.remove(container_id)
+            await self._runner.remove(container_id)
         except RuntimeFault as exc:
             logger.warning("could not remove the build container %s: %s", container_id[:12], exc)
 
     async def installed(self, image: str) -> dict[str, str]:
         """What `image` has installed, listed by a short-lived container without network."""
         container_id = await asyncio.to_thread(self._create_probe, image)
-        status, output = await self._containers.run_to_end(container_id)
+        status, output = await run_to_end(self._runner, container_id)
         if status.exit_code != 0:
             logger.warning("cannot list the distributions in %s (exit %d)", image, status.exit_code)
             return {}
@@ -195,7 +195,7 @@ class DependencyImages:
                 image,
                 command=["python", "-c", _LIST_DISTRIBUTIONS],
                 user="",
-                labels=self._containers.labels(role=ROLE_PROBE),
+                labels=self._owner.for_role(ROLE_PROBE),
                 host_config=self._api.create_host_config(network_mode="none"),
             )
         except ENGINE_ERRORS as exc:
@@ -203,10 +203,10 @@ class DependencyImages:
         return str(created["Id"])
 
     def _create_build_container(self, spec: DependencyBuildSpec, sandbox: Sandbox) -> str:
-        labels = self._containers.labels(role=ROLE_DEPENDENCY_BUILD)
+        labels = self._owner.for_role(ROLE_DEPENDENCY_BUILD)
         labels[LABEL_DEPENDENCY_KEY] = spec.key
         try:
-            return self._containers.create_sandboxed(
+            return self._sandboxes.create(
                 spec.base_image,
                 command=["sh", "-c", install_script(spec.steps)],
                 sandbox=sandbox,
@@ -232,7 +232,7 @@ class DependencyImages:
         """Remove the least recently used images beyond `keep`; returns their references."""
         filters = {
             "label": [
-                f"{LABEL_INSTALLATION}={self._installation_id}",
+                self._owner.selector(),
                 f"{LABEL_ROLE}={ROLE_DEPENDENCIES}",
             ]
         }

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from docker.errors import NotFound
 
-from ci_controller.engine_api import EngineApi, LogStream
+from ci_controller.docker.engine_api import EngineApi, LogStream
 from ci_controller.log_cursor import LogPosition, PositionTracker, parse_timestamp
 from ci_controller.runtime import LogFrame, RuntimeFault
 from ci_controller.threads import in_daemon_thread
