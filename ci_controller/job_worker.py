@@ -247,9 +247,22 @@ class JobWorker:
     async def _prepare(self, staging: Staging, log: JobLog) -> tuple[str, bool]:
         """The job's container and whether it runs already (a claimed warm container)."""
         env, job = self._env, self.job
-        project = await self._project(staging)
         chosen = env.images.for_job(job)
-        base_id = await env.runtime.ensure_image(chosen.image)
+        # Two independent waits (the engine's image id; the upload out of the database and
+        # unpacked) overlap rather than add up.
+        # Independent waits overlap rather than add up: the engine's image id, whether the
+        # warm container this job will likely claim still runs, and the upload out of the
+        # database and unpacked.
+        image_id = _side_task(env.runtime.ensure_image(chosen.image))
+        looked = self._look_at_warm(chosen.image)
+        try:
+            project = await self._project(staging)
+        except BaseException:
+            image_id.cancel()
+            if looked is not None:
+                looked.result.cancel()
+            raise
+        base_id = await image_id
         image = await chosen.dependencies.image_for(
             job_id=job.id, project=project, base_id=base_id, log=log
         )
@@ -257,7 +270,9 @@ class JobWorker:
         if not on_job_image:
             await env.warm.use(image)  # the project's next job likely needs the same image
         chosen.dependencies.collect_if_due()
-        warm = await self._claim_warm(project, image, base_id if on_job_image else None)
+        warm = await self._claim_warm(
+            project, image, base_id if on_job_image else None, looked=looked
+        )
         if warm is not None:
             return warm, True
         container_id = await env.runtime.create_job_container(
@@ -274,7 +289,18 @@ class JobWorker:
         await env.repo.set_container(job.id, container_id)
         return container_id, False
 
-    async def _claim_warm(self, project: Project, image: str, image_id: str | None) -> str | None:
+    def _look_at_warm(self, image: str) -> _Looked | None:
+        """Start inspecting the warm container a job on `image` would claim (if any), so the
+        claim need not wait for the answer; it is asked before the project goes in, so a
+        container that died while idle is told from one whose tests already ran."""
+        warm = self._env.warm.peek(image)
+        if warm is None:
+            return None
+        return _Looked(id=warm, result=_side_task(self._env.runtime.inspect(warm)))
+
+    async def _claim_warm(
+        self, project: Project, image: str, image_id: str | None, *, looked: _Looked | None
+    ) -> str | None:
         """The pool's warm container with the project in it, or None for the ordinary path.
 
         The project goes in before the container is recorded as the job's: a stored warm
@@ -283,11 +309,14 @@ class JobWorker:
         warm container is removed as an orphan."""
         env, job = self._env, self.job
         warm = env.warm.take(image=image, image_id=image_id)
+        if looked is not None and looked.id != warm:
+            looked.result.cancel()  # another job took that one meanwhile
         if warm is None:
             return None
         self.container_id = warm  # the reconciler now counts it as this job's
         try:
-            info = await env.runtime.inspect(warm)
+            inspected = looked.result if looked and looked.id == warm else env.runtime.inspect(warm)
+            info = await inspected
             if info is None or info.state is not ContainerState.RUNNING:
                 raise ContainerGoneError(f"it is {info.state.value if info else 'gone'}")
             await env.runtime.put_project(warm, project.tar)
@@ -454,3 +483,24 @@ class JobWorker:
         if self.container_id is not None:
             await self._env.runtime.remove(self.container_id)
         await self._env.repo.delete_archive(self.job.id)
+
+
+@dataclass(frozen=True)
+class _Looked:
+    """An inspection of warm container `id`, under way."""
+
+    id: str
+    result: asyncio.Future[ContainerInfo | None]
+
+
+def _side_task(work: Coroutine[object, object, T]) -> asyncio.Future[T]:
+    """`work` as a task whose exception counts as seen: the code that awaits it raises it, or
+    has cancelled it and moved on."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_retrieve)
+    return task
+
+
+def _retrieve(future: asyncio.Future[T]) -> None:
+    if not future.cancelled():
+        future.exception()
