@@ -40,10 +40,15 @@ from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
 from ci_common.repository import ControllerRepository
 from ci_common.settings import Settings
-from ci_controller.artifact_store import collect_artifacts
+from ci_controller.artifact_store import Collected, collect_artifacts
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
-from ci_controller.container_output import LOG_CHANNEL, RESULTS_CHANNEL, decode_frame
+from ci_controller.container_output import (
+    ARTIFACTS_CHANNEL,
+    LOG_CHANNEL,
+    RESULTS_CHANNEL,
+    decode_frame,
+)
 from ci_controller.dependency_plan import DependencyPlan, Selection
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
@@ -101,6 +106,8 @@ class JobWorker:
         self._cancel = asyncio.Event()
         self.container_id: str | None = job.container_id
         self._results = JobResults(repo=env.repo, job=job)
+        self._artifacts_ready = asyncio.Event()
+        """Set when PID 1 says the kept files are gathered (`ARTIFACTS_CHANNEL`)."""
 
     def request_cancel(self) -> None:
         if not self._cancel.is_set():
@@ -349,6 +356,7 @@ class JobWorker:
         runtime = self._env.runtime
         follower = asyncio.create_task(self._follow(container_id, log))
         waiter = asyncio.create_task(runtime.wait(container_id))
+        early = _side_task(self._artifacts_when_ready(container_id))
         try:
             stop = await self._race(waiter, deadline)
             if stop is not None:
@@ -360,14 +368,9 @@ class JobWorker:
                 await runtime.stop(container_id, grace=grace)
             status = await waiter
             await self._drain(follower, log)
-            await collect_artifacts(
-                repo=self._env.repo,
-                runtime=runtime,
-                job=self.job,
-                container_id=container_id,
-                log=log,
-                max_bytes=self._env.settings.max_artifacts_bytes,
-            )
+            collected = await self._artifacts(early, container_id)
+            for line in collected.notes:
+                await log.note(line)
         except ContainerGoneError as exc:
             raise RuntimeFault(
                 "the job's container vanished while it ran (removed outside the CI service?); "
@@ -376,7 +379,35 @@ class JobWorker:
         finally:
             follower.cancel()
             waiter.cancel()
+            early.cancel()
         return self._stopped(stop) if stop is not None else self._exited(status)
+
+    async def _artifacts_when_ready(self, container_id: str) -> Collected:
+        """The kept files, copied out as soon as PID 1 says they are gathered: while the
+        container is still exiting, so the copy and the exit overlap."""
+        await self._artifacts_ready.wait()
+        return await self._collect(container_id)
+
+    async def _artifacts(self, early: asyncio.Future[Collected], container_id: str) -> Collected:
+        """The kept files, once the container has exited and its output is drained: the early
+        copy's result, or a copy now when PID 1 never said they were ready (it was killed)
+        or the early copy failed (it raced the container's exit)."""
+        if self._artifacts_ready.is_set():
+            collected = await early
+            if not collected.failed:
+                return collected
+        else:
+            early.cancel()
+        return await self._collect(container_id)
+
+    async def _collect(self, container_id: str) -> Collected:
+        return await collect_artifacts(
+            repo=self._env.repo,
+            runtime=self._env.runtime,
+            job=self.job,
+            container_id=container_id,
+            max_bytes=self._env.settings.max_artifacts_bytes,
+        )
 
     async def _follow(self, container_id: str, log: JobLog) -> None:
         """Store the container's output and test results, each from its stored cursor on.
@@ -401,6 +432,8 @@ class JobWorker:
                     await self._results.add_frame(
                         LogFrame(position=frame.position, data=record.data)
                     )
+            elif record.channel == ARTIFACTS_CHANNEL:
+                self._artifacts_ready.set()
             else:
                 logger.warning("job %s: output on unknown channel %r", self.job.id, record.channel)
 
