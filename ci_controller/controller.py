@@ -46,9 +46,10 @@ from ci_common.python_versions import PythonRuntime
 from ci_common.repository import ControllerRepository
 from ci_common.settings import Settings
 from ci_controller.background import Background
+from ci_controller.job_dispatch import WorkerEnvironment
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
-from ci_controller.job_worker import JobWorker, WorkerEnvironment
+from ci_controller.job_worker import JobWorker
 from ci_controller.runtime import (
     ROLE_DEPENDENCY_BUILD,
     ROLE_JOB,
