@@ -118,8 +118,6 @@ class JobDispatch:
         """The job's container and whether it runs already (a claimed warm container)."""
         env, job = self._env, self.job
         chosen = env.images.for_job(job)
-        # Two independent waits (the engine's image id; the upload out of the database and
-        # unpacked) overlap rather than add up.
         # Independent waits overlap rather than add up: the engine's image id, whether the
         # warm container this job will likely claim still runs, and the upload out of the
         # database and unpacked.
