@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,15 @@ class ProjectArchive:
         return len(self.data)
 
 
-def pack_project(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ProjectArchive:
-    """Zip the project at `root`, or raise `ArchiveError` saying what to fix."""
+def pack_project(
+    root: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    on_file: Callable[[int], None] | None = None,
+) -> ProjectArchive:
+    """Zip the project at `root`, or raise `ArchiveError` saying what to fix. `on_file` is
+    called with the compressed size so far after each file, and may stop the packing by
+    raising."""
     if not root.exists():
         raise ArchiveError(f"{root} does not exist; give the path of your project directory")
     if not root.is_dir():
@@ -87,10 +95,12 @@ def pack_project(root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ProjectAr
             except OSError as exc:
                 raise ArchiveError(f"cannot read {path}: {exc.strerror}") from exc
             if buffer.tell() > max_bytes:
-                raise _too_big(max_bytes, more=True)
+                raise too_big(max_bytes, more=True)
+            if on_file is not None:
+                on_file(buffer.tell())
     data = buffer.getvalue()
     if len(data) > max_bytes:
-        raise _too_big(max_bytes, more=False)
+        raise too_big(max_bytes, more=False)
     return ProjectArchive(
         data=data, file_count=len(files), unpacked_bytes=unpacked, used_git=used_git
     )
@@ -108,7 +118,8 @@ def list_project(root: Path) -> list[tuple[str, int]]:
         raise ArchiveError(f"cannot read {exc.filename}: {exc.strerror}") from exc
 
 
-def _too_big(max_bytes: int, *, more: bool) -> ArchiveError:
+def too_big(max_bytes: int, *, more: bool) -> ArchiveError:
+    """The error for a project that packs to more than the upload limit."""
     return ArchiveError(
         f"the project packs to {'more than ' if more else ''}{format_size(max_bytes)} "
         f"compressed, over the upload limit of {format_size(max_bytes)}; add large files "

@@ -274,10 +274,11 @@ def submit_test(
     and exits with pytest's exit code; with --async, prints `Job submitted: <id>` and exits 0
     (`ci wait <id>` follows it later).
     """
-    from ci_client.archive import format_size, list_project, pack_project
+    from ci_client.archive import format_size, list_project
     from ci_client.job_request import JobRequest, check_packed, parse_env_options
+    from ci_client.preflight import prepare_upload
     from ci_client.project_root import find_project_root
-    from ci_client.provenance import git_provenance, project_name
+    from ci_client.provenance import project_name
 
     if path is None:
         root = find_project_root(Path.cwd())
@@ -300,12 +301,11 @@ def submit_test(
         groups=groups if groups or no_extras else None,
         artifacts=artifacts,
     )
-    with state.client() as client:
-        limits = client.limits()
-        request.check(limits)
-        archive = pack_project(path, max_bytes=limits.max_upload_bytes)
-        check_packed(archive, limits)
-        request = replace(request, project=project_name(path), git=git_provenance(path))
+    prepared = prepare_upload(path, request=request, connect=state.client)
+    archive = prepared.archive
+    with prepared.client as client:
+        check_packed(archive, prepared.limits)
+        request = replace(request, project=project_name(path), git=prepared.git)
         if rerun_failed is not None:
             request = replace(
                 request, rerun_failed_of=_rerun_source(client, rerun_failed, request.project)

@@ -9,8 +9,8 @@ Synchronous on purpose: a command-line tool does one thing at a time, and a bloc
 the easiest to use from scripts. The transport is injectable (`httpx.MockTransport` in unit
 tests, any `httpx.BaseTransport` elsewhere). httpx errors and HTTP error responses become the
 `ci_client.errors` family where they enter (`responses` says what each status means).
-Streams reconnect on their own after a dropped connection (`ReconnectPolicy`), resuming
-exactly after the last log chunk seen.
+Streams reconnect on their own after a dropped connection (`ReconnectPolicy`, in
+`ci_client.reconnect`), resuming exactly after the last log chunk seen.
 
 The wire models (`ci_common.api`) are pydantic; they are imported inside the methods that need
 them, so submitting with `--async` does not pay for building them at start-up.
@@ -19,9 +19,7 @@ them, so submitting with `--async` does not pay for building them at start-up.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote
 
@@ -29,48 +27,23 @@ from ci_client.errors import (
     ClientError,
     RequestRejected,
     ServerError,
-    ServerUnreachable,
-    StreamLost,
 )
 from ci_client.httpx_lean import httpx
-from ci_client.responses import check_response, json_object, retry_after, validate_model
+from ci_client.reconnect import STREAM_TIMEOUT, Reconnecting, ReconnectPolicy, StreamFollower
+from ci_client.responses import (
+    check_response,
+    json_object,
+    unreachable,
+    validate_model,
+    while_busy,
+)
 
 if TYPE_CHECKING:
     from ci_client.events import Event
     from ci_client.job_request import JobRequest, ServerLimits
-    from ci_client.stream import StreamCursor
     from ci_common.api import ArtifactView, FlakyTestView, JobView, TestResultView
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, write=120.0)
-BUSY_RETRIES = 5
-STREAM_TIMEOUT = httpx.Timeout(60.0, connect=5.0, write=120.0)
-"""Reads wait longer than the server's keep-alive period, so only a dead stream times out."""
-
-
-@dataclass(frozen=True)
-class ReconnectPolicy:
-    """Exponential backoff for reconnecting a dropped stream: `initial_delay`, doubling up to
-    `max_delay`, at most `max_attempts` failures in a row (the defaults ride out a server
-    restart of about a minute). Any new event received resets the count."""
-
-    initial_delay: float = 0.2
-    max_delay: float = 5.0
-    max_attempts: int = 15
-
-    def delay(self, attempt: int) -> float:
-        """The pause before reconnect number `attempt` (1-based)."""
-        return min(self.max_delay, self.initial_delay * 2 ** max(0, attempt - 1))
-
-
-@dataclass(frozen=True)
-class Reconnecting:
-    """A stream dropped and is about to be reconnected (for `on_reconnect` callbacks)."""
-
-    job_id: str
-    problem: str
-    delay: float
-    attempt: int
-    max_attempts: int
 
 
 class CIClient:
@@ -88,9 +61,7 @@ class CIClient:
         on_reconnect: Callable[[Reconnecting], None] | None = None,
     ) -> None:
         self.server_url = server_url.rstrip("/")
-        self.reconnect = reconnect or ReconnectPolicy()
         self._sleep = sleep
-        self._on_reconnect = on_reconnect
         self._http = httpx.Client(
             base_url=self.server_url,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "ci-client"},
@@ -100,6 +71,18 @@ class CIClient:
             # certificate to check (and redirects are not followed, so no https hop either).
             verify=self.server_url.startswith("https://"),
         )
+        self._streams = StreamFollower(
+            http=self._http,
+            server_url=self.server_url,
+            policy=reconnect or ReconnectPolicy(),
+            sleep=sleep,
+            on_reconnect=on_reconnect,
+        )
+
+    @property
+    def reconnect(self) -> ReconnectPolicy:
+        """How this client's streams reconnect after a drop."""
+        return self._streams.policy
 
     def __enter__(self) -> CIClient:
         return self
@@ -255,7 +238,7 @@ class CIClient:
                     into.write(block)
                     written += len(block)
         except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
+            raise unreachable(self.server_url, exc) from exc
         return written
 
     # -- streams --------------------------------------------------------------------------
@@ -273,7 +256,9 @@ class CIClient:
             data=request.form_fields() if request else None,
             timeout=STREAM_TIMEOUT,
         )
-        return self._follow(http_request, StreamCursor(job_id=None, replay=True), upload=True)
+        return self._streams.follow(
+            http_request, StreamCursor(job_id=None, replay=True), upload=True
+        )
 
     def stream(self, job_id: str, *, from_beginning: bool = False) -> Iterator[Event]:
         """Follow a job (`GET /jobs/{id}/stream`) until its `CompleteEvent`: from now on, or
@@ -281,88 +266,8 @@ class CIClient:
         from ci_client.stream import StreamCursor
 
         cursor = StreamCursor(job_id=job_id, replay=from_beginning)
-        request = self._stream_request(cursor, job_id)
-        return self._follow(request, cursor, upload=False)
-
-    def _stream_request(self, cursor: StreamCursor, job_id: str) -> httpx.Request:
-        return self._http.build_request(
-            "GET",
-            f"/jobs/{job_id}/stream",
-            params=cursor.resume_params(),
-            headers=cursor.resume_headers(),
-            timeout=STREAM_TIMEOUT,
-        )
-
-    def _follow(
-        self, request: httpx.Request, cursor: StreamCursor, *, upload: bool
-    ) -> Iterator[Event]:
-        """Yield the stream's events, reconnecting after drops until `complete` arrives."""
-        import httpx_sse
-
-        from ci_client.stream import iter_events
-
-        failures = 0
-        while True:
-            try:
-                with self._open_stream(request, job_id=cursor.job_id, upload=upload) as response:
-                    for event, event_id in iter_events(httpx_sse.EventSource(response)):
-                        if cursor.accept(event, event_id=event_id):
-                            failures = 0  # progress, not a mere reconnect, resets the budget
-                            yield event
-                        if event.type == "complete":
-                            return
-                problem = "the stream ended before the job completed"
-            except httpx.ConnectError as exc:
-                if cursor.job_id is None:
-                    raise self._unreachable(exc) from exc
-                problem = _describe(exc)
-            except httpx.TransportError as exc:
-                problem = _describe(exc)
-            except ServerError as exc:
-                if exc.status_code is None or cursor.job_id is None:
-                    raise
-                problem = exc.message
-            if cursor.job_id is None:
-                raise ServerUnreachable(
-                    f"lost the connection to {self.server_url} while submitting ({problem}); the "
-                    "job may or may not have been created: `ci list` shows your jobs"
-                )
-            failures += 1
-            if failures > self.reconnect.max_attempts:
-                raise StreamLost(
-                    f"lost the stream of job {cursor.job_id} ({problem}) and could not reconnect "
-                    f"to {self.server_url} after {self.reconnect.max_attempts} attempts; the job "
-                    f"goes on: `ci wait {cursor.job_id}` reattaches",
-                    job_id=cursor.job_id,
-                )
-            delay = self.reconnect.delay(failures)
-            if self._on_reconnect is not None:
-                self._on_reconnect(
-                    Reconnecting(
-                        job_id=cursor.job_id,
-                        problem=problem,
-                        delay=delay,
-                        attempt=failures,
-                        max_attempts=self.reconnect.max_attempts,
-                    )
-                )
-            self._sleep(delay)
-            request = self._stream_request(cursor, cursor.job_id)
-            upload = False
-
-    @contextmanager
-    def _open_stream(
-        self, request: httpx.Request, *, job_id: str | None, upload: bool
-    ) -> Generator[httpx.Response]:
-        """Send a streamed request, turn an error status into a client error, always close."""
-        response = self._while_busy(lambda: self._http.send(request, stream=True))
-        try:
-            if response.is_error:
-                response.read()
-                check_response(response, job_id=job_id, upload=upload)
-            yield response
-        finally:
-            response.close()
+        request = self._streams.request_for(cursor, job_id)
+        return self._streams.follow(request, cursor, upload=False)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -378,42 +283,18 @@ class CIClient:
         data: dict[str, str] | None = None,
     ) -> httpx.Response:
         try:
-            response = self._while_busy(
-                lambda: self._http.request(method, path, params=params, files=files, data=data)
+            response = while_busy(
+                lambda: self._http.request(method, path, params=params, files=files, data=data),
+                sleep=self._sleep,
             )
         except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
+            raise unreachable(self.server_url, exc) from exc
         check_response(response, job_id=job_id, upload=upload)
         return response
-
-    def _while_busy(self, send: Callable[[], httpx.Response]) -> httpx.Response:
-        """`send()`, sent again while the server answers 503 with `Retry-After` (all upload
-        slots taken, the database busy): such an answer means "soon", not "no"."""
-        response = send()
-        for _ in range(BUSY_RETRIES):
-            wait = retry_after(response)
-            if wait is None:
-                break
-            response.close()
-            self._sleep(wait)
-            response = send()
-        return response
-
-    def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
-        return ServerUnreachable(
-            f"cannot reach the CI server at {self.server_url} ({_describe(exc)}); check the URL "
-            "(--server, CI_SERVER_URL or `ci config set server_url URL`) and that the server "
-            "is running"
-        )
 
 
 def _upload(archive: bytes) -> dict[str, tuple[str, bytes, str]]:
     return {"file": ("project.zip", archive, "application/zip")}
-
-
-def _describe(exc: httpx.TransportError) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 
 
 __all__ = ["CIClient", "ClientError", "ReconnectPolicy", "Reconnecting", "check_response"]

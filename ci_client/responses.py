@@ -7,6 +7,7 @@ is the JSON object (or wire model) the client expected, or a `ServerError` sayin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar, cast
 
 from ci_client.errors import (
@@ -14,6 +15,7 @@ from ci_client.errors import (
     JobNotFound,
     RequestRejected,
     ServerError,
+    ServerUnreachable,
     UploadRejected,
 )
 from ci_client.httpx_lean import httpx
@@ -21,6 +23,7 @@ from ci_client.httpx_lean import httpx
 _T = TypeVar("_T")
 
 BUSY_MAX_WAIT_SECONDS = 10.0
+BUSY_RETRIES = 5
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -31,6 +34,37 @@ def retry_after(response: httpx.Response) -> float | None:
         return min(max(0.0, float(response.headers["Retry-After"])), BUSY_MAX_WAIT_SECONDS)
     except (KeyError, ValueError):
         return None
+
+
+def while_busy(
+    send: Callable[[], httpx.Response], *, sleep: Callable[[float], None]
+) -> httpx.Response:
+    """`send()`, sent again while the server answers 503 with `Retry-After` (all upload
+    slots taken, the database busy): such an answer means "soon", not "no"."""
+    response = send()
+    for _ in range(BUSY_RETRIES):
+        wait = retry_after(response)
+        if wait is None:
+            break
+        response.close()
+        sleep(wait)
+        response = send()
+    return response
+
+
+def unreachable(server_url: str, exc: httpx.TransportError) -> ServerUnreachable:
+    """The error for a request that never reached the server, saying what to check."""
+    return ServerUnreachable(
+        f"cannot reach the CI server at {server_url} ({describe(exc)}); check the URL "
+        "(--server, CI_SERVER_URL or `ci config set server_url URL`) and that the server "
+        "is running"
+    )
+
+
+def describe(exc: httpx.TransportError) -> str:
+    """A transport error in a few words, its type included."""
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 
 
 def check_response(response: httpx.Response, *, job_id: str | None, upload: bool) -> None:

@@ -1,10 +1,14 @@
 """Taking a finished job's kept files out of its container into the database.
 
-Runs once the container has exited and its output is drained, whatever ended the job (a
-timed-out or cancelled job keeps what its tests had written). The copy goes through a
-temporary file (the archive API's tar, cut off a little past the cap), never memory; see
-`artifacts` for what PID 1 gathered before. A failure here never fails the job: the log
-says what is missing.
+Runs as soon as the container's PID 1 said the files are gathered (`ARTIFACTS_CHANNEL`), while
+the container is still going down, so the copy overlaps its exit instead of following it;
+else (PID 1 killed, a copy that failed mid-exit) once the container has exited and its output
+is drained, whatever ended the job (a timed-out or cancelled job keeps what its tests had
+written). The job is completed only after this, so no client ever sees a finished job
+without its files, and a controller killed meanwhile adopts the job and collects them again.
+The copy goes through a temporary file (the archive API's tar, cut off a little past the cap),
+never memory; see `artifacts` for what PID 1 gathered before. A failure here never fails the
+job: the log says what is missing.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ import logging
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 
 from ci_common.errors import StorageError
 from ci_common.models import Job
 from ci_common.repository import ArtifactRepository
 from ci_controller.artifacts import OUTPUT_DIR, Manifest, kept_files, notes
-from ci_controller.job_log import JobLog
 from ci_controller.runtime import ContainerRuntime, RuntimeFault
 
 logger = logging.getLogger(__name__)
@@ -28,16 +32,25 @@ TAR_SLACK_BYTES = 1024 * 1024
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 
 
+@dataclass(frozen=True)
+class Collected:
+    """What `collect_artifacts` did: the log's lines about it, and whether the copy failed
+    (the engine or the archive; a copy tried before the container exited may succeed after)."""
+
+    notes: list[str]
+    failed: bool = False
+
+
 async def collect_artifacts(
     *,
     repo: ArtifactRepository,
     runtime: ContainerRuntime,
     job: Job,
     container_id: str,
-    log: JobLog,
     max_bytes: int,
-) -> None:
-    """Store the files the job's container kept, and note in `log` what was not kept."""
+) -> Collected:
+    """Store the files the job's container kept; the result says what the log should add
+    (the caller writes it after the job's output, in order)."""
     began = time.monotonic()
     limit = max_bytes + max_bytes // 10 + TAR_SLACK_BYTES
     manifest = Manifest()
@@ -47,7 +60,7 @@ async def collect_artifacts(
             if not await runtime.copy_out(
                 container_id, f"/{OUTPUT_DIR}", into=spool, max_bytes=limit
             ):
-                return  # the project never arrived: nothing ran, nothing to keep
+                return Collected([])  # the project never arrived: nothing ran, nothing to keep
             spool.seek(0)
             with tarfile.open(fileobj=spool, mode="r|") as archive:
                 for kept in kept_files(archive, max_bytes=max_bytes, manifest=manifest):
@@ -57,12 +70,11 @@ async def collect_artifacts(
                     stored += 1
     except (RuntimeFault, tarfile.TarError, OSError) as exc:
         logger.warning("job %s: artifacts not collected: %s", job.id, exc)
-        await log.note(f"the kept files (artifacts) could not be taken out of the container: {exc}")
-        return
+        note = f"the kept files (artifacts) could not be taken out of the container: {exc}"
+        return Collected([note], failed=True)
     except StorageError:
         raise
     logger.info(
         "job %s: %d artifact(s) stored in %.0f ms", job.id, stored, (time.monotonic() - began) * 1e3
     )
-    for line in notes(manifest, max_bytes=max_bytes):
-        await log.note(line)
+    return Collected(notes(manifest, max_bytes=max_bytes))

@@ -7,8 +7,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def side_task(work: Coroutine[object, object, T]) -> asyncio.Future[T]:
+    """`work` as a task whose exception counts as seen: the code that awaits it raises it, or
+    has cancelled it and moved on (no "exception was never retrieved" at exit)."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_retrieve)
+    return task
+
+
+def _retrieve(future: asyncio.Future[T]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class Background:

@@ -218,6 +218,7 @@ if job:
         collect_artifacts({at(JOB_FILE)!r}, {at(JOB_WORKDIR)!r}, {at(OUTPUT_DIR)!r})
     except Exception as exc:
         print("[ci] the artifacts could not be collected:", exc, flush=True)
+    send(b"ready", ARTIFACTS_CHANNEL)
     os._exit(code)
 os.close(output)
 os.close(results)

@@ -19,7 +19,8 @@ character (Docker would store the halves of one as U+FFFD).
 no record (written by PID 1 itself, by a container started before this framing, by any other
 container) is output as it stands. The channel byte after `ESCAPE` says what a record carries:
 `LOG_CHANNEL` the job's stdout and stderr, `RESULTS_CHANNEL` our pytest plugin's JSON lines
-(per-test results, read by PID 1 from a pipe of their own, see `bootstrap`), and
+(per-test results, read by PID 1 from a pipe of their own, see `bootstrap`),
+`ARTIFACTS_CHANNEL` one record saying the kept files are ready to be copied out, and
 `job_worker` routes records by channel in one place. Both travel in the one Docker stream, so
 a results record has a log position like any output, and the results are stored with their
 own cursor into that stream (`job_results`), as durable as the log.
@@ -38,6 +39,9 @@ LOG_RECORD: Final = ESCAPE + LOG_CHANNEL
 RESULTS_CHANNEL: Final = b"t"
 """Our pytest plugin's records (`job_plugin/_ci_pytest_results.py`): one JSON object a line,
 a line possibly spread over several records."""
+ARTIFACTS_CHANNEL: Final = b"a"
+"""PID 1's word that the kept files are gathered (`artifacts`), sent just before it exits: the
+controller may copy them out while the container is still going down."""
 RECORD_BYTES: Final = 16_000
 """The most a record holds (escaped, before its marker and newline): under Docker's 16 KiB
 line buffer, so Docker never splits one."""
@@ -107,6 +111,7 @@ def encoder_source() -> str:
         "ESCAPE": ESCAPE,
         "LOG_CHANNEL": LOG_CHANNEL,
         "RESULTS_CHANNEL": RESULTS_CHANNEL,
+        "ARTIFACTS_CHANNEL": ARTIFACTS_CHANNEL,
         "RECORD_BYTES": RECORD_BYTES,
     }
     lines = [f"{name} = {value!r}" for name, value in constants.items()]

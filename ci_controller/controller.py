@@ -56,9 +56,10 @@ from ci_common.models import DEFAULT_ENGINE, Job, JobConclusion, JobId, JobStatu
 from ci_common.python_versions import PythonRuntime
 from ci_common.repository import ControllerRepository
 from ci_controller.background import Background
+from ci_controller.job_dispatch import WorkerEnvironment
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
-from ci_controller.job_worker import JobWorker, WorkerEnvironment
+from ci_controller.job_worker import JobWorker
 from ci_controller.lost_engines import sweep_lost_engines
 from ci_controller.metrics import ControllerMetrics
 from ci_controller.runtime import (

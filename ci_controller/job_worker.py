@@ -1,19 +1,20 @@
 """One job from `running` to `completed`: prepare, start, follow, stop if asked, finalize.
 
 Each running job has one worker (one asyncio task), so everything about a job happens in
-order. A worker either dispatches a job the controller has just marked running (stage the
-project's tar on disk (`project.Staging`, removed once the container has it), find or build
-its dependency image, create the container with the project in it, record the container id,
-start it; or claim the warm container of its image (`warm_pool`: the job image's, or the
-dependency image's the last job with dependencies used), which is running already, and copy
-the project in) or adopts one
+order. A worker either dispatches a job the controller has just marked running (`job_dispatch`:
+stage the project's tar on disk (`project.Staging`, removed once the container has it), find
+or build its dependency image, create the container with the project in it, record the
+container id, start it; or claim the warm container of its image (`warm_pool`: the job image's,
+or the dependency image's the last job with dependencies used), which is running already, and
+copy the project in) or adopts one
 whose container already exists (after a controller restart), and from then on both paths are
 the same: follow the output into the job log from the stored cursor while waiting for the
 container to exit, a cancel request, or the wall-time deadline (counted from `started_at`, so
 a restart does not extend it).
 
 The end is always the same sequence: stop the container if it must stop, wait for it, drain
-its output completely, store the closing note, and only then `complete_job`. Removing the
+its output completely, store the kept files (copied out while the container went down:
+`artifact_store`) and the closing note, and only then `complete_job`. Removing the
 container and deleting the stored upload happen afterwards in the background, never delaying
 the moment a user sees the result.
 
@@ -29,22 +30,21 @@ import asyncio
 import contextlib
 import logging
 import math
-import shlex
-import zipfile
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
-from ci_common.repository import ControllerRepository
-from ci_controller.artifact_store import collect_artifacts
-from ci_controller.background import Background
-from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
-from ci_controller.container_output import LOG_CHANNEL, RESULTS_CHANNEL, decode_frame
-from ci_controller.dependency_plan import DependencyPlan, Selection
-from ci_controller.job_images import JobImages
+from ci_controller.artifact_store import Collected, collect_artifacts
+from ci_controller.background import side_task
+from ci_controller.container_output import (
+    ARTIFACTS_CHANNEL,
+    LOG_CHANNEL,
+    RESULTS_CHANNEL,
+    decode_frame,
+)
+from ci_controller.job_dispatch import JobDispatch, WorkerEnvironment
 from ci_controller.job_log import JobLog
 from ci_controller.job_outcome import (
     Outcome,
@@ -53,24 +53,17 @@ from ci_controller.job_outcome import (
     exit_outcome,
     stopped_outcome,
 )
-from ci_controller.job_plugins import plugin_files
-from ci_controller.job_results import JobResults, files_hash
+from ci_controller.job_results import JobResults
 from ci_controller.log_cursor import LogPosition
-from ci_controller.metrics import ControllerMetrics
-from ci_controller.project import Project, ProjectArchiveError, Staging, build_project
+from ci_controller.project import ProjectArchiveError, Staging
 from ci_controller.runtime import (
     ContainerGoneError,
     ContainerInfo,
-    ContainerRuntime,
     ContainerState,
     ExitStatus,
-    JobContainerSpec,
     LogFrame,
     RuntimeFault,
-    Sandbox,
 )
-from ci_controller.settings import ControllerSettings
-from ci_controller.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
 
@@ -79,19 +72,6 @@ TIMEOUT_GRACE_SECONDS = 5.0
 DRAIN_TIMEOUT_SECONDS = 30.0
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class WorkerEnvironment:
-    """What every worker shares, wired once by the controller."""
-
-    repo: ControllerRepository
-    runtime: ContainerRuntime
-    settings: ControllerSettings
-    images: JobImages
-    background: Background
-    warm: WarmPool
-    metrics: ControllerMetrics
 
 
 class JobWorker:
@@ -103,6 +83,8 @@ class JobWorker:
         self._cancel = asyncio.Event()
         self.container_id: str | None = job.container_id
         self._results = JobResults(repo=env.repo, job=job)
+        self._artifacts_ready = asyncio.Event()
+        """Set when PID 1 says the kept files are gathered (`ARTIFACTS_CHANNEL`)."""
 
     def request_cancel(self) -> None:
         if not self._cancel.is_set():
@@ -177,15 +159,16 @@ class JobWorker:
     async def _supervise(self, container: ContainerInfo | None, log: JobLog) -> Outcome:
         deadline = self._deadline()
         if container is None:
-            await self._announce(log)
+            dispatch = self._dispatch()
+            await dispatch.announce(log)
             # The project's files live until the container has it, and go however this ends.
             with Staging() as staging:
-                prepared = await self._until_stopped(self._prepare(staging, log), deadline)
+                prepared = await self._until_stopped(dispatch.prepare(staging, log), deadline)
                 if isinstance(prepared, StopReason):
                     return self._stopped(prepared)
                 container_id, started = prepared
                 if not started:
-                    await self._start(container_id)
+                    await dispatch.start(container_id)
         else:
             container_id = self.container_id = container.id
             logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
@@ -196,132 +179,28 @@ class JobWorker:
                 # in: the bootstrap is still waiting for it, so give it.
                 logger.info("job %s: handing its container the project", self.job.id)
                 with Staging() as staging:
-                    project = await self._project(staging)
+                    project = await self._dispatch().project(staging)
                     await self._env.runtime.put_project(container_id, project.tar)
         return await self._watch(container_id, log, deadline)
+
+    def _dispatch(self) -> JobDispatch:
+        return JobDispatch(
+            job=self.job, env=self._env, results=self._results, use_container=self._use_container
+        )
+
+    def _use_container(self, container_id: str | None) -> None:
+        self.container_id = container_id
 
     def _deadline(self) -> float:
         started = self.job.started_at or datetime.now(UTC)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         return asyncio.get_running_loop().time() + self._env.settings.job_timeout - elapsed
 
-    async def _project(self, staging: Staging) -> Project:
-        """The stored upload, copied to `staging` in blocks and unpacked into its tar there
-        (in a thread: it may take seconds for a large project)."""
-        with staging.upload.open("r+b") as upload:  # it exists: see `Staging`
-            found = await self._env.repo.copy_archive(self.job.id, upload)
-        if not found:
-            raise RuntimeFault("the uploaded project is no longer stored; submit the job again")
-        try:
-            await self._results.know_files(await asyncio.to_thread(files_hash, staging.upload))
-        except (OSError, zipfile.BadZipFile) as exc:
-            raise ProjectArchiveError(f"the uploaded project cannot be read: {exc}") from exc
-        job = self.job
-
-        artifact_bytes = self._env.settings.max_artifacts_bytes
-
-        def with_plan(plan: DependencyPlan) -> bytes:
-            return job_file(job, plan=plan, artifact_bytes=artifact_bytes)
-
-        return await asyncio.to_thread(
-            build_project,
-            staging.upload,
-            staging.tar,
-            job_file=with_plan,
-            selection=Selection(extras=job.extras, groups=job.groups),
-            support_files=plugin_files(job.rerun_node_ids),
-            stop=staging.stop,
-        )
-
-    async def _announce(self, log: JobLog) -> None:
-        """Say at the log's start which Python runs the tests, and what the submit asked for
-        beyond pytest's defaults (the environment's names only: its values may be secrets,
-        and the job JSON has them)."""
-        job = self.job
-        chosen = self._env.images.for_job(job)
-        if chosen.python is not None:
-            await log.note(f"Python {chosen.python} (image {chosen.image})")
-        if job.pytest_args:
-            await log.note(f"pytest arguments: {shlex.join(job.pytest_args)}")
-        if job.env:
-            await log.note(f"environment: {', '.join(sorted(job.env))} (values not shown)")
-
-    async def _prepare(self, staging: Staging, log: JobLog) -> tuple[str, bool]:
-        """The job's container and whether it runs already (a claimed warm container)."""
-        env, job = self._env, self.job
-        project = await self._project(staging)
-        chosen = env.images.for_job(job)
-        base_id = await env.runtime.ensure_image(chosen.image)
-        image = await chosen.dependencies.image_for(
-            job_id=job.id, project=project, base_id=base_id, log=log
-        )
-        on_job_image = image == env.settings.job_image
-        if not on_job_image:
-            await env.warm.use(image)  # the project's next job likely needs the same image
-        chosen.dependencies.collect_if_due()
-        warm = await self._claim_warm(project, image, base_id if on_job_image else None)
-        if warm is not None:
-            return warm, True
-        container_id = await env.runtime.create_job_container(
-            JobContainerSpec(
-                job_id=job.id,
-                image=image,
-                project_tar=project.tar,
-                command=JOB_COMMAND,
-                sandbox=Sandbox.for_jobs(env.settings),
-                environment=JOB_ENVIRONMENT,
-            )
-        )
-        self.container_id = container_id
-        await env.repo.set_container(job.id, container_id)
-        return container_id, False
-
-    async def _claim_warm(self, project: Project, image: str, image_id: str | None) -> str | None:
-        """The pool's warm container with the project in it, or None for the ordinary path.
-
-        The project goes in before the container is recorded as the job's: a stored warm
-        container therefore (almost) always has its project, and if the controller dies in
-        between, the job has no container yet and is dispatched again while the unreferenced
-        warm container is removed as an orphan."""
-        env, job = self._env, self.job
-        warm = env.warm.take(image=image, image_id=image_id)
-        if warm is None:
-            return None
-        self.container_id = warm  # the reconciler now counts it as this job's
-        try:
-            info = await env.runtime.inspect(warm)
-            if info is None or info.state is not ContainerState.RUNNING:
-                raise ContainerGoneError(f"it is {info.state.value if info else 'gone'}")
-            await env.runtime.put_project(warm, project.tar)
-        except RuntimeFault as exc:
-            logger.warning("job %s: warm container unusable (%s); starting its own", job.id, exc)
-            self.container_id = None
-            env.background.spawn(env.runtime.remove(warm), what=f"remove warm {warm[:12]}")
-            return None
-        await env.repo.set_container(job.id, warm)
-        waited = (datetime.now(UTC) - job.created_at).total_seconds() * 1000
-        logger.info(
-            "job %s: warm container %s claimed (%.0f ms after submission)",
-            job.id,
-            warm[:12],
-            waited,
-        )
-        return warm
-
-    async def _start(self, container_id: str) -> None:
-        await self._env.runtime.start(container_id)
-        waited = (datetime.now(UTC) - self.job.created_at).total_seconds() * 1000
-        logger.info(
-            "job %s: container %s started (%.0f ms after submission)",
-            self.job.id,
-            container_id[:12],
-            waited,
-        )
-
     async def _watch(self, container_id: str, log: JobLog, deadline: float) -> Outcome:
         runtime = self._env.runtime
         follower = asyncio.create_task(self._follow(container_id, log))
         waiter = asyncio.create_task(runtime.wait(container_id))
+        early = side_task(self._artifacts_when_ready(container_id))
         try:
             stop = await self._race(waiter, deadline)
             if stop is not None:
@@ -333,14 +212,9 @@ class JobWorker:
                 await runtime.stop(container_id, grace=grace)
             status = await waiter
             await self._drain(follower, log)
-            await collect_artifacts(
-                repo=self._env.repo,
-                runtime=runtime,
-                job=self.job,
-                container_id=container_id,
-                log=log,
-                max_bytes=self._env.settings.max_artifacts_bytes,
-            )
+            collected = await self._artifacts(early, container_id)
+            for line in collected.notes:
+                await log.note(line)
         except ContainerGoneError as exc:
             raise RuntimeFault(
                 "the job's container vanished while it ran (removed outside the CI service?); "
@@ -349,7 +223,35 @@ class JobWorker:
         finally:
             follower.cancel()
             waiter.cancel()
+            early.cancel()
         return self._stopped(stop) if stop is not None else self._exited(status)
+
+    async def _artifacts_when_ready(self, container_id: str) -> Collected:
+        """The kept files, copied out as soon as PID 1 says they are gathered: while the
+        container is still exiting, so the copy and the exit overlap."""
+        await self._artifacts_ready.wait()
+        return await self._collect(container_id)
+
+    async def _artifacts(self, early: asyncio.Future[Collected], container_id: str) -> Collected:
+        """The kept files, once the container has exited and its output is drained: the early
+        copy's result, or a copy now when PID 1 never said they were ready (it was killed)
+        or the early copy failed (it raced the container's exit)."""
+        if self._artifacts_ready.is_set():
+            collected = await early
+            if not collected.failed:
+                return collected
+        else:
+            early.cancel()
+        return await self._collect(container_id)
+
+    async def _collect(self, container_id: str) -> Collected:
+        return await collect_artifacts(
+            repo=self._env.repo,
+            runtime=self._env.runtime,
+            job=self.job,
+            container_id=container_id,
+            max_bytes=self._env.settings.max_artifacts_bytes,
+        )
 
     async def _follow(self, container_id: str, log: JobLog) -> None:
         """Store the container's output and test results, each from its stored cursor on.
@@ -374,6 +276,8 @@ class JobWorker:
                     await self._results.add_frame(
                         LogFrame(position=frame.position, data=record.data)
                     )
+            elif record.channel == ARTIFACTS_CHANNEL:
+                self._artifacts_ready.set()
             else:
                 logger.warning("job %s: output on unknown channel %r", self.job.id, record.channel)
 

@@ -100,6 +100,11 @@ class WarmPool:
             except RuntimeFault as exc:
                 logger.warning("could not remove the warm container %s: %s", old.id[:12], exc)
 
+    def peek(self, image: str) -> str | None:
+        """The warm container a job on `image` would be given now, left in the pool."""
+        ready = self._ready.get(image)
+        return None if ready is None else ready.id
+
     def take(self, *, image: str, image_id: str | None = None) -> str | None:
         """The warm container for a job on `image` (whose id must be `image_id` when given:
         the job image may have been rebuilt), now the caller's alone, or None. A replacement

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 from controller_world import World
 from fake_runtime import FakeContainer
@@ -19,8 +20,10 @@ from fake_runtime import FakeContainer
 from ci_common.job_options import JobOptions
 from ci_common.models import JobConclusion, JobId
 from ci_controller.bootstrap import bootstrap
+from ci_controller.container_output import ARTIFACTS_CHANNEL, encode_records
 from ci_controller.job_plugins import JUNIT_PLUGIN, JUNIT_VARIABLE
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
+from ci_controller.runtime import ContainerState
 from ci_persistence.database import to_text
 
 
@@ -74,6 +77,81 @@ async def test_the_output_directory_is_stored_and_the_manifest_becomes_notes(wor
     )
 
 
+def ready_word() -> bytes:
+    """PID 1's record saying the kept files are gathered, as Docker stores it."""
+    return encode_records(b"ready", channel=ARTIFACTS_CHANNEL)
+
+
+async def test_the_kept_files_are_copied_out_while_the_container_goes_down(
+    world: World,
+) -> None:
+    copied_while_running: list[bool] = []
+    real_copy_out = world.runtime.copy_out
+
+    async def copy_out(container_id: str, path: str, *, into: IO[bytes], max_bytes: int) -> bool:
+        container = world.runtime.containers[container_id]
+        copied_while_running.append(container.state is ContainerState.RUNNING)
+        found = await real_copy_out(container_id, path, into=into, max_bytes=max_bytes)
+        container.exit(0)  # the container finishes going down only now
+        return found
+
+    def start(container: FakeContainer) -> None:
+        container.files[".ci-output/junit.xml"] = b"<testsuites/>"
+        container.emit(b"1 passed\n")
+        container.emit(ready_word())  # ... and it does not exit by itself
+
+    world.runtime.copy_out = copy_out
+    world.runtime.on_start = start
+    job = await world.submit()
+    await world.reconciled()
+
+    done = await world.job(job)
+    assert done.conclusion is JobConclusion.SUCCESS
+    assert copied_while_running == [True]
+    assert await stored(world, job.id) == {"junit.xml": b"<testsuites/>"}
+    assert await world.test_output(job) == "1 passed\n"  # the word is no output
+
+
+async def test_without_pid_1_s_word_the_files_are_copied_after_the_exit(world: World) -> None:
+    states: list[ContainerState] = []
+    real_copy_out = world.runtime.copy_out
+
+    async def copy_out(container_id: str, path: str, *, into: IO[bytes], max_bytes: int) -> bool:
+        states.append(world.runtime.containers[container_id].state)
+        return await real_copy_out(container_id, path, into=into, max_bytes=max_bytes)
+
+    world.runtime.copy_out = copy_out
+    world.runtime.on_start = finishing_with({".ci-output/junit.xml": b"<testsuites/>"}, code=137)
+    job = await world.submit()
+    await world.reconciled()
+
+    assert states == [ContainerState.EXITED]
+    assert await stored(world, job.id) == {"junit.xml": b"<testsuites/>"}
+
+
+async def test_a_controller_killed_before_storing_them_leaves_them_to_the_next(
+    world: World,
+) -> None:
+    """Killed after the job's whole output (PID 1's word included) was stored but before its
+    files were: the job is still running, so the next controller adopts it and stores them."""
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    container = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
+    await world.server.set_container(job.id, container.id)
+    container.files[".ci-output/junit.xml"] = b"<testsuites/>"
+    output = container.emit(b"1 passed\n")
+    word = container.emit(ready_word())
+    container.exit(0)
+    await world.server.append_log(job.id, "1 passed\n", cursor=output.position.encode())
+    await world.server.append_log(job.id, "", cursor=word.position.encode())
+
+    await world.reconciled()
+
+    assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
+    assert await stored(world, job.id) == {"junit.xml": b"<testsuites/>"}
+    assert await world.test_output(job) == "1 passed\n"
+
+
 async def test_the_controller_stores_no_more_than_the_cap(world: World) -> None:
     world.runtime.on_start = finishing_with(
         {
@@ -99,7 +177,7 @@ def test_pid_1_copies_what_the_patterns_match_within_the_cap(tmp_path: Path) -> 
     (workspace / "escape").symlink_to(tmp_path / "secret")
     (tmp_path / ".ci-output").mkdir()
     (tmp_path / READY_MARKER).touch()
-    request = {
+    request: dict[str, object] = {
         "pytest_args": [],
         "env": {},
         "artifacts": ["htmlcov/**", "coverage.xml", "huge.bin", "escape", "none-*"],

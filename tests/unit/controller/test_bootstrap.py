@@ -17,7 +17,13 @@ import pytest
 from test_container_output import docker_messages
 
 from ci_controller.bootstrap import DISK_FULL_EXIT, bootstrap, exit_status
-from ci_controller.container_output import LOG_CHANNEL, RESULTS_CHANNEL, decode_frame
+from ci_controller.container_output import (
+    ARTIFACTS_CHANNEL,
+    LOG_CHANNEL,
+    RESULTS_CHANNEL,
+    OutputRecord,
+    decode_frame,
+)
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
 from ci_controller.project_link import project_link
 from ci_controller.runtime import PROJECT_MISSING_EXIT, ExitStatus
@@ -42,8 +48,10 @@ def start(root: Path, *command: str, wait_seconds: int | None = 5) -> subprocess
 
 
 def decoded(messages: bytes) -> str:
-    """The job's output from what PID 1 wrote, one Docker message per line."""
-    return b"".join(decode_frame(message).data for message in docker_messages(messages)).decode()
+    """The job's output from what PID 1 wrote, one Docker message per line (without its word
+    that the kept files are ready)."""
+    records = [decode_frame(message) for message in docker_messages(messages)]
+    return b"".join(r.data for r in records if r.channel != ARTIFACTS_CHANNEL).decode()
 
 
 def run(root: Path, *command: str, wait_seconds: int | None = 5) -> tuple[int, str, str]:
@@ -101,7 +109,10 @@ def test_the_plugins_records_go_out_on_the_results_channel_apart_from_the_output
     assert by_channel == {
         LOG_CHANNEL: b'output\n{"kind": "test"} printed\n',
         RESULTS_CHANNEL: b'{"kind": "session"}\n' + b"x" * 40000 + b"\n",
+        ARTIFACTS_CHANNEL: b"ready",
     }
+    # PID 1's word that the kept files are ready comes last, once they are gathered.
+    assert records[-1] == OutputRecord(channel=ARTIFACTS_CHANNEL, data=b"ready")
 
 
 def test_sigterm_reaches_the_job_and_ends_the_container_with_143(root: Path) -> None:
