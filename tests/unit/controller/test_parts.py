@@ -159,6 +159,21 @@ async def test_a_batch_is_flushed_at_once_when_large(world: World) -> None:
     await log.close()
 
 
+async def test_a_verbose_burst_is_stored_in_few_large_chunks(world: World) -> None:
+    """A job printing as fast as it can: 240 KB of Docker messages arriving at once are one
+    transaction, not one per 64 KiB (each costs the controller round trips to SQLite)."""
+    job = await world.submit()
+    log = JobLog(repo=world.repo, job_id=job.id, max_bytes=10**7)
+    for n in range(15):
+        await log.add_frame(_frame(n + 1, b"x" * 15_999 + b"\n"))
+    assert await world.repo.read_logs(job.id) == []  # not yet: under the batch size
+    await log.close()
+
+    [chunk] = await world.repo.read_logs(job.id)
+    assert len(chunk.data) == 240_000
+    assert (await world.job(job)).log_cursor == LogPosition(15, 1).encode()
+
+
 async def test_a_batch_is_flushed_within_a_fraction_of_a_second(world: World) -> None:
     job = await world.submit()
     log = JobLog(repo=world.repo, job_id=job.id, max_bytes=10**6)
