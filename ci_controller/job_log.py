@@ -51,6 +51,9 @@ class JobLog:
         self._truncated = False
         self._pending: list[str] = []
         self._pending_bytes = 0
+        self._storing_bytes = 0
+        """The batch being written: neither pending nor stored, yet counted against the cap
+        (a timer's flush runs beside `add_frame`)."""
         self._position: LogPosition | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._lock = asyncio.Lock()
@@ -78,7 +81,7 @@ class JobLog:
             return
         text = self._decoder.decode(frame.data)
         size = len(text.encode())
-        if self._stored_bytes + self._pending_bytes + size > self._max_bytes:
+        if self._stored_bytes + self._storing_bytes + self._pending_bytes + size > self._max_bytes:
             await self._truncate(frame.position)
             return
         self._buffer(text, size)
@@ -147,6 +150,7 @@ class JobLog:
         # Take the batch before awaiting: frames keep arriving while the write is in flight.
         text, size, position = "".join(self._pending), self._pending_bytes, self._position
         self._pending, self._pending_bytes, self._position = [], 0, None
+        self._storing_bytes = size
         try:
             await self._append(text, cursor=position.encode() if position else None)
         except asyncio.CancelledError:
@@ -159,6 +163,8 @@ class JobLog:
             self._pending_bytes += size
             self._position = self._position or position
             raise
+        finally:
+            self._storing_bytes = 0
 
     async def _append(self, text: str, *, cursor: str | None) -> None:
         await self._repo.append_log(self._job_id, text, cursor=cursor)
