@@ -192,6 +192,7 @@ if job:
     os.write(wake, b"0")  # the job may have ended before the handler was there
     watched = [output, results, woken]
     status = None
+    carry = b""
     while status is None:
         if woken in select.select(watched, [], [])[0]:
             os.read(woken, 4096)
@@ -211,10 +212,11 @@ if job:
             data += more
         if ended and output in watched:
             watched.remove(output)
+        data, carry = whole_characters(carry + data) if not ended else (carry + data, b"")
         if data:
             send(data)
         report_results()
-    send(take()[0])
+    send(carry + take()[0])
     report_results()
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     if {PYTEST_FAILURES.start} <= code < {PYTEST_FAILURES.stop} and any(map(full, {places!r})):

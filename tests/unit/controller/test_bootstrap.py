@@ -292,3 +292,15 @@ def test_a_job_printing_faster_than_docker_reads_waits_with_little_output_queued
 
     # The job's pipe (256 KiB), PID 1's batch (256 KiB) and the 64 KiB pipe to "Docker".
     assert last < 800_000
+
+
+def test_no_message_ends_inside_a_character_when_a_write_spans_batches(root: Path) -> None:
+    """PID 1 reads a batch at a time, which cuts a large write anywhere; Docker would store a
+    message ending in half a character as U+FFFD."""
+    printer = "import sys\nsys.stdout.write('€' * 300_000 + 'end')\n"  # 900 KB in one write
+
+    out, _ = start(root, "python", "-c", printer).communicate(timeout=60)
+
+    messages = [decode_frame(message).data for message in docker_messages(out)]
+    assert len(messages) > 1
+    assert "".join(data.decode() for data in messages) == "€" * 300_000 + "end"
