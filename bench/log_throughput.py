@@ -9,13 +9,21 @@ Three ways to run it, alternating so all see the same machine, medians of `--run
 - floor: `docker run --rm` of the same pytest on the job image with the project baked in, its
   output streamed to this process over a pipe (and counted);
 - async: `ci submit test --async`, then a follower of `GET /jobs/{id}/stream?from_beginning=true`
-  until `complete` (submit to completion); the follower also measures each chunk's latency,
-  from the moment its oldest line was printed in the container to its arrival here;
+  until `complete` (submit to completion); the follower also measures each line's latency;
 - cli: `ci submit test` with its output streamed to a file, until `ci` exits.
 
-A follower's latency counts only lines printed after it connected (older lines are a replay,
-not a delay). Besides the saturated jobs, a paced job prints one line every 20 ms for 5 s, the
-latency a developer watching a normal job sees.
+A line's latency is from the moment it was printed in the container (its own stamp: the host
+and the container read the same clock) to the arrival of its chunk here, split at the moment
+the controller stored the chunk (`log_chunks.created_at`): printed -> stored is the job's
+pipe, PID 1, Docker and the controller; stored -> received the server and this follower.
+Every line counts, not only the oldest of each chunk: a percentile over chunks changes with
+the chunk size (fewer, larger chunks hide more lines behind one sample), and the target is
+per line. The follower only keeps what arrived during the run and reads the stamps after
+`complete`, so measuring adds no work while the job runs (the follower shares the machine's
+CPUs with the job and the service). Only lines printed after the follower connected count
+(older lines are a replay, not a delay). Besides the saturated jobs, a paced job prints one
+line every 20 ms for 5 s, the latency a developer watching a normal job sees. Each run's load
+average is printed: on a shared machine it says how much to trust the run.
 
 The controller's and the server's CPU seconds (user + system, from /proc) are read around
 each run of ours and reported per MB of stored log. Needs Docker and the job image.
@@ -32,6 +40,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from service import floor_image, median, percentile, running_service
@@ -40,6 +49,7 @@ from harness import BIN, CIService  # isort: skip  (on sys.path via service)
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 STAMPED_LINE = re.compile(r"^\d{7} (\d+\.\d+) ", re.MULTILINE)
+SINCE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LINE_BYTES = 95
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -92,13 +102,29 @@ def cpu_seconds(pid: int) -> float:
 
 
 @dataclass
+class Latencies:
+    """Per line printed after the follower connected, in seconds: printed -> received, and
+    its two parts, printed -> stored and stored -> received."""
+
+    total: list[float] = field(default_factory=list[float])
+    to_stored: list[float] = field(default_factory=list[float])
+    to_received: list[float] = field(default_factory=list[float])
+
+    def extend(self, other: Latencies) -> None:
+        self.total += other.total
+        self.to_stored += other.to_stored
+        self.to_received += other.to_received
+
+
+@dataclass
 class Run:
     elapsed: float
     megabytes: float
     controller_cpu: float
     server_cpu: float
-    latencies: list[float] = field(default_factory=list[float])
+    latencies: Latencies = field(default_factory=Latencies)
     client_cpu: float = 0.0
+    load: float = field(default_factory=lambda: os.getloadavg()[0])
 
 
 class Bench:
@@ -146,9 +172,9 @@ class Bench:
         run.latencies = latencies
         return run
 
-    def _follow(self, job_id: str) -> list[float]:
-        """Follow the job to `complete`; each log chunk's latency in seconds."""
-        latencies: list[float] = []
+    def _follow(self, job_id: str) -> Latencies:
+        """Follow the job to `complete`; then each line's latency (see the module's doc)."""
+        arrivals: list[tuple[float, int, str]] = []
         params = {"from_beginning": "true"}
         with self.service.http.stream("GET", f"/jobs/{job_id}/stream", params=params) as reply:
             connected = time.time()
@@ -158,12 +184,24 @@ class Bench:
                 arrived = time.time()
                 message = json.loads(line[5:])
                 if message["type"] == "complete":
-                    return latencies
+                    return self._latencies(job_id, arrivals, connected=connected)
                 if message["type"] == "log":
-                    stamped = STAMPED_LINE.search(message["data"])
-                    if stamped is not None and float(stamped.group(1)) >= connected:
-                        latencies.append(arrived - float(stamped.group(1)))
+                    arrivals.append((arrived, message["seq"], message["data"]))
         raise AssertionError(f"the stream of {job_id} ended without `complete`")
+
+    def _latencies(
+        self, job_id: str, arrivals: list[tuple[float, int, str]], *, connected: float
+    ) -> Latencies:
+        rows = self.service.query("SELECT seq, created_at FROM log_chunks WHERE job_id = ?", job_id)
+        stored = {int(str(seq)): _epoch(str(created)) for seq, created in rows}
+        latencies = Latencies()
+        for arrived, seq, data in arrivals:
+            for stamp in map(float, STAMPED_LINE.findall(data)):
+                if stamp >= connected:
+                    latencies.total.append(arrived - stamp)
+                    latencies.to_stored.append(stored[seq] - stamp)
+                    latencies.to_received.append(arrived - stored[seq])
+        return latencies
 
     def run_cli(self, project: Path, output: Path) -> Run:
         cpu = self._cpu()
@@ -184,6 +222,10 @@ class Bench:
         run = self._finish(started, cpu, found.group(0))
         run.client_cpu = _children_cpu() - client
         return run
+
+
+def _epoch(text: str) -> float:
+    return (datetime.fromisoformat(text) - SINCE_EPOCH).total_seconds()
 
 
 def _children_cpu() -> float:
@@ -211,7 +253,8 @@ def report(
         return " ".join(f"{v:.2f}" for v in values)
 
     base = median(floor)
-    print(f"{megabytes} MB job ({median([r.megabytes for r in ours]):.1f} MB stored)")
+    loads = " ".join(f"{r.load:.1f}" for r in ours)
+    print(f"{megabytes} MB job ({median([r.megabytes for r in ours]):.1f} MB stored; load {loads})")
     print(f"  floor (docker run --rm, streamed): median {base:.2f} s  runs {fmt(floor)}")
     for name, runs in (("async + follow", ours), ("ci submit test > file", cli)):
         elapsed = [r.elapsed for r in runs]
@@ -228,18 +271,33 @@ def report(
         )
     client = median([r.client_cpu / r.megabytes for r in cli])
     print(f"  `ci submit test` (the client) CPU s/MB: {client:.3f}")
-    report_latency("follower latency", [run.latencies for run in ours])
+    report_latency("follower latency", ours)
 
 
-def report_latency(name: str, runs: list[list[float]]) -> None:
-    latencies = [latency for run in runs for latency in run]
-    if not latencies:
+def report_latency(name: str, runs: list[Run]) -> None:
+    """Each run's per-line p50/p99 and the pooled ones, split at the moment of storing."""
+    pooled = Latencies()
+    for run in runs:
+        pooled.extend(run.latencies)
+    if not pooled.total:
         print(f"  {name}: no line was printed after the follower connected")
         return
+
+    def ms(values: list[float], fraction: float) -> str:
+        return f"{percentile(values, fraction) * 1000:.0f}"
+
+    each = ", ".join(
+        f"{ms(run.latencies.total, 0.5)}/{ms(run.latencies.total, 0.99)} (load {run.load:.1f})"
+        for run in runs
+        if run.latencies.total
+    )
     print(
-        f"  {name} (oldest line of a chunk, printed -> received): "
-        f"p50 {median(latencies) * 1000:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} "
-        f"ms, max {max(latencies) * 1000:.0f} ms over {len(latencies)} chunks"
+        f"  {name} per line, printed -> received: p50 {ms(pooled.total, 0.5)} ms, "
+        f"p99 {ms(pooled.total, 0.99)} ms, max {max(pooled.total) * 1000:.0f} ms over "
+        f"{len(pooled.total)} lines; per run p50/p99 {each}\n"
+        f"    printed -> stored p50 {ms(pooled.to_stored, 0.5)} ms, p99 "
+        f"{ms(pooled.to_stored, 0.99)} ms; stored -> received p50 "
+        f"{ms(pooled.to_received, 0.5)} ms, p99 {ms(pooled.to_received, 0.99)} ms"
     )
 
 
@@ -270,7 +328,7 @@ def main() -> None:
             paced = make_paced_project(root)
             paced_runs = [bench.run_async(paced) for _ in range(args.runs)]
             print("a job printing a line every 20 ms for 5 s:")
-            report_latency("follower latency", [run.latencies for run in paced_runs])
+            report_latency("follower latency", paced_runs)
             for megabytes in sizes:
                 project = make_project(root, megabytes)
                 with floor_image(project) as tag:

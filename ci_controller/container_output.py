@@ -95,6 +95,19 @@ def _record_end(escaped: bytes, start: int) -> int:
     return end
 
 
+def whole_characters(data: bytes) -> tuple[bytes, bytes]:
+    """`data` cut before a UTF-8 character its end breaks off, and the cut-off bytes: PID 1
+    reads at most a batch at once, which may end inside a character, and sends the rest with
+    the next batch (a record ending in half a character would be stored as U+FFFD)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:  # a continuation byte: look further back for the lead
+            continue
+        length = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+        return (data, b"") if back >= length else (data[:-back], data[-back:])
+    return data, b""
+
+
 def decode_frame(message: bytes) -> OutputRecord:
     """The record in one Docker log message; a message that is no record is log output as
     it stands. (Channels are letters; escape tokens, digits.)"""
@@ -115,5 +128,5 @@ def encoder_source() -> str:
         "RECORD_BYTES": RECORD_BYTES,
     }
     lines = [f"{name} = {value!r}" for name, value in constants.items()]
-    functions = (escape, encode_records, _record_end)
+    functions = (escape, encode_records, _record_end, whole_characters)
     return "\n".join(lines) + "\n" + "".join(inspect.getsource(f) for f in functions)

@@ -9,7 +9,7 @@ that stops reading costs one encoded page, whatever the size of the log, and not
 whole log or queues pages ahead of the client.
 
 Pages are bounded by bytes (`LOG_PAGE_BYTES` of chunk data, a larger chunk alone) rather than
-rows, because chunks range from one short line to the controller's 64 KiB batches: a row
+rows, because chunks range from one short line to the controller's 256 KiB batches: a row
 limit would make pages either tiny for the one or huge for the other.
 """
 

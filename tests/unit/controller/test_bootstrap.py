@@ -268,3 +268,50 @@ def test_a_linked_project_is_importable_with_its_metadata_and_scripts(
     assert done.returncode == 0, output
     assert output.splitlines()[1:] == ["version 3.1", "script ran"]
     assert output.startswith(f"[ci] project demo installed (editable, linked: {source} ")
+
+
+def test_a_job_printing_faster_than_docker_reads_waits_with_little_output_queued(
+    root: Path, tmp_path: Path
+) -> None:
+    """Every byte queued between the job and Docker delays each later line: when Docker (here:
+    nobody) takes nothing, the job must block after well under a megabyte, not fill a 1 MiB
+    pipe and a batch as large behind it."""
+    written = tmp_path / "written"
+    printer = (
+        "import os, sys, time\n"
+        f"counter = os.open({str(written)!r}, os.O_WRONLY | os.O_CREAT)\n"
+        "line = 'x' * 94 + '\\n'\n"
+        "total = 0\n"
+        "while True:\n"
+        "    for _ in range(100):\n"
+        "        sys.stdout.write(line)\n"
+        "    total += 9500\n"
+        "    os.pwrite(counter, str(total).encode().ljust(20), 0)\n"
+    )
+    process = start(root, "python", "-c", printer)  # its stdout is never read
+    try:
+        last, stable_since, deadline = 0, time.monotonic(), time.monotonic() + 20
+        while last == 0 or time.monotonic() - stable_since < 0.5:
+            assert time.monotonic() < deadline, "the job never started, or never stopped"
+            now = int(written.read_text() or "0") if written.exists() else 0
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            time.sleep(0.02)
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+    # The job's pipe (256 KiB), PID 1's batch (256 KiB) and the 64 KiB pipe to "Docker".
+    assert last < 800_000
+
+
+def test_no_message_ends_inside_a_character_when_a_write_spans_batches(root: Path) -> None:
+    """PID 1 reads a batch at a time, which cuts a large write anywhere; Docker would store a
+    message ending in half a character as U+FFFD."""
+    printer = "import sys\nsys.stdout.write('€' * 300_000 + 'end')\n"  # 900 KB in one write
+
+    out, _ = start(root, "python", "-c", printer).communicate(timeout=60)
+
+    messages = [decode_frame(message).data for message in docker_messages(out)]
+    assert len(messages) > 1
+    assert "".join(data.decode() for data in messages) == "€" * 300_000 + "end"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +18,7 @@ from ci_controller.container_output import (
     decode_frame,
     encode_records,
     encoder_source,
+    whole_characters,
 )
 
 DOCKER_LINE_BUFFER = 16 * 1024
@@ -89,3 +91,14 @@ def test_the_container_runs_this_very_encoder() -> None:
     data = ("line é\n" * 5000 + "\x7f tail").encode()
 
     assert encode(data) == encode_records(data)
+
+
+@pytest.mark.parametrize("text", ["ascii", "é", "€", "𝄞", "x€y𝄞é"])
+def test_a_batch_cut_inside_a_character_keeps_its_start_for_the_next(text: str) -> None:
+    data = text.encode()
+    for cut in range(len(data) + 1):
+        whole, rest = whole_characters(data[:cut])
+        assert whole + rest == data[:cut]
+        whole.decode()  # never half a character
+        assert len(rest) < 4
+        (rest + data[cut:]).decode()

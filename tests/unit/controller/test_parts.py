@@ -14,6 +14,7 @@ import pytest
 from controller_world import World
 
 from ci_common.models import Job, JobId, JobStatus, UserId
+from ci_common.repository import JobRepository
 from ci_controller.job_log import FLUSH_AT_BYTES, JobLog
 from ci_controller.log_cursor import LogPosition, PositionTracker, parse_timestamp
 from ci_controller.runtime import LogFrame
@@ -159,6 +160,21 @@ async def test_a_batch_is_flushed_at_once_when_large(world: World) -> None:
     await log.close()
 
 
+async def test_a_verbose_burst_is_stored_in_few_large_chunks(world: World) -> None:
+    """A job printing as fast as it can: 240 KB of Docker messages arriving at once are one
+    transaction, not one per 64 KiB (each costs the controller round trips to SQLite)."""
+    job = await world.submit()
+    log = JobLog(repo=world.repo, job_id=job.id, max_bytes=10**7)
+    for n in range(15):
+        await log.add_frame(_frame(n + 1, b"x" * 15_999 + b"\n"))
+    assert await world.repo.read_logs(job.id) == []  # not yet: under the batch size
+    await log.close()
+
+    [chunk] = await world.repo.read_logs(job.id)
+    assert len(chunk.data) == 240_000
+    assert (await world.job(job)).log_cursor == LogPosition(15, 1).encode()
+
+
 async def test_a_batch_is_flushed_within_a_fraction_of_a_second(world: World) -> None:
     job = await world.submit()
     log = JobLog(repo=world.repo, job_id=job.id, max_bytes=10**6)
@@ -169,6 +185,43 @@ async def test_a_batch_is_flushed_within_a_fraction_of_a_second(world: World) ->
         await asyncio.sleep(0.01)
     assert [c.data for c in await world.repo.read_logs(job.id)] == ["a\n"]
     await log.close()
+
+
+class _GatedRepo:
+    """The world's repository, whose log writes wait for `go` once `entered`."""
+
+    def __init__(self, repo: JobRepository) -> None:
+        self._repo = repo
+        self.entered = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def append_log(self, job_id: JobId, data: str, *, cursor: str | None) -> object:
+        self.entered.set()
+        await self.go.wait()
+        return await self._repo.append_log(job_id, data, cursor=cursor)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._repo, name)
+
+
+async def test_output_arriving_while_a_batch_is_written_counts_against_the_cap(
+    world: World,
+) -> None:
+    job = await world.submit()
+    repo = _GatedRepo(world.repo)
+    log = JobLog(repo=repo, job_id=job.id, max_bytes=100)  # type: ignore[arg-type]  # a wrapper
+    await log.add_frame(_frame(1, b"a" * 59 + b"\n"))
+    await asyncio.wait_for(repo.entered.wait(), 5)  # the timer's flush is writing those 60
+    second = asyncio.create_task(log.add_frame(_frame(2, b"b" * 59 + b"\n")))  # 120 > 100
+    await asyncio.sleep(0.01)
+    repo.go.set()
+    await second
+    await log.close()
+
+    chunks = [chunk.data for chunk in await world.repo.read_logs(job.id)]
+    assert chunks[0] == "a" * 59 + "\n"
+    assert chunks[1].startswith("[ci] log truncated at ")
+    assert len(chunks) == 2 and log.truncated
 
 
 async def test_a_resumed_log_knows_it_was_truncated_and_stays_quiet(world: World) -> None:
