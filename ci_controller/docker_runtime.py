@@ -1,5 +1,6 @@
 """`ContainerRuntime` on a Docker engine: containers (`docker_containers`) plus cached
-dependency images (`dependency_images`), for one installation.
+dependency images (`dependency_images`) and job containers that install their own
+(`docker_job_install`), for one installation.
 
 Connects to the engine `DOCKER_HOST` names, or the local socket; nothing is bind-mounted, so a
 remote engine works the same as a local one.
@@ -11,13 +12,17 @@ import asyncio
 
 from ci_controller.dependency_images import DependencyImages
 from ci_controller.docker_containers import DockerContainers, connect_engine
+from ci_controller.docker_job_install import JobInstalls
 from ci_controller.docker_python import python_in_image
 from ci_controller.engine_api import EngineApi
-from ci_controller.runtime import DependencyBuildSpec, OutputSink
+from ci_controller.log_cursor import LogPosition
+from ci_controller.runtime import DependencyBuildSpec, FrameSink, InstallingJobSpec, OutputSink
 
 
 class DockerRuntime(DockerContainers):
     """Implements `ci_controller.runtime.ContainerRuntime` on the Docker SDK."""
+
+    installs_in_job_containers = True
 
     def __init__(self, *, installation_id: str, calls: EngineApi, streams: EngineApi) -> None:
         super().__init__(installation_id=installation_id, calls=calls, streams=streams)
@@ -25,6 +30,9 @@ class DockerRuntime(DockerContainers):
             installation_id=installation_id, calls=calls, containers=self
         )
         self._calls = calls
+        self._installs = JobInstalls(
+            calls=calls, containers=self, network=self._dependencies.network
+        )
 
     @classmethod
     def connect(cls, *, installation_id: str) -> DockerRuntime:
@@ -46,3 +54,11 @@ class DockerRuntime(DockerContainers):
 
     async def collect_dependency_images(self, *, keep: int) -> list[str]:
         return await asyncio.to_thread(self._dependencies.collect, keep)
+
+    async def create_installing_job_container(self, spec: InstallingJobSpec) -> str:
+        return await self._installs.create(spec)
+
+    async def install_in_job_container(
+        self, container_id: str, spec: InstallingJobSpec, *, output: FrameSink
+    ) -> LogPosition:
+        return await self._installs.install(container_id, spec, output=output)

@@ -1,16 +1,20 @@
 """One job from `running` to `completed`: prepare, start, follow, stop if asked, finalize.
 
-Each running job has one worker (one asyncio task), so everything about a job happens in
-order. A worker either dispatches a job the controller has just marked running (stage the
-project's tar on disk (`project.Staging`, removed once the container has it), find or build
-its dependency image, create the container with the project in it, record the container id,
-start it; or claim the warm container of its image (`warm_pool`: the job image's, or the
-dependency image's the last job with dependencies used), which is running already, and copy
-the project in) or adopts one
-whose container already exists (after a controller restart), and from then on both paths are
-the same: follow the output into the job log from the stored cursor while waiting for the
-container to exit, a cancel request, or the wall-time deadline (counted from `started_at`, so
-a restart does not extend it).
+Each running job has one worker (one asyncio task), so everything about a job happens in order.
+A worker either dispatches a job the controller has just marked running (stage the project's tar
+on disk (`project.Staging`, removed once the container has it), find or build its dependency
+image, create the container with the project in it, record the container id, start it; or, when
+no image has its dependencies yet, create its container to install them first
+(`dependencies.FreshInstall`: the install's output goes to the log with its positions, the
+project goes in once the runtime has taken the install's network away, and the image later jobs
+reuse is built after this one); or claim the warm container of its image (`warm_pool`: the job
+image's, or the dependency image's the last job with dependencies used), which is running
+already, and copy the project in) or adopts one whose container already exists (after a
+controller restart; a container that installs its dependencies and has no project yet is removed
+and the job started again, since it may still have the install's network), and from then on both
+paths are the same: follow the output into the job log from the stored cursor while waiting for
+the container to exit, a cancel request, or the wall-time deadline (counted from `started_at`,
+so a restart does not extend it).
 
 The end is always the same sequence: stop the container if it must stop, wait for it, drain
 its output completely, store the closing note, and only then `complete_job`. Removing the
@@ -30,6 +34,7 @@ import contextlib
 import logging
 import math
 import shlex
+import time
 import zipfile
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -44,6 +49,7 @@ from ci_controller.artifact_store import collect_artifacts
 from ci_controller.background import Background
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
 from ci_controller.container_output import LOG_CHANNEL, RESULTS_CHANNEL, decode_frame
+from ci_controller.dependencies import FreshInstall
 from ci_controller.dependency_plan import DependencyPlan, Selection
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
@@ -64,6 +70,7 @@ from ci_controller.runtime import (
     ContainerRuntime,
     ContainerState,
     ExitStatus,
+    InstallingJobSpec,
     JobContainerSpec,
     LogFrame,
     RuntimeFault,
@@ -101,6 +108,10 @@ class JobWorker:
         self._cancel = asyncio.Event()
         self.container_id: str | None = job.container_id
         self._results = JobResults(repo=env.repo, job=job)
+        self._installed_at: LogPosition | None = None
+        """Where the output of this job's own dependency install ended (its tests' output
+        follows it), when its container installed them."""
+        self._installed: FreshInstall | None = None
 
     def request_cancel(self) -> None:
         if not self._cancel.is_set():
@@ -156,6 +167,7 @@ class JobWorker:
             if self.container_id is not None:
                 old, self.container_id = self.container_id, None
                 self._env.background.spawn(self._env.runtime.remove(old), what=f"remove {old[:12]}")
+            self._installed_at = None  # a new container: positions of the old one mean nothing
             restarted = await self._env.repo.restart_job(self.job.id)
             if restarted is None:
                 return Outcome(JobConclusion.ERROR, error="the job stopped running meanwhile")
@@ -187,6 +199,11 @@ class JobWorker:
         else:
             container_id = self.container_id = container.id
             logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
+            if container.installs and not await self._env.runtime.has_project(container_id):
+                # Its install may not be over, so its network may still be on: never give it
+                # the project; the job starts again in a new container.
+                logger.info("job %s: its container was still installing", self.job.id)
+                raise ProjectNeverArrivedError
             if container.state is ContainerState.EXITED:
                 deadline = math.inf  # it ended by itself: its exit code decides, not the clock
             elif not await self._env.runtime.has_project(container_id):
@@ -253,6 +270,8 @@ class JobWorker:
         image = await chosen.dependencies.image_for(
             job_id=job.id, project=project, base_id=base_id, log=log
         )
+        if isinstance(image, FreshInstall):
+            return await self._install_then_test(project, image, log), True
         on_job_image = image == env.settings.job_image
         if not on_job_image:
             await env.warm.use(image)  # the project's next job likely needs the same image
@@ -273,6 +292,46 @@ class JobWorker:
         self.container_id = container_id
         await env.repo.set_container(job.id, container_id)
         return container_id, False
+
+    async def _install_then_test(self, project: Project, fresh: FreshInstall, log: JobLog) -> str:
+        """The job's container that installs its dependencies, started, its install done and
+        its network gone, with the project in: its tests are starting."""
+        env, job = self._env, self.job
+        spec = InstallingJobSpec(
+            job_id=job.id,
+            image=fresh.build.base_image,
+            command=JOB_COMMAND,
+            sandbox=Sandbox.for_jobs(env.settings),
+            environment=JOB_ENVIRONMENT,
+            build=fresh.build,
+        )
+        with env.images.for_job(job).dependencies.at_work():
+            container_id = await env.runtime.create_installing_job_container(spec)
+            self.container_id = container_id
+            await env.repo.set_container(job.id, container_id)
+            started = time.monotonic()
+            self._installed_at = await env.runtime.install_in_job_container(
+                container_id, spec, output=log.add_frame
+            )
+        self._installed = fresh
+        # The note stores the install's output first, with its cursor: a controller that
+        # adopts the container from here on resumes after the install.
+        await log.note(f"dependencies installed in {time.monotonic() - started:.1f} s")
+        await env.runtime.put_project(container_id, project.tar)
+        return container_id
+
+    def _cache_dependencies(self) -> None:
+        """After a job that installed its dependencies itself: the image for later jobs."""
+        if self._installed is None:
+            return
+        chosen = self._env.images.for_job(self.job)
+        warm = self._env.warm
+
+        async def then(image: str) -> None:
+            await warm.use(image)
+            chosen.dependencies.collect_if_due()
+
+        chosen.dependencies.cache_after(job_id=self.job.id, fresh=self._installed, then=then)
 
     async def _claim_warm(self, project: Project, image: str, image_id: str | None) -> str | None:
         """The pool's warm container with the project in it, or None for the ordinary path.
@@ -357,8 +416,8 @@ class JobWorker:
         each (they are stored in batches of their own), so the stream is read from the
         earlier of the two and a record at or before its own channel's cursor is skipped:
         a restarted controller repeats and loses nothing of either."""
-        log_after = LogPosition.decode(self.job.log_cursor)
-        results_after = LogPosition.decode(self.job.results_cursor)
+        log_after = LogPosition.decode(self.job.log_cursor) or self._installed_at
+        results_after = LogPosition.decode(self.job.results_cursor) or self._installed_at
         after = (
             None if log_after is None or results_after is None else min(log_after, results_after)
         )
@@ -437,6 +496,7 @@ class JobWorker:
             await log.close()
         except Exception:
             logger.exception("job %s: could not store the end of its log", job.id)
+        self._cache_dependencies()  # before the job ends: its next job waits for the image
         completed = await env.repo.complete_job(
             job.id, conclusion=outcome.conclusion, exit_code=outcome.exit_code, error=outcome.error
         )
