@@ -13,7 +13,8 @@ the first line pytest prints about the tests (the `test_deps.py` progress line).
   never share the CPU;
 - cold, floor: `docker run --rm` on the same job image of `uv pip install -r
   requirements.txt && python -m pytest` with the project mounted, uv's cache off (as in our
-  builds): what installing and testing costs at the least;
+  builds), on the service's build network (the way our installs reach the index): what
+  installing and testing costs at the least;
 - cold, pip: the same `docker run` with `pip install` (what the reference system does);
 - warm, ours: the same project again (its image cached) against a project with the same tests
   and no dependencies (the target: < 100 ms more);
@@ -173,18 +174,38 @@ def phases(events: EngineEvents, seen: Submitted, *, every: bool) -> str:
 
 def cached_images(service: CIService, *, count: int, within: float = 120.0) -> None:
     """Wait until the controller has built `count` images after cold jobs (in the
-    background, after each job), so they do not compete with what is measured next."""
+    background, after each job), the warm container on the last one runs and the build
+    containers are gone, so none of it competes with what is measured next."""
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        log = "".join(p.output() for p in service.processes if p.name == "controller")
-        if log.count(", after the job") >= count:
-            return
+    built: list[str] = []
+    while len(built) < count:
+        assert time.monotonic() < deadline, f"no image built after cold job {count}"
         time.sleep(0.1)
-    raise AssertionError(f"no dependency image built after cold job {count} within {within} s")
+        log = "".join(p.output() for p in service.processes if p.name == "controller")
+        built = re.findall(r"dependency image (\S+) built in [\d.]+ s, after the job", log)
+    label = f"ci.installation={service.installation_id()}"
+    client = docker_client()
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"the service did not settle after {built[-1]}"
+            running = client.api.containers(filters={"label": label})  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            roles = {
+                (c["Labels"].get("ci.role"), c["Image"])  # pyright: ignore[reportUnknownMemberType]
+                for c in running  # pyright: ignore[reportUnknownVariableType]
+            }
+            building = client.api.containers(  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+                all=True, filters={"label": [label, "ci.role=dependency-build"]}
+            )
+            if ("warm", built[-1]) in roles and not building:
+                return
+            time.sleep(0.1)
+    finally:
+        client.close()
 
 
-def floor(project: Path, installer: str) -> float:
-    """`docker run --rm` of install + pytest on the job image, to the first test line."""
+def floor(project: Path, installer: str, *, network: str) -> float:
+    """`docker run --rm` of install + pytest on the job image, to the first test line, on
+    `network`: the build network our installs use, so both reach the index the same way."""
     install = {
         "uv": "uv pip install -q --python python -r requirements.txt",
         "pip": "python -m pip install -q --no-warn-script-location -r requirements.txt",
@@ -193,6 +214,8 @@ def floor(project: Path, installer: str) -> float:
         "docker",
         "run",
         "--rm",
+        "--network",
+        network,
         "-e",
         "UV_NO_CACHE=1",
         "-e",
@@ -256,8 +279,9 @@ def main() -> None:
                 cached_images(service, count=run + 1)
                 time.sleep(0.5)  # the engine's last events of the run reach the listener
                 cold_phases.append(phases(events, seen, every=args.phases))
-                cold["uv"].append(floor(project, "uv"))
-                cold["pip"].append(floor(project, "pip"))
+                network = f"ci-build-{service.installation_id()}"  # made by the first build
+                cold["uv"].append(floor(project, "uv", network=network))
+                cold["pip"].append(floor(project, "pip", network=network))
             events.close()
             warm: dict[str, list[float]] = {"ours": [], "bare": []}
             warm_seen = Submitted()
