@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +25,13 @@ from ci_common.models import Job
 from ci_common.repository import ControllerRepository
 from ci_controller.background import Background, side_task
 from ci_controller.bootstrap import JOB_COMMAND, JOB_ENVIRONMENT, job_file
+from ci_controller.dependencies import FreshInstall
 from ci_controller.dependency_plan import DependencyPlan, Selection
 from ci_controller.job_images import JobImages
 from ci_controller.job_log import JobLog
 from ci_controller.job_plugins import plugin_files
 from ci_controller.job_results import JobResults, files_hash
+from ci_controller.log_cursor import LogPosition
 from ci_controller.metrics import ControllerMetrics
 from ci_controller.project import Project, ProjectArchiveError, Staging, build_project
 from ci_controller.runtime import (
@@ -36,6 +39,7 @@ from ci_controller.runtime import (
     ContainerInfo,
     ContainerRuntime,
     ContainerState,
+    InstallingJobSpec,
     JobContainerSpec,
     RuntimeFault,
     Sandbox,
@@ -74,6 +78,11 @@ class JobDispatch:
         self._env = env
         self._results = results
         self._use_container = use_container
+        self.installed_at: LogPosition | None = None
+        """Where the output of the job's own dependency install ended (its tests' output
+        follows it), when its container installed them."""
+        self.installed: FreshInstall | None = None
+        """What the job's container installed itself, for the image built after the job."""
 
     async def project(self, staging: Staging) -> Project:
         """The stored upload, copied to `staging` in blocks and unpacked into its tar there
@@ -136,6 +145,10 @@ class JobDispatch:
         image = await chosen.dependencies.image_for(
             job_id=job.id, project=project, base_id=base_id, log=log
         )
+        if isinstance(image, FreshInstall):
+            if looked is not None:
+                looked.result.cancel()
+            return await self._install_then_test(project, image, log), True
         on_job_image = image == env.settings.job_image
         if not on_job_image:
             await env.warm.use(image)  # the project's next job likely needs the same image
@@ -158,6 +171,33 @@ class JobDispatch:
         self._use_container(container_id)
         await env.repo.set_container(job.id, container_id)
         return container_id, False
+
+    async def _install_then_test(self, project: Project, fresh: FreshInstall, log: JobLog) -> str:
+        """The job's container that installs its dependencies, started, its install done and
+        its network gone, with the project in: its tests are starting."""
+        env, job = self._env, self.job
+        spec = InstallingJobSpec(
+            job_id=job.id,
+            image=fresh.build.base_image,
+            command=JOB_COMMAND,
+            sandbox=Sandbox.for_jobs(env.settings),
+            environment=JOB_ENVIRONMENT,
+            build=fresh.build,
+        )
+        with env.images.for_job(job).dependencies.at_work():
+            container_id = await env.runtime.create_installing_job_container(spec)
+            self._use_container(container_id)
+            await env.repo.set_container(job.id, container_id)
+            started = time.monotonic()
+            self.installed_at = await env.runtime.install_in_job_container(
+                container_id, spec, output=log.add_frame
+            )
+        self.installed = fresh
+        # The note stores the install's output first, with its cursor: a controller that
+        # adopts the container from here on resumes after the install.
+        await log.note(f"dependencies installed in {time.monotonic() - started:.1f} s")
+        await env.runtime.put_project(container_id, project.tar)
+        return container_id
 
     def _look_at_warm(self, image: str) -> _Looked | None:
         """Start inspecting the warm container a job on `image` would claim (if any), so the

@@ -4,13 +4,17 @@ Each running job has one worker (one asyncio task), so everything about a job ha
 order. A worker either dispatches a job the controller has just marked running (`job_dispatch`:
 stage the project's tar on disk (`project.Staging`, removed once the container has it), find
 or build its dependency image, create the container with the project in it, record the
-container id, start it; or claim the warm container of its image (`warm_pool`: the job image's,
-or the dependency image's the last job with dependencies used), which is running already, and
-copy the project in) or adopts one
-whose container already exists (after a controller restart), and from then on both paths are
-the same: follow the output into the job log from the stored cursor while waiting for the
-container to exit, a cancel request, or the wall-time deadline (counted from `started_at`, so
-a restart does not extend it).
+container id, start it; or, when no image has its dependencies yet, create its container to
+install them first (`dependencies.FreshInstall`: the install's output goes to the log with its
+positions, the project goes in once the runtime has taken the install's network away, and the
+image later jobs reuse is built after this one); or claim the warm container of its image
+(`warm_pool`: the job image's, or the dependency image's the last job with dependencies used),
+which is running already, and copy the project in) or adopts one whose container already
+exists (after a controller restart; a container that installs its dependencies and has no
+project yet is removed and the job started again, since it may still have the install's
+network), and from then on both paths are the same: follow the output into the job log from
+the stored cursor while waiting for the container to exit, a cancel request, or the wall-time
+deadline (counted from `started_at`, so a restart does not extend it).
 
 The end is always the same sequence: stop the container if it must stop, wait for it, drain
 its output completely, store the kept files (copied out while the container went down:
@@ -44,6 +48,7 @@ from ci_controller.container_output import (
     RESULTS_CHANNEL,
     decode_frame,
 )
+from ci_controller.dependencies import FreshInstall
 from ci_controller.job_dispatch import JobDispatch, WorkerEnvironment
 from ci_controller.job_log import JobLog
 from ci_controller.job_outcome import (
@@ -85,6 +90,10 @@ class JobWorker:
         self._results = JobResults(repo=env.repo, job=job)
         self._artifacts_ready = asyncio.Event()
         """Set when PID 1 says the kept files are gathered (`ARTIFACTS_CHANNEL`)."""
+        self._installed_at: LogPosition | None = None
+        """Where the output of this job's own dependency install ended (its tests' output
+        follows it), when its container installed them."""
+        self._installed: FreshInstall | None = None
 
     def request_cancel(self) -> None:
         if not self._cancel.is_set():
@@ -140,6 +149,7 @@ class JobWorker:
             if self.container_id is not None:
                 old, self.container_id = self.container_id, None
                 self._env.background.spawn(self._env.runtime.remove(old), what=f"remove {old[:12]}")
+            self._installed_at = None  # a new container: positions of the old one mean nothing
             restarted = await self._env.repo.restart_job(self.job.id)
             if restarted is None:
                 return Outcome(JobConclusion.ERROR, error="the job stopped running meanwhile")
@@ -167,11 +177,17 @@ class JobWorker:
                 if isinstance(prepared, StopReason):
                     return self._stopped(prepared)
                 container_id, started = prepared
+                self._installed_at, self._installed = dispatch.installed_at, dispatch.installed
                 if not started:
                     await dispatch.start(container_id)
         else:
             container_id = self.container_id = container.id
             logger.info("job %s: adopting container %s", self.job.id, container_id[:12])
+            if container.installs and not await self._env.runtime.has_project(container_id):
+                # Its install may not be over, so its network may still be on: never give it
+                # the project; the job starts again in a new container.
+                logger.info("job %s: its container was still installing", self.job.id)
+                raise ProjectNeverArrivedError
             if container.state is ContainerState.EXITED:
                 deadline = math.inf  # it ended by itself: its exit code decides, not the clock
             elif not await self._env.runtime.has_project(container_id):
@@ -195,6 +211,19 @@ class JobWorker:
         started = self.job.started_at or datetime.now(UTC)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         return asyncio.get_running_loop().time() + self._env.settings.job_timeout - elapsed
+
+    def _cache_dependencies(self) -> None:
+        """After a job that installed its dependencies itself: the image for later jobs."""
+        if self._installed is None:
+            return
+        chosen = self._env.images.for_job(self.job)
+        warm = self._env.warm
+
+        async def then(image: str) -> None:
+            await warm.use(image)
+            chosen.dependencies.collect_if_due()
+
+        chosen.dependencies.cache_after(job_id=self.job.id, fresh=self._installed, then=then)
 
     async def _watch(self, container_id: str, log: JobLog, deadline: float) -> Outcome:
         runtime = self._env.runtime
@@ -261,8 +290,8 @@ class JobWorker:
         each (they are stored in batches of their own), so the stream is read from the
         earlier of the two and a record at or before its own channel's cursor is skipped:
         a restarted controller repeats and loses nothing of either."""
-        log_after = LogPosition.decode(self.job.log_cursor)
-        results_after = LogPosition.decode(self.job.results_cursor)
+        log_after = LogPosition.decode(self.job.log_cursor) or self._installed_at
+        results_after = LogPosition.decode(self.job.results_cursor) or self._installed_at
         after = (
             None if log_after is None or results_after is None else min(log_after, results_after)
         )
@@ -343,6 +372,7 @@ class JobWorker:
             await log.close()
         except Exception:
             logger.exception("job %s: could not store the end of its log", job.id)
+        self._cache_dependencies()  # before the job ends: its next job waits for the image
         completed = await env.repo.complete_job(
             job.id, conclusion=outcome.conclusion, exit_code=outcome.exit_code, error=outcome.error
         )

@@ -56,12 +56,8 @@ from ci_common.project_paths import (
     shown,
 )
 from ci_controller.artifacts import OUTPUT_DIR
-from ci_controller.dependency_plan import (
-    DependencyPlan,
-    DependencyPlanError,
-    Selection,
-    plan_dependencies,
-)
+from ci_controller.dependency_declarations import plan_dependencies
+from ci_controller.dependency_plan import DependencyPlan, DependencyPlanError, Selection
 
 logger = logging.getLogger(__name__)
 

@@ -53,6 +53,8 @@ starting it); pytest never uses it."""
 
 OutputSink = Callable[[str], Awaitable[None]]
 """Where a dependency build sends its output as it comes (the job's log)."""
+FrameSink = Callable[["LogFrame"], Awaitable[None]]
+"""Where a job container's own install sends its output, with positions (the job's log)."""
 
 
 class RuntimeFault(CIError):
@@ -96,6 +98,9 @@ class ContainerInfo:
     job_id: JobId | None
     role: str
     state: ContainerState
+    installs: bool = False
+    """A job container that installs the job's dependencies before its tests (labelled with
+    their key, see `InstallingJobSpec`): its network is on until the project is in."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +168,17 @@ class DependencyBuildSpec:
     """The project's tar, for a step that builds the project from its source."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class InstallingJobSpec(WarmContainerSpec):
+    """A job's container that first installs the job's dependencies (`build`: its steps, files
+    and sandbox, on the build network) and then, once the runtime has taken that network away,
+    runs the tests like any job container (`command`, `sandbox`: the job's, no network), with
+    the project put in after the install (`put_project`). Nothing of it is committed."""
+
+    job_id: JobId
+    build: DependencyBuildSpec
+
+
 @dataclass(frozen=True)
 class LogFrame:
     """One piece of container output with its position in the container's log."""
@@ -185,6 +201,11 @@ class ExitStatus:
 class ContainerRuntime(Protocol):
     """What the controller needs from a container engine. All methods are safe to call from
     the event loop: implementations keep blocking work off it."""
+
+    installs_in_job_containers: bool
+    """Whether a job's container can install its dependencies itself and lose its network
+    before the tests (`create_installing_job_container`); otherwise every install is a
+    dependency build."""
 
     async def ensure_image(self, image: str) -> str:
         """The id of `image`, pulling it if it is missing; `ImageMissingError` otherwise."""
@@ -222,6 +243,23 @@ class ContainerRuntime(Protocol):
         ...
 
     async def start(self, container_id: str) -> None: ...
+
+    async def create_installing_job_container(self, spec: InstallingJobSpec) -> str:
+        """Create (not start) the job's container that installs its dependencies first,
+        with the build's files in it; returns its id (labelled as the job's)."""
+        ...
+
+    async def install_in_job_container(
+        self, container_id: str, spec: InstallingJobSpec, *, output: FrameSink
+    ) -> LogPosition:
+        """Start the container made by `create_installing_job_container`, send the install's
+        output to `output` as it comes, and once it has succeeded take its network away
+        (checked); returns the position of the install's last line, after which the tests'
+        output begins. The tests start when `put_project` hands it the project, which must
+        come after this returns. `DependencyInstallError` when the installer fails,
+        `RuntimeFault` when the build network is not confined or the network could not be
+        taken away."""
+        ...
 
     async def start_warm_container(self, spec: WarmContainerSpec) -> str:
         """Create and start a container labelled `ROLE_WARM` whose first process waits for a

@@ -30,6 +30,7 @@ from ci_controller.docker.sandboxes import Sandboxes
 from ci_controller.log_cursor import LogPosition
 from ci_controller.project import READY_MARKER
 from ci_controller.runtime import (
+    LABEL_DEPENDENCY_KEY,
     LABEL_JOB_ID,
     LABEL_ROLE,
     ROLE_JOB,
@@ -283,11 +284,13 @@ def _container_info(container_id: str, labels: Mapping[str, str], state: Json) -
     status = str(state.get("Status") or "")
     folded = {"created": ContainerState.CREATED, "running": ContainerState.RUNNING}
     job_id = labels.get(LABEL_JOB_ID)
+    role = labels.get(LABEL_ROLE, "")
     return ContainerInfo(
         id=container_id,
         job_id=JobId(job_id) if job_id else None,
-        role=labels.get(LABEL_ROLE, ""),
+        role=role,
         state=folded.get(status, ContainerState.EXITED),
+        installs=role == ROLE_JOB and LABEL_DEPENDENCY_KEY in labels,
     )
 
 

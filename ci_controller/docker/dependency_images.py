@@ -2,8 +2,8 @@
 LRU-collected.
 
 A build runs the plan's install script (`dependency_script`: uv, or pip on an image without
-uv) with the plan's files staged in /tmp/ci-deps (and the project's source in /tmp/ci-src
-when a step builds it), in a container from the base image in the job's sandbox
+uv) with the plan's files staged in /ci-build/deps (and the project's source in
+/ci-build/src when a step builds it), in a container from the base image in the job's sandbox
 (`DependencyBuildSpec.sandbox`, made by `Sandboxes.create`, the same code
 that makes job containers): as the job user (uid 1000, who owns the job image's venv), with
 the job's memory, CPU and pid limits, no capabilities and no new privileges. Its network is
@@ -39,7 +39,13 @@ from typing import cast
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from ci_controller.dependency_plan import canonical_name
-from ci_controller.dependency_script import NOT_WRITABLE_EXIT, SOURCE, STAGING, install_script
+from ci_controller.dependency_script import (
+    BUILD_ROOT,
+    NOT_WRITABLE_EXIT,
+    SOURCE,
+    STAGING,
+    install_script,
+)
 from ci_controller.docker.build_network import BuildNetwork
 from ci_controller.docker.engine_api import ENGINE_ERRORS, EngineApi, Json, explain
 from ci_controller.docker.labels import OwnerLabels
@@ -80,7 +86,7 @@ class DependencyImages:
         self._api = calls
         self._sandboxes = sandboxes
         self._runner = runner
-        self._network = BuildNetwork(owner=owner, calls=calls, sandboxes=sandboxes, runner=runner)
+        self.network = BuildNetwork(owner=owner, calls=calls, sandboxes=sandboxes, runner=runner)
         self.repository = f"ci-deps-{owner.installation_id}"
         self._removals: set[asyncio.Future[None]] = set()
         """Removals of committed build containers, in the background."""
@@ -97,11 +103,11 @@ class DependencyImages:
         return reference
 
     async def build(self, spec: DependencyBuildSpec, *, output: OutputSink) -> str:
-        sandbox, gateway = await self._network.ready(spec.sandbox)
+        sandbox, gateway = await self.network.ready(spec.sandbox)
         # The network check (a container of its own) runs while the build container is made
         # and filled; the build starts only once the check has passed.
         checked = asyncio.ensure_future(
-            self._network.check(image=spec.base_image, sandbox=sandbox, gateway=gateway)
+            self.network.check(image=spec.base_image, sandbox=sandbox, gateway=gateway)
             if gateway is not None
             else asyncio.sleep(0)
         )
@@ -115,7 +121,7 @@ class DependencyImages:
         committed = False
         try:
             await asyncio.to_thread(
-                self._api.put_archive, container_id, "/", _staging_tar(spec.files)
+                self._api.put_archive, container_id, "/", staging_tar(spec.files)
             )
             if spec.project_tar is not None:
                 await asyncio.to_thread(self._put_source, container_id, spec.project_tar)
@@ -125,21 +131,8 @@ class DependencyImages:
             async for frame in self._runner.follow_logs(container_id, after=None):
                 await output(decoder.decode(frame.data))
             status = await self._runner.wait(container_id)
-            if status.exit_code == NOT_WRITABLE_EXIT:
-                raise RuntimeFault(
-                    f"the job image {spec.base_image} does not let the job user (uid "
-                    f"{JOB_UID}) install into its Python environment, and dependency builds "
-                    "run as that user; build the job image with scripts/build-job-image (its "
-                    "venv belongs to that user) and set CI_JOB_IMAGE=ci-python:3.11"
-                )
-            if status.exit_code != 0:
-                raise DependencyInstallError(
-                    f"installing the project's dependencies failed (exit code "
-                    f"{status.exit_code}{_oom_note(status, sandbox)}); the installer's "
-                    "output is in the job log: fix the dependency files it names "
-                    "(requirements.txt, pyproject.toml, uv.lock, setup.py) and submit again",
-                    exit_code=status.exit_code,
-                )
+            if (failure := install_failure(status, spec=spec, sandbox=sandbox)) is not None:
+                raise failure
             image = await asyncio.to_thread(self._commit, container_id, spec.base_image, spec.key)
             committed = True
         except ENGINE_ERRORS as exc:
@@ -269,15 +262,37 @@ def _nanoseconds(timestamp: object) -> int:
         return 0
 
 
+def install_failure(
+    status: ExitStatus, *, spec: DependencyBuildSpec, sandbox: Sandbox
+) -> RuntimeFault | None:
+    """What an install that ended with `status` failed of, or None when it succeeded."""
+    if status.exit_code == NOT_WRITABLE_EXIT:
+        return RuntimeFault(
+            f"the job image {spec.base_image} does not let the job user (uid "
+            f"{JOB_UID}) install into its Python environment, and dependency builds "
+            "run as that user; build the job image with scripts/build-job-image (its "
+            "venv belongs to that user) and set CI_JOB_IMAGE=ci-python:3.11"
+        )
+    if status.exit_code != 0:
+        return DependencyInstallError(
+            f"installing the project's dependencies failed (exit code "
+            f"{status.exit_code}{_oom_note(status, sandbox)}); the installer's "
+            "output is in the job log: fix the dependency files it names "
+            "(requirements.txt, pyproject.toml, uv.lock, setup.py) and submit again",
+            exit_code=status.exit_code,
+        )
+    return None
+
+
 def _oom_note(status: ExitStatus, sandbox: Sandbox) -> str:
     if not status.oom_killed:
         return ""
     return f", killed for using more than the job's memory, {sandbox.memory} (CI_JOB_MEMORY)"
 
 
-def _staging_tar(files: Mapping[str, bytes]) -> bytes:
-    """`STAGING` with the plan's files, and an empty `SOURCE`, owned by the job user so the
-    build can remove them (their directories made as needed)."""
+def staging_tar(files: Mapping[str, bytes]) -> bytes:
+    """`STAGING` with the plan's files, and an empty `SOURCE`, in `BUILD_ROOT`, all owned by
+    the job user so the build can remove them (their directories made as needed)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         directories: set[str] = set()
@@ -292,6 +307,7 @@ def _staging_tar(files: Mapping[str, bytes]) -> bytes:
             entry.uid, entry.gid = JOB_UID, JOB_GID
             tar.addfile(entry)
 
+        add_directory(BUILD_ROOT.lstrip("/"))
         add_directory(SOURCE.lstrip("/"))
         add_directory(STAGING.lstrip("/"))
         for path, data in sorted(files.items()):

@@ -62,6 +62,10 @@ class EngineApi(Protocol):
 
     def inspect_network(self, net_id: str) -> Json: ...
 
+    def disconnect_container_from_network(
+        self, container: str, net_id: str, *, force: bool
+    ) -> None: ...
+
     def create_host_config(self, **options: object) -> Json: ...
 
     def create_container(

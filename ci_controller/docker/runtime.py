@@ -1,6 +1,7 @@
 """`ContainerRuntime` on a Docker engine, for one installation, composed of parts with one
 job each: `ImageIds` (the job image), `Containers` (job containers), `DependencyImages` (the
-cached dependency builds) and the Python probe.
+cached dependency builds), `JobInstalls` (job containers that install their own, for a cold
+job) and the Python probe.
 
 The runtime holds the parts and hands each only what it needs (the engine's API clients, the
 owner's labels, `Sandboxes`, a `ContainerRunner`); no part sees the runtime. Connects to the
@@ -20,6 +21,7 @@ from ci_controller.docker.containers import Containers
 from ci_controller.docker.dependency_images import DependencyImages
 from ci_controller.docker.engine_api import ENGINE_ERRORS, EngineApi
 from ci_controller.docker.image_ids import ImageIds
+from ci_controller.docker.job_install import JobInstalls
 from ci_controller.docker.labels import OwnerLabels
 from ci_controller.docker.python_probe import python_in_image
 from ci_controller.docker.sandboxes import Sandboxes
@@ -29,6 +31,8 @@ from ci_controller.runtime import (
     DependencyBuildSpec,
     EngineLostError,
     ExitStatus,
+    FrameSink,
+    InstallingJobSpec,
     JobContainerSpec,
     LogFrame,
     OutputSink,
@@ -41,6 +45,8 @@ T = TypeVar("T")
 
 class DockerRuntime:
     """Implements `ci_controller.runtime.ContainerRuntime` on the Docker SDK."""
+
+    installs_in_job_containers = True
 
     def __init__(
         self,
@@ -61,6 +67,13 @@ class DockerRuntime:
         )
         self._dependencies = DependencyImages(
             owner=owner, calls=calls, sandboxes=sandboxes, runner=self._containers
+        )
+        self._installs = JobInstalls(
+            owner=owner,
+            calls=calls,
+            sandboxes=sandboxes,
+            runner=self._containers,
+            network=self._dependencies.network,
         )
 
     @classmethod
@@ -127,6 +140,14 @@ class DockerRuntime:
 
     async def create_job_container(self, spec: JobContainerSpec) -> str:
         return await self._on_engine(self._containers.create_job_container(spec))
+
+    async def create_installing_job_container(self, spec: InstallingJobSpec) -> str:
+        return await self._on_engine(self._installs.create(spec))
+
+    async def install_in_job_container(
+        self, container_id: str, spec: InstallingJobSpec, *, output: FrameSink
+    ) -> LogPosition:
+        return await self._on_engine(self._installs.install(container_id, spec, output=output))
 
     async def start(self, container_id: str) -> None:
         await self._on_engine(self._containers.start(container_id))

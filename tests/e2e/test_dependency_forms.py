@@ -302,4 +302,4 @@ def test_editing_a_test_reuses_the_image_and_editing_a_dependency_rebuilds_it(
         },
     )
     third = run(forms_service, project)
-    assert "[ci] installing the dependencies into a new dependency image" in third, third
+    assert "[ci] installing the dependencies in this job's container" in third, third

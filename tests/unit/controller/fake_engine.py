@@ -24,6 +24,8 @@ class CreatedContainer:
     host_config: dict[str, object]
     environment: dict[str, str]
     archives: list[tuple[str, bytes]] = field(default_factory=lambda: list[tuple[str, bytes]]())
+    networks: list[str] = field(default_factory=lambda: list[str]())
+    """The networks it is on (its `network_mode`, until disconnected)."""
 
 
 class _LogStream:
@@ -51,6 +53,12 @@ class FakeEngine:
         self.started: list[str] = []
         self.commits: list[tuple[str, str, str, list[str]]] = []
         self.cpus = 4
+        self.output: Callable[[CreatedContainer], list[bytes]] = lambda container: [
+            b"fake output\n"
+        ]
+        """What a container prints (each line gets a timestamp)."""
+        self.disconnects: list[tuple[str, str]] = []
+        self.disconnect_works = True
 
     # Images.
 
@@ -125,7 +133,16 @@ class FakeEngine:
             host_config=dict(host_config),
             environment=dict(environment or {}),
         )
+        network = str(dict(host_config).get("network_mode") or "default")
+        self.containers[container_id].networks.append(network)
         return {"Id": container_id}
+
+    def disconnect_container_from_network(
+        self, container: str, net_id: str, *, force: bool
+    ) -> None:
+        self.disconnects.append((container, net_id))
+        if self.disconnect_works:
+            self.containers[container].networks.remove(net_id)
 
     def put_archive(self, container: str, path: str, data: bytes) -> bool:
         self.containers[container].archives.append((path, data))
@@ -137,7 +154,10 @@ class FakeEngine:
     def logs(
         self, container: str, *, stream: bool, follow: bool, timestamps: bool, since: int | None
     ) -> _LogStream:
-        return _LogStream([b"2026-01-01T00:00:00.000000001Z fake output\n"])
+        lines = self.output(self.containers[container])
+        return _LogStream(
+            [b"2026-01-01T00:00:00.%09dZ %s" % (n, line) for n, line in enumerate(lines, 1)]
+        )
 
     def wait(self, container: str) -> Mapping[str, object]:
         return {"StatusCode": self.exit_code(self.containers[container].command)}
@@ -148,6 +168,7 @@ class FakeEngine:
             "Id": container,
             "Config": {"Labels": found.labels},
             "State": {"Status": "exited", "OOMKilled": False},
+            "NetworkSettings": {"Networks": {name: {} for name in found.networks}},
         }
 
     def remove_container(self, container: str, *, force: bool, v: bool) -> None:

@@ -30,7 +30,9 @@ from ci_controller.runtime import (
     DependencyBuildSpec,
     DependencyInstallError,
     ExitStatus,
+    FrameSink,
     ImageMissingError,
+    InstallingJobSpec,
     JobContainerSpec,
     LogFrame,
     OutputSink,
@@ -49,6 +51,11 @@ class FakeContainer:
     image: str
     spec: JobContainerSpec | WarmContainerSpec | None = None
     project: bytes | None = None
+    installs: bool = False
+    network_on: bool = False
+    """Whether the container still has the network its install had."""
+    project_with_network: bool = False
+    """Whether its project came while the network was on (which must never happen)."""
     state: ContainerState = ContainerState.CREATED
     frames: list[LogFrame] = field(default_factory=lambda: list[LogFrame]())
     exit_code: int | None = None
@@ -91,13 +98,19 @@ class FakeContainer:
         self.changed = asyncio.Event()
 
     def info(self) -> ContainerInfo:
-        return ContainerInfo(id=self.id, job_id=self.job_id, role=self.role, state=self.state)
+        return ContainerInfo(
+            id=self.id, job_id=self.job_id, role=self.role, state=self.state, installs=self.installs
+        )
 
 
 class FakeRuntime:
-    """Implements `ContainerRuntime` in memory."""
+    """Implements `ContainerRuntime` in memory. Jobs' own containers install dependencies
+    only with `installs_in_job_containers` set; their installs are in `installs` (keys), and
+    `build_output`, `build_exit_code` and `build_gate` apply to them as to builds."""
 
     def __init__(self, *, images: set[str] | None = None) -> None:
+        self.installs_in_job_containers = False
+        self.installs: list[str] = []
         self.images = images if images is not None else {"ci-python:3.11"}
         self.pythons = {"ci-python:3.11": "3.11.2", "ci-python:3.13": "3.13.5"}
         """The exact Python of each image that has one."""
@@ -204,6 +217,31 @@ class FakeRuntime:
         self.started.set()
         self.on_start(container)
 
+    async def create_installing_job_container(self, spec: InstallingJobSpec) -> str:
+        container = self.add_container(job_id=spec.job_id, state=ContainerState.CREATED)
+        container.spec, container.image, container.installs = spec, spec.image, True
+        return container.id
+
+    async def install_in_job_container(
+        self, container_id: str, spec: InstallingJobSpec, *, output: FrameSink
+    ) -> LogPosition:
+        container = self._get(container_id)
+        container.state, container.network_on = ContainerState.RUNNING, True
+        container.poke()
+        self.installs.append(spec.build.key)
+        if self.build_gate is not None:
+            await self.build_gate.wait()
+        await output(container.emit(self.build_output))
+        if self.build_exit_code != 0:
+            container.exit(self.build_exit_code)
+            raise DependencyInstallError(
+                "pip install failed; fix requirements.txt", exit_code=self.build_exit_code
+            )
+        marker = container.emit(b"[ci] dependencies installed\n")
+        await output(marker)
+        container.network_on = False
+        return marker.position
+
     async def start_warm_container(self, spec: WarmContainerSpec) -> str:
         if self.warm_fails:
             raise RuntimeFault("cannot start a warm container: the engine said no")
@@ -216,6 +254,7 @@ class FakeRuntime:
 
     async def put_project(self, container_id: str, project_tar: Path) -> None:
         container = self._get(container_id)
+        container.project_with_network = container.project_with_network or container.network_on
         container.project = await asyncio.to_thread(project_tar.read_bytes)
         if container.state is ContainerState.RUNNING:  # its bootstrap was waiting for it
             self.started.set()

@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from ci_controller.dependency_declarations import plan_dependencies
 from ci_controller.dependency_plan import (
     BUILD_REQUIREMENTS,
     PROJECT_REQUIREMENTS,
@@ -14,7 +15,6 @@ from ci_controller.dependency_plan import (
     InstallStep,
     Selection,
     StepKind,
-    plan_dependencies,
 )
 
 SIX_HASH = "sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274"

@@ -93,9 +93,10 @@ async def test_a_build_runs_as_the_job_user_with_the_job_limits_and_no_capabilit
     assert (path, owners) == (
         "/",
         {
-            "tmp/ci-src": (1000, 1000),
-            "tmp/ci-deps": (1000, 1000),
-            "tmp/ci-deps/requirements.txt": (1000, 1000),
+            "ci-build": (1000, 1000),
+            "ci-build/src": (1000, 1000),
+            "ci-build/deps": (1000, 1000),
+            "ci-build/deps/requirements.txt": (1000, 1000),
         },
     )
     await eventually_removed(engine, container.id)
