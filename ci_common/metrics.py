@@ -13,12 +13,13 @@ from __future__ import annotations
 import hmac
 import logging
 from datetime import UTC, datetime
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from ci_common.errors import StorageError
 from ci_common.models import JobConclusion
-from ci_common.repository import QueueStatsRepository
+from ci_common.repository import EngineRepository, QueueStatsRepository
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,10 @@ which is prometheus_client's newest default)."""
 UNAUTHORIZED_DETAIL = (
     "/metrics needs `Authorization: Bearer <token>` with the token set in CI_METRICS_TOKEN"
 )
+
+
+class MetricsRepository(QueueStatsRepository, EngineRepository, Protocol):
+    """What a scrape reads from the database: the queue, and each engine's heartbeat."""
 
 
 class QueueGauges:
@@ -45,17 +50,33 @@ class QueueGauges:
         self.log_bytes = Gauge(
             "ci_log_bytes_stored", "bytes of job log stored in the database", registry=registry
         )
+        self.engine_capacity = Gauge(
+            "ci_engine_capacity",
+            "jobs an engine's controller runs at once, as it last reported",
+            ["engine"],
+            registry=registry,
+        )
+        self.engine_running = Gauge(
+            "ci_engine_running_jobs", "jobs running on an engine", ["engine"], registry=registry
+        )
+        self.engine_last_seen = Gauge(
+            "ci_engine_last_seen_timestamp_seconds",
+            "when an engine's controller last recorded its heartbeat (Unix time)",
+            ["engine"],
+            registry=registry,
+        )
         self.repository_errors = Counter(
             "ci_repository_errors",
             "database errors this process met (unreachable, busy, failed statements)",
             registry=registry,
         )
 
-    async def refresh(self, repo: QueueStatsRepository) -> None:
+    async def refresh(self, repo: MetricsRepository) -> None:
         """Read the gauges from the database; on a database error count it and keep the last
         values, so a scrape still answers (with the error visible in the counter)."""
         try:
             stats = await repo.queue_stats()
+            engines = await repo.list_engines()
         except StorageError as exc:
             self.repository_errors.inc()
             logger.warning("metrics: cannot read the queue from the database: %s", exc)
@@ -64,6 +85,10 @@ class QueueGauges:
         self.running.set(stats.running)
         self.oldest_queued_age.set(stats.oldest_queued_age(datetime.now(UTC)))
         self.log_bytes.set(stats.log_bytes)
+        for engine in engines:
+            self.engine_capacity.labels(engine=engine.name).set(engine.capacity)
+            self.engine_running.labels(engine=engine.name).set(engine.running)
+            self.engine_last_seen.labels(engine=engine.name).set(engine.last_seen.timestamp())
 
 
 def finished_counter(registry: CollectorRegistry) -> Counter:

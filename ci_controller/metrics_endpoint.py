@@ -16,9 +16,8 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from ci_common.errors import CIError
-from ci_common.metrics import CONTENT_TYPE, UNAUTHORIZED_DETAIL, token_accepts
+from ci_common.metrics import CONTENT_TYPE, UNAUTHORIZED_DETAIL, MetricsRepository, token_accepts
 from ci_common.metrics import render as render_registry
-from ci_common.repository import QueueStatsRepository
 from ci_controller.metrics import ControllerMetrics
 from ci_controller.settings import ControllerSettings
 
@@ -75,7 +74,7 @@ async def metrics_endpoint(
 
 @contextlib.asynccontextmanager
 async def serve_metrics(
-    settings: ControllerSettings, metrics: ControllerMetrics, repo: QueueStatsRepository
+    settings: ControllerSettings, metrics: ControllerMetrics, repo: MetricsRepository
 ) -> AsyncGenerator[int | None]:
     """`/metrics` on `CI_CONTROLLER_METRICS_PORT` while the block runs, yielding the port;
     nothing (None) when unset."""

@@ -58,3 +58,26 @@ async def test_the_gauges_show_the_database_and_the_oldest_jobs_age(repo: Reposi
     assert age is not None
     assert 0 <= age <= (datetime.now(UTC) - job.created_at + timedelta(seconds=1)).total_seconds()
     assert registry.get_sample_value("ci_repository_errors_total") == 0
+
+
+async def test_each_engine_has_its_capacity_running_jobs_and_last_heartbeat(
+    repo: Repository,
+) -> None:
+    user = await repo.create_user(name="Ada", email="ada@example.org")
+    job = await repo.create_job(user_id=user.id, archive=b"1")
+    await repo.record_engine("default", capacity=2)
+    await repo.record_engine("second", capacity=3)
+    assert await repo.mark_running(job.id, container_id=None, engine="second")
+    registry = CollectorRegistry()
+
+    await QueueGauges(registry).refresh(repo)
+
+    def sample(name: str, engine: str) -> float | None:
+        return registry.get_sample_value(name, {"engine": engine})
+
+    assert sample("ci_engine_capacity", "default") == 2
+    assert sample("ci_engine_capacity", "second") == 3
+    assert sample("ci_engine_running_jobs", "default") == 0
+    assert sample("ci_engine_running_jobs", "second") == 1
+    seen = sample("ci_engine_last_seen_timestamp_seconds", "second")
+    assert seen is not None and abs(seen - datetime.now(UTC).timestamp()) < 60

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from ci_common.errors import DatabaseUnavailableError
 from ci_common.metrics import QueueGauges, finished_counter, render, token_accepts
+from ci_common.models import EngineStatus
 from ci_common.queue_stats import QueueStats
 
 
@@ -47,6 +48,12 @@ def test_the_oldest_queued_jobs_age_is_zero_with_nothing_queued() -> None:
 
 class _Unreachable:
     async def queue_stats(self) -> QueueStats:
+        raise DatabaseUnavailableError("the database is not reachable")
+
+    async def record_engine(self, name: str, *, capacity: int) -> None:
+        raise DatabaseUnavailableError("the database is not reachable")
+
+    async def list_engines(self) -> list[EngineStatus]:
         raise DatabaseUnavailableError("the database is not reachable")
 
 
