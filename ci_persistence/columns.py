@@ -18,3 +18,14 @@ JOB_COLUMNS = (
 )
 USER_COLUMNS = "id, name, email, active, created_at, is_admin"
 API_KEY_COLUMNS = "id, user_id, name, prefix, created_at, expires_at, revoked_at, last_used_at"
+
+
+QUEUE_STATS = """
+SELECT
+    (SELECT COUNT(*) FROM jobs WHERE status = 'queued') AS queued,
+    (SELECT COUNT(*) FROM jobs WHERE status = 'running') AS running,
+    (SELECT MIN(created_at) FROM jobs WHERE status = 'queued') AS oldest_queued_at,
+    (SELECT COALESCE(SUM(log_bytes), 0) FROM jobs) AS log_bytes
+"""
+"""The queue's numbers for `/metrics`, the same statement on both backends. Literal statuses,
+not parameters: only then can the planner use the partial index of active jobs."""

@@ -8,16 +8,8 @@ appended, so no log chunk is read.
 from __future__ import annotations
 
 from ci_common.queue_stats import QueueStats
+from ci_persistence.columns import QUEUE_STATS
 from ci_persistence.database import SqliteDatabase, from_text
-
-# Literal statuses, not parameters: only then can the planner use the partial index.
-_STATS = """
-SELECT
-    (SELECT COUNT(*) FROM jobs WHERE status = 'queued') AS queued,
-    (SELECT COUNT(*) FROM jobs WHERE status = 'running') AS running,
-    (SELECT MIN(created_at) FROM jobs WHERE status = 'queued') AS oldest_queued_at,
-    (SELECT COALESCE(SUM(log_bytes), 0) FROM jobs) AS log_bytes
-"""
 
 
 class SqliteQueueStats:
@@ -26,7 +18,7 @@ class SqliteQueueStats:
     _db: SqliteDatabase
 
     async def queue_stats(self) -> QueueStats:
-        row = await self._db.fetch_one(_STATS)
+        row = await self._db.fetch_one(QUEUE_STATS)
         assert row is not None  # an aggregate always returns one row
         return QueueStats(
             queued=int(row["queued"]),

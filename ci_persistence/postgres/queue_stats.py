@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 from ci_common.queue_stats import QueueStats
+from ci_persistence.columns import QUEUE_STATS
 from ci_persistence.postgres.database import PostgresDatabase
-
-# Literal statuses, not parameters: only then can the planner use the partial index.
-_STATS = """
-SELECT
-    (SELECT COUNT(*) FROM jobs WHERE status = 'queued') AS queued,
-    (SELECT COUNT(*) FROM jobs WHERE status = 'running') AS running,
-    (SELECT MIN(created_at) FROM jobs WHERE status = 'queued') AS oldest_queued_at,
-    (SELECT COALESCE(SUM(log_bytes), 0) FROM jobs) AS log_bytes
-"""
 
 
 class PostgresQueueStats:
@@ -21,7 +13,7 @@ class PostgresQueueStats:
     _db: PostgresDatabase
 
     async def queue_stats(self) -> QueueStats:
-        row = await self._db.fetch_one(_STATS)
+        row = await self._db.fetch_one(QUEUE_STATS)
         assert row is not None  # an aggregate always returns one row
         return QueueStats(
             queued=int(row["queued"]),

@@ -26,6 +26,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -102,6 +103,30 @@ def wait_until(check: Callable[[], T | None], *, within: float, what: str) -> T:
 
 MakeService = Callable[..., "CIService"]
 """The `make_service` fixture: `make_service(env={...}, server=True, controller=True)`."""
+
+
+class StdoutLines:
+    """A process's stdout lines, collected in a thread as they come, so a test can wait for
+    one while the process runs on."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.lines: list[str] = []
+        self._stdout = process.stdout
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stdout:
+            self.lines.append(line)
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def text(self) -> str:
+        """Everything, once the process has closed its stdout (or `JOB_TIMEOUT` passed)."""
+        self._thread.join(timeout=JOB_TIMEOUT)
+        return "".join(self.lines)
 
 
 @dataclass

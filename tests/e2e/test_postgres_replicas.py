@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,6 +19,7 @@ from harness import (
     STARTUP_TIMEOUT,
     MakeService,
     ManagedProcess,
+    StdoutLines,
     wait_until,
 )
 
@@ -39,28 +39,6 @@ def healthy(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-class Output:
-    """A process's stdout, collected in a thread as it comes."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        self.lines: list[str] = []
-        self._stdout = process.stdout
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        for line in self._stdout:
-            self.lines.append(line)
-
-    def has(self, text: str) -> bool:
-        return any(text in line for line in list(self.lines))
-
-    def text(self) -> str:
-        self._thread.join(timeout=JOB_TIMEOUT)
-        return "".join(self.lines)
 
 
 def test_a_replica_killed_mid_stream_and_the_client_resumes_on_another(
@@ -91,7 +69,7 @@ def test_a_replica_killed_mid_stream_and_the_client_resumes_on_another(
             stderr=subprocess.PIPE,
             text=True,
         )
-        out = Output(follower)
+        out = StdoutLines(follower)
         wait_until(lambda: out.has("line 020"), within=JOB_TIMEOUT, what="line 020 at the client")
         assert front.served[port_of(third_url)] == 0  # so far all through the second replica
 

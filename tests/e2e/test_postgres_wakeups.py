@@ -9,13 +9,20 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-import threading
 import time
 from datetime import datetime
 
 import asyncpg
 import pytest
-from harness import BIN, EXAMPLES, JOB_TIMEOUT, CIService, MakeService, wait_until
+from harness import (
+    BIN,
+    EXAMPLES,
+    JOB_TIMEOUT,
+    CIService,
+    MakeService,
+    StdoutLines,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -58,28 +65,6 @@ def cut(service: CIService, pids: list[int]) -> None:
     asyncio.run(terminate())
 
 
-class Lines:
-    """A process's stdout lines, collected in a thread as they come."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        self.lines: list[str] = []
-        self._stdout = process.stdout
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        for line in self._stdout:
-            self.lines.append(line)
-
-    def has(self, text: str) -> bool:
-        return any(text in line for line in list(self.lines))
-
-    def text(self) -> str:
-        self._thread.join(timeout=JOB_TIMEOUT)
-        return "".join(self.lines)
-
-
 def test_cutting_the_listeners_mid_job_loses_no_line_and_wake_ups_resume(
     make_postgres_service: MakeService,
 ) -> None:
@@ -102,7 +87,7 @@ def test_cutting_the_listeners_mid_job_loses_no_line_and_wake_ups_resume(
         stderr=subprocess.PIPE,
         text=True,
     )
-    out = Lines(process)
+    out = StdoutLines(process)
     wait_until(lambda: out.has("line 001"), within=PROMPT_SECONDS, what="the first line")
     assert time.monotonic() - submitted < PROMPT_SECONDS  # dispatched and streamed by notices
     wait_until(lambda: out.has("line 030"), within=JOB_TIMEOUT, what="line 030")
