@@ -133,7 +133,8 @@ def test_dependencies_are_installed_once_and_reused(service: CIService) -> None:
     second = service.submit(EXAMPLES / "with-dependencies")
     assert service.wait_for_job(second)["conclusion"] == "success"
 
-    assert "[ci] installing the dependencies into a new dependency image" in service.logs(first)
+    # A cold job installs in its own container; the image the second one reuses is made after.
+    assert "[ci] installing the dependencies in this job's container" in service.logs(first)
     assert "six" in service.logs(first)
     assert "[ci] installing" not in service.logs(second)
 
