@@ -73,11 +73,11 @@ from ci_controller.runtime import (
 )
 from ci_controller.scheduling import dispatch_order
 from ci_controller.settings import ControllerSettings
+from ci_controller.wake_ups import WakeUps
 from ci_controller.warm_pool import WarmPool
 
 logger = logging.getLogger(__name__)
 
-CHANGE_POLL_SECONDS = 0.02
 _DEPENDENCY_ROLES = (ROLE_DEPENDENCY_BUILD, ROLE_PROBE)
 SHUTDOWN_GRACE_SECONDS = 5.0
 RECLAIM_SPACE_SECONDS = 60.0
@@ -130,11 +130,7 @@ class Controller:
         )
         self._workers: dict[JobId, JobWorker] = {}
         self._tasks: dict[JobId, asyncio.Task[object]] = {}
-        self._wake = asyncio.Event()
-        self._changes = changes
-        self._polling = asyncio.Event()
-        """Set while changes must be polled for: no feed, or the feed is down."""
-        self._polling.set()
+        self._wake_ups = WakeUps(repo, changes)
         self._stopping = False
         self._next_reclaim = 0.0
 
@@ -146,36 +142,24 @@ class Controller:
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile until `stop` is set, then let go of the workers (containers stay)."""
         loop = asyncio.get_running_loop()
-        watcher = asyncio.create_task(self._watch_changes(), name="watch database")
-        stopper = asyncio.create_task(self._wake_on(stop), name="watch stop")
-        listener = (
-            asyncio.create_task(
-                self._changes.run(on_change=self._changed, on_live=self._feed_live),
-                name="listen for changes",
-            )
-            if self._changes is not None
-            else None
-        )
+        woken = self._wake_ups.event
         self._background.spawn(self._images.default.dependencies.prime(), what="list the job image")
         try:
-            await self._safely(self.reconcile)
-            next_full = loop.time() + self._settings.reconcile_interval
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_full - loop.time()))
-                if stop.is_set():
-                    break
-                self._wake.clear()
-                if loop.time() >= next_full:
-                    await self._safely(self.reconcile)
-                    next_full = loop.time() + self._settings.reconcile_interval
-                else:
-                    await self._safely(self.react)
+            async with self._wake_ups.watching(stop):
+                await self._safely(self.reconcile)
+                next_full = loop.time() + self._settings.reconcile_interval
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), max(0.0, next_full - loop.time()))
+                    if stop.is_set():
+                        break
+                    woken.clear()
+                    if loop.time() >= next_full:
+                        await self._safely(self.reconcile)
+                        next_full = loop.time() + self._settings.reconcile_interval
+                    else:
+                        await self._safely(self.react)
         finally:
-            watcher.cancel()
-            stopper.cancel()
-            if listener is not None:
-                listener.cancel()
             await self.shutdown()
 
     async def react(self) -> None:
@@ -387,39 +371,7 @@ class Controller:
                 error,
                 exc_info=error,
             )
-        self._wake.set()  # a slot is free
-
-    def _changed(self, _job_id: JobId) -> None:
-        self._wake.set()
-
-    def _feed_live(self, live: bool) -> None:
-        """The change feed listens (stop polling; anything before may have gone unannounced,
-        so look once) or broke (poll until it is back)."""
-        if live:
-            self._polling.clear()
-            self._wake.set()
-        else:
-            self._polling.set()
-
-    async def _watch_changes(self) -> None:
-        last = await self._repo.change_counter()
-        while True:
-            await self._polling.wait()
-            await asyncio.sleep(CHANGE_POLL_SECONDS)
-            if not self._polling.is_set():
-                continue
-            try:
-                current = await self._repo.change_counter()
-            except Exception:
-                logger.exception("cannot read the database's change counter")
-                continue
-            if current != last:
-                last = current
-                self._wake.set()
-
-    async def _wake_on(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-        self._wake.set()
+        self._wake_ups.wake()  # a slot is free
 
     async def _safely(self, action: Callable[[], Awaitable[None]]) -> None:
         try:
