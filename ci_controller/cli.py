@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from ci_common.allocator import keep_freed_memory
 from ci_common.change_feed import ChangeTopic
 from ci_common.errors import CIError
 from ci_common.models import ENGINE_NAME_PATTERN
@@ -120,6 +121,7 @@ def cli(
         check_memory_limit(settings.job_memory)
     except CIError as exc:
         raise click.ClickException(str(exc)) from exc
+    keep_freed_memory()
     location = DatabaseLocation.from_settings(settings)
     if location.is_postgres:
         try:

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from ci_common.allocator import keep_freed_memory
 from ci_common.change_feed import ChangeTopic
 from ci_common.settings import Settings
 from ci_persistence import DatabaseLocation, change_feed_at, open_repository_at
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
+        keep_freed_memory()
         location = DatabaseLocation.from_settings(server_settings)
         repo = await open_repository_at(location)
         hub = LogHub(

@@ -7,7 +7,9 @@ reader that leaves closes the stream, even one still being opened.
 
 At most `QUEUED_FRAMES` frames wait for the reader: when it is slower than the container (a
 slow database), the thread stops reading and Docker keeps the rest in its log file, so the
-controller's memory does not grow with the log.
+controller's memory does not grow with the log. Meanwhile a second thread attaches to the
+container and holds it back to the reader's pace (`output_pacing`), so that rest stays small
+and no line waits long behind it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import AsyncIterator
 from docker.errors import NotFound
 
 from ci_controller.docker.engine_api import EngineApi, LogStream
+from ci_controller.docker.output_pacing import OutputPacer
 from ci_controller.log_cursor import LogPosition, PositionTracker, parse_timestamp
 from ci_controller.runtime import LogFrame, RuntimeFault
 from ci_controller.threads import in_daemon_thread
@@ -74,19 +77,37 @@ async def read_output(
         except BaseException as exc:
             put(None if closing else exc)
 
+    pacer = OutputPacer()
+
+    def pace() -> None:
+        try:
+            stream = streams.attach(container_id, stdout=True, stderr=True, stream=True, logs=False)
+            opened.append(stream)
+            if closing:  # the reader left while the stream was being opened
+                stream.close()
+                return
+            pacer.pace(stream)
+        except Exception as exc:  # pacing is a courtesy: without it the job goes on unpaced
+            if not closing:
+                logger.info("not pacing the output of %s: %s", container_id[:12], exc)
+
     pumping = asyncio.ensure_future(in_daemon_thread(f"logs-{container_id[:12]}", pump))
+    pacing = asyncio.ensure_future(in_daemon_thread(f"pace-{container_id[:12]}", pace))
     try:
         while (item := await queue.get()) is not None:
             if isinstance(item, BaseException):
                 raise RuntimeFault(f"lost the container's output stream: {item}") from item
             room.release()
+            pacer.taken(len(item.data))
             yield item
     finally:
         closing = True
+        pacer.close()
         for stream in opened:
             with contextlib.suppress(Exception):
                 stream.close()
         pumping.cancel()
+        pacing.cancel()
 
 
 def _parse_frame(raw: bytes, tracker: PositionTracker) -> LogFrame | None:

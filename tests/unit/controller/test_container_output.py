@@ -64,8 +64,28 @@ def test_records_never_split_a_utf8_character() -> None:
 
 
 def test_a_partial_line_is_a_record_of_its_own() -> None:
-    assert encode_records(b"....") == ESCAPE + LOG_CHANNEL + b"....\n"
+    assert encode_records(b"....") == ESCAPE + LOG_CHANNEL.upper() + b"....\n"
     assert decoded(encode_records(b"....")) == b"...."
+
+
+def test_output_without_the_escape_byte_is_sent_plain_and_with_it_escaped() -> None:
+    plain = encode_records(b"one\ntwo\n")
+    escaped = encode_records(b"one\x7f\ntwo\n")
+
+    assert plain == ESCAPE + LOG_CHANNEL.upper() + b"one\x7ftwo\x7f\n"
+    assert escaped == ESCAPE + LOG_CHANNEL + b"one\x7f0\x7f1two\x7f1\n"
+    for encoded, data in ((plain, b"one\ntwo\n"), (escaped, b"one\x7f\ntwo\n")):
+        [record] = [decode_frame(message) for message in docker_messages(encoded)]
+        assert (record.channel, record.data) == (LOG_CHANNEL, data)
+
+
+def test_a_plain_record_may_end_in_a_newline_turned_escape() -> None:
+    data = b"x" * (RECORD_BYTES - 1) + b"\n" + b"y" * 10
+
+    messages = docker_messages(encode_records(data))
+
+    assert len(messages[0]) == RECORD_BYTES + 3  # the full record: no token to keep whole
+    assert decoded(encode_records(data)) == data
 
 
 def test_a_results_record_keeps_its_channel_and_its_bytes() -> None:
