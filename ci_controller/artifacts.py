@@ -12,10 +12,12 @@ are gathered inside the container before that, and taken out after:
    as everything kept stays within the per-job cap (`CI_MAX_ARTIFACTS_MB`, `junit.xml`
    included), and writes `MANIFEST` naming what did not fit and the patterns that matched
    nothing.
-3. The controller, once the container has exited (its writable layer outlives it until
-   removal), reads `OUTPUT_DIR` with the engine's archive API into a temporary file (cut
-   off a little past the cap, whatever the tests left there), stores each file in the
-   database (`kept_files`), and writes the manifest's news into the log.
+3. When it all comes to at most `INLINE_OUTPUT_BYTES`, PID 1 sends `OUTPUT_DIR` as a tar in
+   its output, just before its last word (`FILES_CHANNEL`). Otherwise the controller, once
+   PID 1 said the files are gathered, reads `OUTPUT_DIR` with the engine's archive API into a
+   temporary file (cut off a little past the cap, whatever the tests left there). Either way
+   it stores each file in the database (`kept_files`) and writes the manifest's news into
+   the log.
 
 The cap is enforced twice: PID 1 copies no more than fits (so the engine's disk holds at most
 that), and the controller stores no more (the tests run as the same user and could write into
@@ -75,9 +77,31 @@ def collect_artifacts(job_file, workdir, output):
             unmatched.append(pattern)
     with open(os.path.join(output, "manifest.json"), "w") as file:
         json.dump({"left_out": left_out, "unmatched": unmatched}, file)
+
+
+def pack_output(output, limit):
+    if not os.path.isdir(output):
+        return b""
+    total = 0
+    for folder, _, names in os.walk(output):
+        for name in names:
+            total += os.lstat(os.path.join(folder, name)).st_size
+            if total > limit:
+                return b""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(output, arcname=os.path.basename(output))
+    return base64.b64encode(buffer.getvalue())
 """
-"""PID 1's part, defined in the bootstrap (which has `json` and `os` imported) and called
-once the job has ended."""
+"""PID 1's part, defined in the bootstrap (which has `base64`, `io`, `json`, `os` and
+`tarfile` imported) and called once the job has ended: `collect_artifacts`, then
+`pack_output`, which makes `OUTPUT_DIR` the tar the archive API would have given, in base64 for
+PID 1's output, if it holds at most `INLINE_OUTPUT_BYTES` (else b"")."""
+INLINE_OUTPUT_BYTES = 256 * 1024
+"""The most PID 1 sends in its output (`container_output.FILES_CHANNEL`, 4/3 of it in
+base64) rather than leaving to the archive API: a `junit.xml` and small kept files, which
+then cost no copy (Docker extracts an archive in a process of its own, ~60 ms) after the
+tests."""
 
 
 @dataclass

@@ -26,8 +26,8 @@ no record (written by PID 1 itself, by a container started before this framing, 
 container) is output as it stands. The channel byte after `ESCAPE` says what a record carries:
 `LOG_CHANNEL` the job's stdout and stderr, `RESULTS_CHANNEL` our pytest plugin's JSON lines
 (per-test results, read by PID 1 from a pipe of their own, see `bootstrap`),
-`ARTIFACTS_CHANNEL` one record saying the kept files are ready to be copied out (the letter
-in upper case for a plain record), and
+`FILES_CHANNEL` the kept files when they are small, `END_CHANNEL` PID 1's last word, the
+job's exit code (the letter in upper case for a plain record), and
 `job_worker` routes records by channel in one place. Both travel in the one Docker stream, so
 a results record has a log position like any output, and the results are stored with their
 own cursor into that stream (`job_results`), as durable as the log.
@@ -47,9 +47,14 @@ LOG_CHANNEL: Final = b"r"
 RESULTS_CHANNEL: Final = b"t"
 """Our pytest plugin's records (`job_plugin/_ci_pytest_results.py`): one JSON object a line,
 a line possibly spread over several records."""
-ARTIFACTS_CHANNEL: Final = b"a"
-"""PID 1's word that the kept files are gathered (`artifacts`), sent just before it exits: the
-controller may copy them out while the container is still going down."""
+FILES_CHANNEL: Final = b"f"
+"""`OUTPUT_DIR` (the kept files) as a base64 tar, when small (`artifacts.pack_output`): sent
+just before PID 1's last word, spread over as many records as it takes."""
+END_CHANNEL: Final = b"a"
+"""PID 1's last record: the container's exit code, sent once the kept files are gathered
+(`artifacts`), just before it exits. The controller copies the files out while the container
+is still going down, and on a 0 ends the job without waiting for the engine to see the exit
+(~0.1 s later, `job_worker`)."""
 RECORD_BYTES: Final = 16_000
 """The most a record holds (escaped, before its marker and newline): under Docker's 16 KiB
 line buffer, so Docker never splits one."""
@@ -141,7 +146,8 @@ def encoder_source() -> str:
         "ESCAPE": ESCAPE,
         "LOG_CHANNEL": LOG_CHANNEL,
         "RESULTS_CHANNEL": RESULTS_CHANNEL,
-        "ARTIFACTS_CHANNEL": ARTIFACTS_CHANNEL,
+        "FILES_CHANNEL": FILES_CHANNEL,
+        "END_CHANNEL": END_CHANNEL,
         "RECORD_BYTES": RECORD_BYTES,
     }
     lines = [f"{name} = {value!r}" for name, value in constants.items()]

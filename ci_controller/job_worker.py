@@ -43,7 +43,8 @@ from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
 from ci_controller.artifact_store import Collected, collect_artifacts
 from ci_controller.background import side_task
 from ci_controller.container_output import (
-    ARTIFACTS_CHANNEL,
+    END_CHANNEL,
+    FILES_CHANNEL,
     LOG_CHANNEL,
     RESULTS_CHANNEL,
     decode_frame,
@@ -89,7 +90,11 @@ class JobWorker:
         self.container_id: str | None = job.container_id
         self._results = JobResults(repo=env.repo, job=job)
         self._artifacts_ready = asyncio.Event()
-        """Set when PID 1 says the kept files are gathered (`ARTIFACTS_CHANNEL`)."""
+        """Set when PID 1 says the kept files are gathered (`END_CHANNEL`)."""
+        self._sent_files: list[bytes] = []
+        """`OUTPUT_DIR` as PID 1 sent it (`FILES_CHANNEL`), in pieces."""
+        self._succeeded = asyncio.Event()
+        """Set when PID 1 said it exits with 0: the job is over, whenever the engine sees it."""
         self._installed_at: LogPosition | None = None
         """Where the output of this job's own dependency install ended (its tests' output
         follows it), when its container installed them."""
@@ -229,9 +234,13 @@ class JobWorker:
         runtime = self._env.runtime
         follower = asyncio.create_task(self._follow(container_id, log))
         waiter = asyncio.create_task(runtime.wait(container_id))
+        succeeded = asyncio.create_task(self._succeeded.wait())
+        ended = asyncio.create_task(
+            asyncio.wait({waiter, succeeded}, return_when=asyncio.FIRST_COMPLETED)
+        )
         early = side_task(self._artifacts_when_ready(container_id))
         try:
-            stop = await self._race(waiter, deadline)
+            stop = await self._race(ended, deadline)
             if stop is not None:
                 grace = (
                     CANCEL_GRACE_SECONDS
@@ -239,7 +248,10 @@ class JobWorker:
                     else (TIMEOUT_GRACE_SECONDS)
                 )
                 await runtime.stop(container_id, grace=grace)
-            status = await waiter
+            # PID 1's word of a clean exit is as good as the engine's, and ~0.1 s earlier (it
+            # comes last in its output, so the follower has seen everything before it). Any
+            # other exit waits for the engine, which also says whether memory ran out.
+            status = await waiter if stop is not None or waiter.done() else ExitStatus(0)
             await self._drain(follower, log)
             collected = await self._artifacts(early, container_id)
             for line in collected.notes:
@@ -250,16 +262,15 @@ class JobWorker:
                 "submit the job again"
             ) from exc
         finally:
-            follower.cancel()
-            waiter.cancel()
-            early.cancel()
+            for task in (follower, waiter, succeeded, ended, early):
+                task.cancel()
         return self._stopped(stop) if stop is not None else self._exited(status)
 
     async def _artifacts_when_ready(self, container_id: str) -> Collected:
-        """The kept files, copied out as soon as PID 1 says they are gathered: while the
-        container is still exiting, so the copy and the exit overlap."""
+        """The kept files as soon as PID 1 says they are gathered: those it sent, or a copy
+        made while the container is still exiting, so the copy and the exit overlap."""
         await self._artifacts_ready.wait()
-        return await self._collect(container_id)
+        return await self._collect(container_id, sent=b"".join(self._sent_files))
 
     async def _artifacts(self, early: asyncio.Future[Collected], container_id: str) -> Collected:
         """The kept files, once the container has exited and its output is drained: the early
@@ -273,13 +284,14 @@ class JobWorker:
             early.cancel()
         return await self._collect(container_id)
 
-    async def _collect(self, container_id: str) -> Collected:
+    async def _collect(self, container_id: str, *, sent: bytes | None = None) -> Collected:
         return await collect_artifacts(
             repo=self._env.repo,
             runtime=self._env.runtime,
             job=self.job,
             container_id=container_id,
             max_bytes=self._env.settings.max_artifacts_bytes,
+            sent=sent,
         )
 
     async def _follow(self, container_id: str, log: JobLog) -> None:
@@ -305,8 +317,13 @@ class JobWorker:
                     await self._results.add_frame(
                         LogFrame(position=frame.position, data=record.data)
                     )
-            elif record.channel == ARTIFACTS_CHANNEL:
+            elif record.channel == FILES_CHANNEL:
+                self._sent_files.append(record.data)
+            elif record.channel == END_CHANNEL:
                 self._artifacts_ready.set()
+                if record.data == b"0":
+                    self._succeeded.set()
+                    return  # PID 1's last word: nothing follows it
             else:
                 logger.warning("job %s: output on unknown channel %r", self.job.id, record.channel)
 

@@ -4,23 +4,35 @@ kept; PID 1's collection run on the host; jobs past CI_RETENTION_DAYS are delete
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import io
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from controller_world import World
 from fake_runtime import FakeContainer
+from test_container_output import docker_messages
 
 from ci_common.job_options import JobOptions
 from ci_common.models import JobConclusion, JobId
+from ci_controller.artifacts import COLLECT_SOURCE
 from ci_controller.bootstrap import bootstrap
-from ci_controller.container_output import ARTIFACTS_CHANNEL, encode_records
+from ci_controller.container_output import (
+    END_CHANNEL,
+    FILES_CHANNEL,
+    OutputRecord,
+    decode_frame,
+    encode_records,
+)
 from ci_controller.job_plugins import JUNIT_PLUGIN, JUNIT_VARIABLE
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
 from ci_controller.runtime import ContainerState
@@ -77,9 +89,9 @@ async def test_the_output_directory_is_stored_and_the_manifest_becomes_notes(wor
     )
 
 
-def ready_word() -> bytes:
-    """PID 1's record saying the kept files are gathered, as Docker stores it."""
-    return encode_records(b"ready", channel=ARTIFACTS_CHANNEL)
+def last_word(code: int) -> bytes:
+    """PID 1's last record, once the kept files are gathered: the code it exits with."""
+    return encode_records(str(code).encode(), channel=END_CHANNEL)
 
 
 async def test_the_kept_files_are_copied_out_while_the_container_goes_down(
@@ -92,13 +104,13 @@ async def test_the_kept_files_are_copied_out_while_the_container_goes_down(
         container = world.runtime.containers[container_id]
         copied_while_running.append(container.state is ContainerState.RUNNING)
         found = await real_copy_out(container_id, path, into=into, max_bytes=max_bytes)
-        container.exit(0)  # the container finishes going down only now
+        container.exit(1)  # the container finishes going down only now
         return found
 
     def start(container: FakeContainer) -> None:
         container.files[".ci-output/junit.xml"] = b"<testsuites/>"
-        container.emit(b"1 passed\n")
-        container.emit(ready_word())  # ... and it does not exit by itself
+        container.emit(b"1 failed\n")
+        container.emit(last_word(1))  # ... and it does not exit by itself
 
     world.runtime.copy_out = copy_out
     world.runtime.on_start = start
@@ -106,10 +118,48 @@ async def test_the_kept_files_are_copied_out_while_the_container_goes_down(
     await world.reconciled()
 
     done = await world.job(job)
-    assert done.conclusion is JobConclusion.SUCCESS
+    assert done.conclusion is JobConclusion.FAILURE
     assert copied_while_running == [True]
     assert await stored(world, job.id) == {"junit.xml": b"<testsuites/>"}
-    assert await world.test_output(job) == "1 passed\n"  # the word is no output
+    assert await world.test_output(job) == "1 failed\n"  # the word is no output
+
+
+async def test_a_clean_exit_pid_1_reported_ends_the_job_before_the_engine_sees_it(
+    world: World,
+) -> None:
+    started: list[FakeContainer] = []
+
+    def start(container: FakeContainer) -> None:
+        started.append(container)
+        container.files[".ci-output/junit.xml"] = b"<testsuites/>"
+        container.emit(b"1 passed\n")
+        container.emit(last_word(0))  # ... and the engine never reports the exit
+
+    world.runtime.on_start = start
+    job = await world.submit()
+    await asyncio.wait_for(world.reconciled(), 10)  # waiting for the engine would never end
+
+    done = await world.job(job)
+    assert (done.conclusion, done.exit_code) == (JobConclusion.SUCCESS, 0)
+    assert await stored(world, job.id) == {"junit.xml": b"<testsuites/>"}
+    assert await world.test_output(job) == "1 passed\n"
+    assert [c.id for c in started if c.id in world.runtime.containers] == []  # removed
+
+
+async def test_any_other_exit_waits_for_the_engine_which_knows_about_memory(
+    world: World,
+) -> None:
+    def start(container: FakeContainer) -> None:
+        container.emit(b"Killed\n")
+        container.emit(last_word(137))
+        container.exit(137, oom_killed=True)
+
+    world.runtime.on_start = start
+    job = await world.submit()
+    await world.reconciled()
+
+    assert (await world.job(job)).exit_code == 137
+    assert "the tests ran out of memory" in await world.log_text(job)
 
 
 async def test_without_pid_1_s_word_the_files_are_copied_after_the_exit(world: World) -> None:
@@ -140,7 +190,7 @@ async def test_a_controller_killed_before_storing_them_leaves_them_to_the_next(
     await world.server.set_container(job.id, container.id)
     container.files[".ci-output/junit.xml"] = b"<testsuites/>"
     output = container.emit(b"1 passed\n")
-    word = container.emit(ready_word())
+    word = container.emit(last_word(0))
     container.exit(0)
     await world.server.append_log(job.id, "1 passed\n", cursor=output.position.encode())
     await world.server.append_log(job.id, "", cursor=word.position.encode())
@@ -187,10 +237,24 @@ def test_pid_1_copies_what_the_patterns_match_within_the_cap(tmp_path: Path) -> 
 
     script = bootstrap(wait_seconds=5, root=str(tmp_path))
     done = subprocess.run(
-        [sys.executable, "-c", script, "sh", "-c", "exit 3"], check=False, timeout=30
+        [sys.executable, "-c", script, "sh", "-c", "exit 3"],
+        check=False,
+        timeout=30,
+        capture_output=True,
     )
 
     assert done.returncode == 3
+    # Small enough: the same files went out in PID 1's output, before its last word.
+    records = [decode_frame(message) for message in docker_messages(done.stdout)]
+    assert records[-1] == OutputRecord(channel=END_CHANNEL, data=b"3")
+    sent = b"".join(record.data for record in records if record.channel == FILES_CHANNEL)
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(sent))) as archive:
+        assert sorted(member.name for member in archive if member.isfile()) == [
+            ".ci-output/files/coverage.xml",
+            ".ci-output/files/htmlcov/deep/page.html",
+            ".ci-output/files/htmlcov/index.html",
+            ".ci-output/manifest.json",
+        ]
     output = tmp_path / ".ci-output"
     kept = sorted(
         str(p.relative_to(output / "files")) for p in (output / "files").rglob("*") if p.is_file()
@@ -200,6 +264,45 @@ def test_pid_1_copies_what_the_patterns_match_within_the_cap(tmp_path: Path) -> 
         "left_out": [["huge.bin", 5000]],
         "unmatched": ["escape", "none-*"],
     }
+
+
+def test_pid_1_sends_no_files_past_the_inline_limit(tmp_path: Path) -> None:
+    namespace: dict[str, object] = {}
+    exec("import base64, io, json, os, tarfile\n" + COLLECT_SOURCE, namespace)
+    pack_output = cast(Callable[[str, int], bytes], namespace["pack_output"])
+    output = tmp_path / ".ci-output"
+    output.mkdir()
+    (output / "junit.xml").write_bytes(b"x" * 1000)
+
+    assert pack_output(str(output), 999) == b""
+    assert base64.b64decode(pack_output(str(output), 1000))  # a tar
+    assert pack_output(str(tmp_path / "none"), 1000) == b""
+
+
+async def test_files_pid_1_sent_are_stored_without_a_copy(world: World) -> None:
+    async def copy_out(container_id: str, path: str, *, into: IO[bytes], max_bytes: int) -> bool:
+        raise AssertionError("the files came in the output: nothing to copy")
+
+    def start(container: FakeContainer) -> None:
+        container.emit(b"1 passed\n")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            for name, data in ((".ci-output/junit.xml", b"<testsuites/>"),):
+                member = tarfile.TarInfo(name)
+                member.size = len(data)
+                archive.addfile(member, io.BytesIO(data))
+        sent = encode_records(base64.b64encode(buffer.getvalue()), channel=FILES_CHANNEL)
+        for message in sent.splitlines(keepends=True):
+            container.emit(message)
+        container.emit(last_word(0))
+
+    world.runtime.copy_out = copy_out
+    world.runtime.on_start = start
+    job = await world.submit()
+    await world.reconciled()
+
+    assert (await world.job(job)).conclusion is JobConclusion.SUCCESS
+    assert await stored(world, job.id) == {"junit.xml": b"<testsuites/>"}
 
 
 async def test_jobs_past_the_retention_period_are_deleted(world: World) -> None:

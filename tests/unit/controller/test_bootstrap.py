@@ -18,7 +18,7 @@ from test_container_output import docker_messages
 
 from ci_controller.bootstrap import DISK_FULL_EXIT, bootstrap, exit_status
 from ci_controller.container_output import (
-    ARTIFACTS_CHANNEL,
+    END_CHANNEL,
     LOG_CHANNEL,
     RESULTS_CHANNEL,
     OutputRecord,
@@ -51,7 +51,7 @@ def decoded(messages: bytes) -> str:
     """The job's output from what PID 1 wrote, one Docker message per line (without its word
     that the kept files are ready)."""
     records = [decode_frame(message) for message in docker_messages(messages)]
-    return b"".join(r.data for r in records if r.channel != ARTIFACTS_CHANNEL).decode()
+    return b"".join(r.data for r in records if r.channel != END_CHANNEL).decode()
 
 
 def run(root: Path, *command: str, wait_seconds: int | None = 5) -> tuple[int, str, str]:
@@ -109,10 +109,10 @@ def test_the_plugins_records_go_out_on_the_results_channel_apart_from_the_output
     assert by_channel == {
         LOG_CHANNEL: b'output\n{"kind": "test"} printed\n',
         RESULTS_CHANNEL: b'{"kind": "session"}\n' + b"x" * 40000 + b"\n",
-        ARTIFACTS_CHANNEL: b"ready",
+        END_CHANNEL: b"0",
     }
-    # PID 1's word that the kept files are ready comes last, once they are gathered.
-    assert records[-1] == OutputRecord(channel=ARTIFACTS_CHANNEL, data=b"ready")
+    # PID 1's last word, once the kept files are gathered: the code it exits with.
+    assert records[-1] == OutputRecord(channel=END_CHANNEL, data=b"0")
 
 
 def test_sigterm_reaches_the_job_and_ends_the_container_with_143(root: Path) -> None:
@@ -313,6 +313,6 @@ def test_no_message_ends_inside_a_character_when_a_write_spans_batches(root: Pat
     out, _ = start(root, "python", "-c", printer).communicate(timeout=60)
 
     records = [decode_frame(message) for message in docker_messages(out)]
-    messages = [r.data for r in records if r.channel != ARTIFACTS_CHANNEL]
+    messages = [r.data for r in records if r.channel != END_CHANNEL]
     assert len(messages) > 1
     assert "".join(data.decode() for data in messages) == "€" * 300_000 + "end"
