@@ -221,6 +221,34 @@ def test_the_job_files_arguments_and_environment_reach_pytest(root: Path) -> Non
     assert "FOO is bar CI is true" in out and "1 passed, 1 deselected" in out
 
 
+def test_pytest_is_imported_before_the_project_arrives(root: Path, tmp_path: Path) -> None:
+    """The job's interpreter loads pytest while it waits (off the job's path). Seen through a
+    stand-in `pytest` module that says when it is imported."""
+    (root / READY_MARKER).unlink()
+    stand_in = tmp_path / "stand-in"
+    stand_in.mkdir()
+    said = tmp_path / "imported"
+    (stand_in / "pytest.py").write_text(f"open({str(said)!r}, 'w').close()\n")
+    (root / WORKSPACE / "probe.py").write_text("import sys\nprint('pytest' in sys.modules)\n")
+    script = bootstrap(wait_seconds=30, root=str(root))
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, "python", "-m", "probe"],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(stand_in)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not said.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert said.exists(), "pytest was not imported while the job waited for its project"
+    finally:
+        (root / READY_MARKER).touch()  # the project arrives
+        out, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 0
+    assert decoded(out) == "True\n"
+
+
 def test_a_python_start_up_variable_gets_a_fresh_interpreter(root: Path) -> None:
     (root / WORKSPACE / "lib").mkdir()
     (root / WORKSPACE / "lib" / "helper.py").write_text("VALUE = 7\n")
