@@ -35,6 +35,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -80,6 +81,18 @@ DRAIN_TIMEOUT_SECONDS = 30.0
 T = TypeVar("T")
 
 
+@dataclass
+class _Pid1End:
+    """What a job container's PID 1 said as it ended (`END_CHANNEL`, `FILES_CHANNEL`)."""
+
+    gathered: asyncio.Event = field(default_factory=asyncio.Event)
+    """The kept files are gathered (its last word came)."""
+    succeeded: asyncio.Event = field(default_factory=asyncio.Event)
+    """It exits with 0: the job is over, whenever the engine sees the exit."""
+    files: list[bytes] = field(default_factory=lambda: list[bytes]())
+    """`OUTPUT_DIR` as it sent it, in pieces (none when it is too large)."""
+
+
 class JobWorker:
     """Runs one job to completion; `request_cancel()` may be called at any time."""
 
@@ -89,12 +102,7 @@ class JobWorker:
         self._cancel = asyncio.Event()
         self.container_id: str | None = job.container_id
         self._results = JobResults(repo=env.repo, job=job)
-        self._artifacts_ready = asyncio.Event()
-        """Set when PID 1 says the kept files are gathered (`END_CHANNEL`)."""
-        self._sent_files: list[bytes] = []
-        """`OUTPUT_DIR` as PID 1 sent it (`FILES_CHANNEL`), in pieces."""
-        self._succeeded = asyncio.Event()
-        """Set when PID 1 said it exits with 0: the job is over, whenever the engine sees it."""
+        self._end = _Pid1End()
         self._installed_at: LogPosition | None = None
         """Where the output of this job's own dependency install ended (its tests' output
         follows it), when its container installed them."""
@@ -232,9 +240,10 @@ class JobWorker:
 
     async def _watch(self, container_id: str, log: JobLog, deadline: float) -> Outcome:
         runtime = self._env.runtime
+        self._end = _Pid1End()  # this container's (a job started again has a new one)
         follower = asyncio.create_task(self._follow(container_id, log))
         waiter = asyncio.create_task(runtime.wait(container_id))
-        succeeded = asyncio.create_task(self._succeeded.wait())
+        succeeded = asyncio.create_task(self._end.succeeded.wait())
         ended = asyncio.create_task(
             asyncio.wait({waiter, succeeded}, return_when=asyncio.FIRST_COMPLETED)
         )
@@ -269,14 +278,14 @@ class JobWorker:
     async def _artifacts_when_ready(self, container_id: str) -> Collected:
         """The kept files as soon as PID 1 says they are gathered: those it sent, or a copy
         made while the container is still exiting, so the copy and the exit overlap."""
-        await self._artifacts_ready.wait()
-        return await self._collect(container_id, sent=b"".join(self._sent_files))
+        await self._end.gathered.wait()
+        return await self._collect(container_id, sent=b"".join(self._end.files))
 
     async def _artifacts(self, early: asyncio.Future[Collected], container_id: str) -> Collected:
         """The kept files, once the container has exited and its output is drained: the early
         copy's result, or a copy now when PID 1 never said they were ready (it was killed)
         or the early copy failed (it raced the container's exit)."""
-        if self._artifacts_ready.is_set():
+        if self._end.gathered.is_set():
             collected = await early
             if not collected.failed:
                 return collected
@@ -318,11 +327,11 @@ class JobWorker:
                         LogFrame(position=frame.position, data=record.data)
                     )
             elif record.channel == FILES_CHANNEL:
-                self._sent_files.append(record.data)
+                self._end.files.append(record.data)
             elif record.channel == END_CHANNEL:
-                self._artifacts_ready.set()
+                self._end.gathered.set()
                 if record.data == b"0":
-                    self._succeeded.set()
+                    self._end.succeeded.set()
                     return  # PID 1's last word: nothing follows it
             else:
                 logger.warning("job %s: output on unknown channel %r", self.job.id, record.channel)

@@ -35,7 +35,7 @@ from ci_controller.container_output import (
 )
 from ci_controller.job_plugins import JUNIT_PLUGIN, JUNIT_VARIABLE
 from ci_controller.project import JOB_FILE, READY_MARKER, WORKSPACE
-from ci_controller.runtime import ContainerState
+from ci_controller.runtime import PROJECT_MISSING_EXIT, ContainerState
 from ci_persistence.database import to_text
 
 
@@ -277,6 +277,34 @@ def test_pid_1_sends_no_files_past_the_inline_limit(tmp_path: Path) -> None:
     assert pack_output(str(output), 999) == b""
     assert base64.b64decode(pack_output(str(output), 1000))  # a tar
     assert pack_output(str(tmp_path / "none"), 1000) == b""
+
+
+async def test_a_job_started_again_waits_for_its_new_containers_word(world: World) -> None:
+    """The first container's PID 1 ended (its project never came) with a word of its own: the
+    second container's files are taken once its own PID 1 says they are gathered."""
+    job = await world.submit()
+    assert await world.server.mark_running(job.id, container_id=None)
+    first = world.runtime.add_container(job_id=job.id, state=ContainerState.RUNNING)
+    await world.server.set_container(job.id, first.id)
+    first.emit(b"[ci] the project never reached the container\n")
+    first.emit(last_word(PROJECT_MISSING_EXIT))
+    first.exit(PROJECT_MISSING_EXIT)
+
+    def start(container: FakeContainer) -> None:
+        def finish() -> None:
+            container.files[".ci-output/junit.xml"] = b"<testsuites/>"
+            container.emit(b"1 passed\n")
+            container.emit(last_word(0))
+            container.exit(0)
+
+        asyncio.get_running_loop().call_later(0.2, finish)
+
+    world.runtime.on_start = start
+    await world.reconciled()
+
+    done = await world.job(job)
+    assert (done.conclusion, done.attempts) == (JobConclusion.SUCCESS, 2)
+    assert await stored(world, job.id) == {"junit.xml": b"<testsuites/>"}
 
 
 async def test_files_pid_1_sent_are_stored_without_a_copy(world: World) -> None:
