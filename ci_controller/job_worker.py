@@ -16,9 +16,9 @@ network), and from then on both paths are the same: follow the output into the j
 the stored cursor while waiting for the container to exit, a cancel request, or the wall-time
 deadline (counted from `started_at`, so a restart does not extend it).
 
-The end is always the same sequence: stop the container if it must stop, wait for it, drain
-its output completely, store the kept files (copied out while the container went down:
-`artifact_store`) and the closing note, and only then `complete_job`. Removing the
+The end is always the same sequence: stop the container if it must stop, wait for its end,
+drain its output completely, store the kept files (`container_watch` does these for each
+container) and the closing note, and only then `complete_job`. Removing the
 container and deleting the stored upload happen afterwards in the background, never delaying
 the moment a user sees the result.
 
@@ -35,21 +35,12 @@ import contextlib
 import logging
 import math
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from ci_common.errors import StorageError
 from ci_common.models import MAX_START_ATTEMPTS, Job, JobConclusion
-from ci_controller.artifact_store import Collected, collect_artifacts
-from ci_controller.background import side_task
-from ci_controller.container_output import (
-    END_CHANNEL,
-    FILES_CHANNEL,
-    LOG_CHANNEL,
-    RESULTS_CHANNEL,
-    decode_frame,
-)
+from ci_controller.container_watch import ContainerWatch, race
 from ci_controller.dependencies import FreshInstall
 from ci_controller.job_dispatch import JobDispatch, WorkerEnvironment
 from ci_controller.job_log import JobLog
@@ -57,40 +48,16 @@ from ci_controller.job_outcome import (
     Outcome,
     ProjectNeverArrivedError,
     StopReason,
-    exit_outcome,
     stopped_outcome,
 )
 from ci_controller.job_results import JobResults
 from ci_controller.log_cursor import LogPosition
 from ci_controller.project import ProjectArchiveError, Staging
-from ci_controller.runtime import (
-    ContainerGoneError,
-    ContainerInfo,
-    ContainerState,
-    ExitStatus,
-    LogFrame,
-    RuntimeFault,
-)
+from ci_controller.runtime import ContainerInfo, ContainerState, RuntimeFault
 
 logger = logging.getLogger(__name__)
 
-CANCEL_GRACE_SECONDS = 2.0
-TIMEOUT_GRACE_SECONDS = 5.0
-DRAIN_TIMEOUT_SECONDS = 30.0
-
 T = TypeVar("T")
-
-
-@dataclass
-class _Pid1End:
-    """What a job container's PID 1 said as it ended (`END_CHANNEL`, `FILES_CHANNEL`)."""
-
-    gathered: asyncio.Event = field(default_factory=asyncio.Event)
-    """The kept files are gathered (its last word came)."""
-    succeeded: asyncio.Event = field(default_factory=asyncio.Event)
-    """It exits with 0: the job is over, whenever the engine sees the exit."""
-    files: list[bytes] = field(default_factory=lambda: list[bytes]())
-    """`OUTPUT_DIR` as it sent it, in pieces (none when it is too large)."""
 
 
 class JobWorker:
@@ -102,7 +69,6 @@ class JobWorker:
         self._cancel = asyncio.Event()
         self.container_id: str | None = job.container_id
         self._results = JobResults(repo=env.repo, job=job)
-        self._end = _Pid1End()
         self._installed_at: LogPosition | None = None
         """Where the output of this job's own dependency install ended (its tests' output
         follows it), when its container installed them."""
@@ -210,7 +176,15 @@ class JobWorker:
                 with Staging() as staging:
                     project = await self._dispatch().project(staging)
                     await self._env.runtime.put_project(container_id, project.tar)
-        return await self._watch(container_id, log, deadline)
+        watch = ContainerWatch(
+            job=self.job,
+            env=self._env,
+            results=self._results,
+            log=log,
+            cancel=self._cancel,
+            installed_at=self._installed_at,
+        )
+        return await watch.until_end(container_id, deadline)
 
     def _dispatch(self) -> JobDispatch:
         return JobDispatch(
@@ -238,121 +212,12 @@ class JobWorker:
 
         chosen.dependencies.cache_after(job_id=self.job.id, fresh=self._installed, then=then)
 
-    async def _watch(self, container_id: str, log: JobLog, deadline: float) -> Outcome:
-        runtime = self._env.runtime
-        self._end = _Pid1End()  # this container's (a job started again has a new one)
-        follower = asyncio.create_task(self._follow(container_id, log))
-        waiter = asyncio.create_task(runtime.wait(container_id))
-        succeeded = asyncio.create_task(self._end.succeeded.wait())
-        ended = asyncio.create_task(
-            asyncio.wait({waiter, succeeded}, return_when=asyncio.FIRST_COMPLETED)
-        )
-        early = side_task(self._artifacts_when_ready(container_id))
-        try:
-            stop = await self._race(ended, deadline)
-            if stop is not None:
-                grace = (
-                    CANCEL_GRACE_SECONDS
-                    if stop is StopReason.CANCELLED
-                    else (TIMEOUT_GRACE_SECONDS)
-                )
-                await runtime.stop(container_id, grace=grace)
-            # PID 1's word of a clean exit is as good as the engine's, and ~0.1 s earlier (it
-            # comes last in its output, so the follower has seen everything before it). Any
-            # other exit waits for the engine, which also says whether memory ran out.
-            status = await waiter if stop is not None or waiter.done() else ExitStatus(0)
-            await self._drain(follower, log)
-            collected = await self._artifacts(early, container_id)
-            for line in collected.notes:
-                await log.note(line)
-        except ContainerGoneError as exc:
-            raise RuntimeFault(
-                "the job's container vanished while it ran (removed outside the CI service?); "
-                "submit the job again"
-            ) from exc
-        finally:
-            for task in (follower, waiter, succeeded, ended, early):
-                task.cancel()
-        return self._stopped(stop) if stop is not None else self._exited(status)
-
-    async def _artifacts_when_ready(self, container_id: str) -> Collected:
-        """The kept files as soon as PID 1 says they are gathered: those it sent, or a copy
-        made while the container is still exiting, so the copy and the exit overlap."""
-        await self._end.gathered.wait()
-        return await self._collect(container_id, sent=b"".join(self._end.files))
-
-    async def _artifacts(self, early: asyncio.Future[Collected], container_id: str) -> Collected:
-        """The kept files, once the container has exited and its output is drained: the early
-        copy's result, or a copy now when PID 1 never said they were ready (it was killed)
-        or the early copy failed (it raced the container's exit)."""
-        if self._end.gathered.is_set():
-            collected = await early
-            if not collected.failed:
-                return collected
-        else:
-            early.cancel()
-        return await self._collect(container_id)
-
-    async def _collect(self, container_id: str, *, sent: bytes | None = None) -> Collected:
-        return await collect_artifacts(
-            repo=self._env.repo,
-            runtime=self._env.runtime,
-            job=self.job,
-            container_id=container_id,
-            max_bytes=self._env.settings.max_artifacts_bytes,
-            sent=sent,
-        )
-
-    async def _follow(self, container_id: str, log: JobLog) -> None:
-        """Store the container's output and test results, each from its stored cursor on.
-
-        Every message of the container passes here, decoded (`container_output`): the one
-        place where records are routed by channel. The log and the results keep a cursor
-        each (they are stored in batches of their own), so the stream is read from the
-        earlier of the two and a record at or before its own channel's cursor is skipped:
-        a restarted controller repeats and loses nothing of either."""
-        log_after = LogPosition.decode(self.job.log_cursor) or self._installed_at
-        results_after = LogPosition.decode(self.job.results_cursor) or self._installed_at
-        after = (
-            None if log_after is None or results_after is None else min(log_after, results_after)
-        )
-        async for frame in self._env.runtime.follow_logs(container_id, after=after):
-            record = decode_frame(frame.data)
-            if record.channel == LOG_CHANNEL:
-                if log_after is None or frame.position > log_after:
-                    await log.add_frame(LogFrame(position=frame.position, data=record.data))
-            elif record.channel == RESULTS_CHANNEL:
-                if results_after is None or frame.position > results_after:
-                    await self._results.add_frame(
-                        LogFrame(position=frame.position, data=record.data)
-                    )
-            elif record.channel == FILES_CHANNEL:
-                self._end.files.append(record.data)
-            elif record.channel == END_CHANNEL:
-                self._end.gathered.set()
-                if record.data == b"0":
-                    self._end.succeeded.set()
-                    return  # PID 1's last word: nothing follows it
-            else:
-                logger.warning("job %s: output on unknown channel %r", self.job.id, record.channel)
-
-    async def _drain(self, follower: asyncio.Task[None], log: JobLog) -> None:
-        """Let the follower store everything the container wrote before it stopped."""
-        try:
-            await asyncio.wait_for(asyncio.shield(follower), DRAIN_TIMEOUT_SECONDS)
-        except TimeoutError:
-            logger.warning("job %s: output still streaming after exit; giving up", self.job.id)
-            await log.note("the end of the output could not be read from the container")
-        except RuntimeFault as exc:
-            logger.warning("job %s: %s", self.job.id, exc)
-            await log.note(f"part of the output could not be read: {exc}")
-
     async def _until_stopped(
         self, work: Coroutine[object, object, T], deadline: float
     ) -> T | StopReason:
         task = asyncio.create_task(work)
         try:
-            stop = await self._race(task, deadline)
+            stop = await race(task, cancel=self._cancel, deadline=deadline)
         finally:
             if not task.done():
                 task.cancel()
@@ -360,27 +225,8 @@ class JobWorker:
                     await task
         return task.result() if stop is None else stop
 
-    async def _race(self, task: asyncio.Future[T], deadline: float) -> StopReason | None:
-        """Wait for `task`, a cancel request or the deadline; None when `task` finished."""
-        cancelled = asyncio.create_task(self._cancel.wait())
-        remaining = (
-            None if math.isinf(deadline) else max(0.0, deadline - asyncio.get_running_loop().time())
-        )
-        try:
-            done, _ = await asyncio.wait(
-                {task, cancelled}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            cancelled.cancel()
-        if task in done:
-            return None
-        return StopReason.CANCELLED if cancelled in done else StopReason.TIMED_OUT
-
     def _stopped(self, reason: StopReason) -> Outcome:
         return stopped_outcome(reason, settings=self._env.settings)
-
-    def _exited(self, status: ExitStatus) -> Outcome:
-        return exit_outcome(status, settings=self._env.settings)
 
     async def _finish(self, outcome: Outcome, log: JobLog) -> None:
         env, job = self._env, self.job
