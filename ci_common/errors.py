@@ -56,6 +56,12 @@ class StorageError(CIError):
     """The database could not be used (wrong path, newer schema than this code knows)."""
 
 
+class ConcurrentWriterError(StorageError):
+    """A job's log or results moved since this writer last appended: another controller follows
+    the same job (one that lost its lock and has not noticed yet). Nothing was stored; the job
+    is left to the next reconcile, which resumes from what is stored, so no line is doubled."""
+
+
 class DatabaseUnavailableError(StorageError):
     """The database is there but cannot serve right now (locked past the busy timeout, disk
     full, an I/O error): worth retrying later, unlike a wrong path or schema."""

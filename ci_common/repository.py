@@ -127,9 +127,13 @@ class JobRepository(Protocol):
         """Drop the stored upload once the job no longer needs it."""
         ...
 
-    async def append_log(self, job_id: JobId, data: str, *, cursor: str | None) -> LogChunk:
+    async def append_log(
+        self, job_id: JobId, data: str, *, cursor: str | None, after_seq: int | None = None
+    ) -> LogChunk:
         """Append a chunk with the next `seq` and, in the same transaction, the follower's
-        cursor into the container's output (so a crash can neither lose nor repeat a line)."""
+        cursor into the container's output (so a crash can neither lose nor repeat a line).
+        With `after_seq`, only while that is still the last chunk's seq, else
+        `ConcurrentWriterError` and nothing stored (two writers never both append)."""
         ...
 
     async def read_logs(

@@ -120,10 +120,12 @@ class TestResultRepository(Protocol):
         cursor: str | None,
         content_hash: str | None = None,
         session_exitstatus: int | None = None,
+        after_index: int | None = None,
     ) -> int:
         """Append `reports` with the next indexes and, in the same transaction, the results
         stream's cursor (and the job's content hash once known, and pytest's exit status once
-        its session ended); returns the last index."""
+        its session ended); returns the last index. With `after_index`, only while that is
+        still the last index, else `ConcurrentWriterError` and nothing stored."""
         ...
 
     async def set_files_hash(self, job_id: JobId, files_hash: str) -> None:

@@ -288,7 +288,10 @@ class Controller:
     async def _fail_vanished(self, job: Job) -> None:
         logger.warning("job %s: container %s vanished", job.id, (job.container_id or "")[:12])
         log = await JobLog.resume(
-            repo=self._repo, job=job, max_bytes=int(self._settings.max_log_mb * 1024 * 1024)
+            repo=self._repo,
+            job=job,
+            max_bytes=int(self._settings.max_log_mb * 1024 * 1024),
+            fenced=False,
         )
         await log.note(f"error: {VANISHED}")
         if await self._repo.complete_job(job.id, conclusion=JobConclusion.ERROR, error=VANISHED):

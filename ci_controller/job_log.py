@@ -9,7 +9,10 @@ CPU, which under saturation is CPU the pipeline lacks to keep up with the job).
 
 Each chunk is written together with the `LogPosition` of its last container frame
 (`repo.append_log(…, cursor=…)`): what the database holds and where to resume are one fact,
-so a controller killed at any instant resumes without losing or repeating a line.
+so a controller killed at any instant resumes without losing or repeating a line. And each is
+written only while the log's last chunk is still the one this writer stored last (`after_seq`),
+so two controllers following one job (one that lost its lock and has not noticed yet) never
+both store a chunk: the one that finds the log moved stops (`ConcurrentWriterError`).
 
 Lines the controller itself adds (dependency installation, cancellation, errors) start with
 `[ci] ` and carry no cursor. Past `max_bytes` of stored output one truncation note is stored
@@ -42,12 +45,22 @@ class JobLog:
     """Buffers one job's output and stores it in order; one writer per job."""
 
     def __init__(
-        self, *, repo: JobRepository, job_id: JobId, max_bytes: int, stored_bytes: int = 0
+        self,
+        *,
+        repo: JobRepository,
+        job_id: JobId,
+        max_bytes: int,
+        stored_bytes: int = 0,
+        last_seq: int | None = None,
     ) -> None:
         self._repo = repo
         self._job_id = job_id
         self._max_bytes = max_bytes
         self._stored_bytes = stored_bytes
+        self._last_seq = last_seq
+        """The seq of the last chunk stored, known to this writer: each append is made only
+        while it still is (`append_log(after_seq=…)`), so a second writer of the same job
+        (see `ConcurrentWriterError`) can never double a line. None: unchecked."""
         self._truncated = False
         self._pending: list[str] = []
         self._pending_bytes = 0
@@ -62,9 +75,19 @@ class JobLog:
         """Whether the stored output ends with a newline, so a note starts a line of its own."""
 
     @classmethod
-    async def resume(cls, *, repo: JobRepository, job: Job, max_bytes: int) -> JobLog:
-        """The log of a job that may have stored output already (an adopted job)."""
-        log = cls(repo=repo, job_id=job.id, max_bytes=max_bytes, stored_bytes=job.log_bytes)
+    async def resume(
+        cls, *, repo: JobRepository, job: Job, max_bytes: int, fenced: bool = True
+    ) -> JobLog:
+        """The log of a job that may have stored output already (an adopted job), as `job`
+        says it is. `fenced=False` for a note from outside the job's own writer (a job whose
+        engine was lost): it is stored whatever was appended since, and fences that writer."""
+        log = cls(
+            repo=repo,
+            job_id=job.id,
+            max_bytes=max_bytes,
+            stored_bytes=job.log_bytes,
+            last_seq=job.last_log_seq if fenced else None,
+        )
         if job.last_log_seq > 0:
             last = await repo.read_logs(job.id, after_seq=job.last_log_seq - 1)
             log._truncated = bool(last) and last[-1].data.lstrip("\n").startswith(TRUNCATION_MARK)
@@ -167,7 +190,11 @@ class JobLog:
             self._storing_bytes = 0
 
     async def _append(self, text: str, *, cursor: str | None) -> None:
-        await self._repo.append_log(self._job_id, text, cursor=cursor)
+        chunk = await self._repo.append_log(
+            self._job_id, text, cursor=cursor, after_seq=self._last_seq
+        )
+        if self._last_seq is not None:
+            self._last_seq = chunk.seq
         self._stored_bytes += len(text.encode())
         self._at_line_start = text.endswith("\n")
 

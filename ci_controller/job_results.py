@@ -124,6 +124,7 @@ class JobResults:
                     cursor=position.encode() if position else None,
                     content_hash=new_hash,
                     session_exitstatus=ended,
+                    after_index=self.reported,  # see `job_log`: one writer stores each result
                 )
             except asyncio.CancelledError:
                 raise  # repository writes finish before a cancellation lands: it is stored

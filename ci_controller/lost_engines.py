@@ -41,7 +41,7 @@ async def sweep_lost_engines(
             logger.info("job %s: back to the queue (engine %s was lost)", job.id, engine)
             continue
         message = lost_message(engine, grace=grace)
-        log = await JobLog.resume(repo=repo, job=job, max_bytes=max_log_bytes)
+        log = await JobLog.resume(repo=repo, job=job, max_bytes=max_log_bytes, fenced=False)
         await log.note(f"error: {message}")
         await repo.complete_job(job.id, conclusion=JobConclusion.ERROR, error=message)
         await repo.delete_archive(job.id)

@@ -30,7 +30,13 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ci_common.errors import DatabaseUnavailableError, StorageError
+from ci_common.errors import (
+    CIError,
+    ConcurrentWriterError,
+    DatabaseUnavailableError,
+    JobNotFoundError,
+    StorageError,
+)
 from ci_persistence.migrations import migrate
 from ci_persistence.uncancellable import run_to_completion
 
@@ -249,3 +255,12 @@ def _raise_converted(exc: BaseException) -> None:
         raise DatabaseUnavailableError(
             f"the database is unavailable ({exc}); try again in a few seconds"
         ) from exc
+
+
+async def job_missing_or_moved(conn: aiosqlite.Connection, job_id: str, *, what: str) -> CIError:
+    """Why an append conditional on the job's last seq or index changed no row: the job is
+    gone, or another writer appended meanwhile (`ConcurrentWriterError`)."""
+    async with conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)) as result:
+        if await result.fetchone() is None:
+            return JobNotFoundError(job_id)
+    return ConcurrentWriterError(f"job {job_id}: its {what} was appended to by another writer")

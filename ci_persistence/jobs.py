@@ -30,6 +30,7 @@ from ci_persistence.database import (
     BUSY_TIMEOUT_MS,
     SqliteDatabase,
     from_text,
+    job_missing_or_moved,
     now_text,
     to_text,
 )
@@ -268,18 +269,20 @@ class SqliteJobs:
         await self._db.execute("DELETE FROM job_archives WHERE job_id = ?", (job_id,))
 
     @uncancellable
-    async def append_log(self, job_id: JobId, data: str, *, cursor: str | None) -> LogChunk:
+    async def append_log(
+        self, job_id: JobId, data: str, *, cursor: str | None, after_seq: int | None = None
+    ) -> LogChunk:
         created_at = datetime.now(UTC)
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "UPDATE jobs SET last_log_seq = last_log_seq + 1, "
                 "log_bytes = log_bytes + ?, log_cursor = COALESCE(?, log_cursor) "
-                "WHERE id = ? RETURNING last_log_seq",
-                (len(data.encode()), cursor, job_id),
+                "WHERE id = ? AND coalesce(? = last_log_seq, 1) RETURNING last_log_seq",
+                (len(data.encode()), cursor, job_id, after_seq),
             ) as result:
                 row = await result.fetchone()
             if row is None:
-                raise JobNotFoundError(job_id)
+                raise await job_missing_or_moved(conn, job_id, what="log")
             seq = int(row[0])
             await conn.execute(
                 "INSERT INTO log_chunks (job_id, seq, data, created_at) VALUES (?, ?, ?, ?)",

@@ -12,7 +12,6 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from ci_common.errors import JobNotFoundError
 from ci_common.models import JobId, UserId
 from ci_common.test_results import (
     FAILING_OUTCOMES,
@@ -22,7 +21,7 @@ from ci_common.test_results import (
     TestReport,
     TestResult,
 )
-from ci_persistence.database import SqliteDatabase, from_text, to_text
+from ci_persistence.database import SqliteDatabase, from_text, job_missing_or_moved, to_text
 from ci_persistence.uncancellable import uncancellable
 
 _FAILING = tuple(outcome.value for outcome in FAILING_OUTCOMES)
@@ -74,6 +73,7 @@ class SqliteTestResults:
         cursor: str | None,
         content_hash: str | None = None,
         session_exitstatus: int | None = None,
+        after_index: int | None = None,
     ) -> int:
         created = to_text(datetime.now(UTC))
         async with self._db.transaction() as conn:
@@ -82,12 +82,12 @@ class SqliteTestResults:
                 "results_cursor = COALESCE(?, results_cursor), "
                 "content_hash = COALESCE(?, content_hash), "
                 "session_exitstatus = COALESCE(?, session_exitstatus) "
-                "WHERE id = ? RETURNING tests_reported",
-                (len(reports), cursor, content_hash, session_exitstatus, job_id),
+                "WHERE id = ? AND coalesce(? = tests_reported, 1) RETURNING tests_reported",
+                (len(reports), cursor, content_hash, session_exitstatus, job_id, after_index),
             ) as result:
                 row = await result.fetchone()
             if row is None:
-                raise JobNotFoundError(job_id)
+                raise await job_missing_or_moved(conn, job_id, what="test results")
             last = int(row[0])
             first = last - len(reports) + 1
             await conn.executemany(

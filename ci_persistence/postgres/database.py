@@ -22,7 +22,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from ci_common.errors import DatabaseUnavailableError, StorageError
+from ci_common.errors import (
+    CIError,
+    ConcurrentWriterError,
+    DatabaseUnavailableError,
+    JobNotFoundError,
+    StorageError,
+)
 from ci_persistence.postgres.migrations import migrate
 
 logger = logging.getLogger(__name__)
@@ -198,3 +204,13 @@ def _rows_changed(status: str) -> int:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
+
+
+async def job_missing_or_moved(
+    conn: asyncpg.pool.PoolConnectionProxy, key: object, job_id: str, *, what: str
+) -> CIError:
+    """Why an append conditional on the job's last seq or index changed no row: the job is
+    gone, or another writer appended meanwhile (`ConcurrentWriterError`)."""
+    if await conn.fetchval("SELECT 1 FROM jobs WHERE id = $1", key) is None:
+        return JobNotFoundError(job_id)
+    return ConcurrentWriterError(f"job {job_id}: its {what} was appended to by another writer")

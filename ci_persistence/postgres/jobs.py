@@ -31,7 +31,7 @@ from ci_common.job_options import JobOptions
 from ci_common.models import DEFAULT_ENGINE, Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
 from ci_persistence.columns import JOB_COLUMNS
 from ci_persistence.job_rows import job_from_columns, names_text
-from ci_persistence.postgres.database import PostgresDatabase, Record
+from ci_persistence.postgres.database import PostgresDatabase, Record, job_missing_or_moved
 from ci_persistence.postgres.ids import as_uuid, prefix_range
 from ci_persistence.postgres.notifications import JOBS_CHANNEL, QUEUE_CHANNEL
 from ci_persistence.uncancellable import uncancellable
@@ -347,7 +347,9 @@ class PostgresJobs:
             await self._db.execute("DELETE FROM job_archives WHERE job_id = $1", key)
 
     @uncancellable
-    async def append_log(self, job_id: JobId, data: str, *, cursor: str | None) -> LogChunk:
+    async def append_log(
+        self, job_id: JobId, data: str, *, cursor: str | None, after_seq: int | None = None
+    ) -> LogChunk:
         key = as_uuid(job_id)
         if key is None:
             raise JobNotFoundError(job_id)
@@ -357,15 +359,18 @@ class PostgresJobs:
             seq = await conn.fetchval(
                 "WITH bumped AS ("
                 "UPDATE jobs SET last_log_seq = last_log_seq + 1, log_bytes = log_bytes + $1, "
-                "log_cursor = COALESCE($2, log_cursor) WHERE id = $3 RETURNING last_log_seq, id) "
+                "log_cursor = COALESCE($2, log_cursor) "
+                "WHERE id = $3 AND ($5::integer IS NULL OR last_log_seq = $5) "
+                "RETURNING last_log_seq, id) "
                 "SELECT last_log_seq, pg_notify($4, id::text) FROM bumped",
                 len(encoded),
                 cursor,
                 key,
                 JOBS_CHANNEL,
+                after_seq,
             )
             if seq is None:
-                raise JobNotFoundError(job_id)
+                raise await job_missing_or_moved(conn, key, job_id, what="log")
             await conn.execute(
                 "INSERT INTO log_chunks (job_id, seq, data, created_at) VALUES ($1, $2, $3, $4)",
                 key,

@@ -23,7 +23,7 @@ from ci_common.test_results import (
     TestReport,
     TestResult,
 )
-from ci_persistence.postgres.database import PostgresDatabase, Record
+from ci_persistence.postgres.database import PostgresDatabase, Record, job_missing_or_moved
 from ci_persistence.postgres.ids import as_uuid
 from ci_persistence.postgres.notifications import JOBS_CHANNEL
 from ci_persistence.uncancellable import uncancellable
@@ -85,6 +85,7 @@ class PostgresTestResults:
         cursor: str | None,
         content_hash: str | None = None,
         session_exitstatus: int | None = None,
+        after_index: int | None = None,
     ) -> int:
         key = as_uuid(job_id)
         if key is None:
@@ -97,7 +98,8 @@ class PostgresTestResults:
                 "results_cursor = COALESCE($2, results_cursor), "
                 "content_hash = COALESCE($3, content_hash), "
                 "session_exitstatus = COALESCE($4, session_exitstatus) "
-                "WHERE id = $5 RETURNING tests_reported, id) "
+                "WHERE id = $5 AND ($7::integer IS NULL OR tests_reported = $7) "
+                "RETURNING tests_reported, id) "
                 "SELECT tests_reported, pg_notify($6, id::text) FROM bumped",
                 len(reports),
                 cursor,
@@ -105,9 +107,10 @@ class PostgresTestResults:
                 session_exitstatus,
                 key,
                 JOBS_CHANNEL,
+                after_index,
             )
             if last is None:
-                raise JobNotFoundError(job_id)
+                raise await job_missing_or_moved(conn, key, job_id, what="test results")
             first = int(last) - len(reports) + 1
             if reports:
                 await conn.executemany(

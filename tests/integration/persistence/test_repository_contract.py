@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from ci_common.auth import generate_api_key
 from ci_common.errors import (
     ApiKeyNotFoundError,
+    ConcurrentWriterError,
     ConflictError,
     JobNotFoundError,
     UserNotFoundError,
@@ -284,6 +286,27 @@ async def test_concurrent_appends_from_two_writers_never_share_a_seq(
         *(second.append_log(job.id, f"b{i}", cursor=None) for i in range(25)),
     )
     assert [c.seq for c in await first.read_logs(job.id)] == list(range(1, 51))
+
+
+async def test_two_writers_each_appending_after_the_seq_they_know_never_both_store(
+    open_repo: OpenRepository,
+) -> None:
+    """Two controllers following one job (one lost its lock and has not noticed): each appends
+    after the last seq it stored, so when both try, one stores and the other is told."""
+    first, second = await open_repo(), await open_repo()
+    user = await make_user(first)
+    job = await first.create_job(user_id=user.id, archive=b"x")
+    await first.append_log(job.id, "both saw this\n", cursor="c1", after_seq=0)
+
+    await first.append_log(job.id, "line 2\n", cursor="c2", after_seq=1)
+    with pytest.raises(ConcurrentWriterError):
+        await second.append_log(job.id, "line 2\n", cursor="c2", after_seq=1)
+
+    stored = await first.get_job(job.id)
+    assert [c.data for c in await first.read_logs(job.id)] == ["both saw this\n", "line 2\n"]
+    assert (stored.last_log_seq, stored.log_cursor) == (2, "c2")
+    with pytest.raises(JobNotFoundError):  # a missing job stays "not found"
+        await first.append_log(JobId(str(uuid.uuid4())), "x", cursor=None, after_seq=0)
 
 
 async def test_append_to_unknown_job_is_not_found(repo: Repository) -> None:

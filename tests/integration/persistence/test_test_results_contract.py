@@ -3,6 +3,9 @@ pages, failed node ids and flaky tests."""
 
 from __future__ import annotations
 
+import pytest
+
+from ci_common.errors import ConcurrentWriterError
 from ci_common.job_options import JobOptions
 from ci_common.models import Job
 from ci_common.repository import Repository
@@ -148,3 +151,20 @@ async def test_a_rerun_keeps_what_it_reruns_and_a_restart_rereads_results(
     assert (restarted.results_cursor, restarted.tests_reported) == (None, 1)
     assert (restarted.files_hash, restarted.session_exitstatus) == ("files", 1)
     assert (await repo.test_counts([rerun.id, first.id]))[first.id].total == 0
+
+
+async def test_results_appended_after_an_index_another_writer_moved_are_refused(
+    repo: Repository,
+) -> None:
+    job = await new_job(repo)
+    await repo.record_test_results(
+        job.id, [report("t::a", TestOutcome.PASSED)], cursor="10:1", after_index=0
+    )
+
+    with pytest.raises(ConcurrentWriterError):  # a second writer that also saw 0
+        await repo.record_test_results(
+            job.id, [report("t::a", TestOutcome.PASSED)], cursor="10:1", after_index=0
+        )
+
+    assert [r.nodeid for r in await repo.list_test_results(job.id)] == ["t::a"]
+    assert (await repo.get_job(job.id)).tests_reported == 1

@@ -45,7 +45,7 @@ class HeldWrites:
         self.stored.append(item)
         self.changed.set()
 
-    async def append_log(self, job_id: JobId, text: str, *, cursor: str | None) -> None:
+    async def append_log(self, job_id: JobId, text: str, **_: object) -> None:
         await self.hold(text)
 
     async def record_test_results(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from controller_world import World
 
+from ci_common.errors import ConcurrentWriterError
 from ci_common.models import Job, JobId, JobStatus, UserId
 from ci_common.repository import JobRepository
 from ci_controller.job_log import FLUSH_AT_BYTES, JobLog
@@ -195,10 +196,12 @@ class _GatedRepo:
         self.entered = asyncio.Event()
         self.go = asyncio.Event()
 
-    async def append_log(self, job_id: JobId, data: str, *, cursor: str | None) -> object:
+    async def append_log(
+        self, job_id: JobId, data: str, *, cursor: str | None, after_seq: int | None = None
+    ) -> object:
         self.entered.set()
         await self.go.wait()
-        return await self._repo.append_log(job_id, data, cursor=cursor)
+        return await self._repo.append_log(job_id, data, cursor=cursor, after_seq=after_seq)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._repo, name)
@@ -222,6 +225,30 @@ async def test_output_arriving_while_a_batch_is_written_counts_against_the_cap(
     assert chunks[0] == "a" * 59 + "\n"
     assert chunks[1].startswith("[ci] log truncated at ")
     assert len(chunks) == 2 and log.truncated
+
+
+async def test_two_controllers_resuming_one_log_never_both_store_a_line(world: World) -> None:
+    """A controller that lost its lock and has not noticed, and the one that took over, both
+    resume the job's log from the same row: whichever stores first wins, the other is told
+    and stores nothing, so no line is doubled."""
+    job = await world.submit()
+    first = await JobLog.resume(repo=world.repo, job=await world.job(job), max_bytes=10**6)
+    await first.add_frame(_frame(1, b"before\n"))
+    await first.close()
+    stale = await JobLog.resume(repo=world.repo, job=await world.job(job), max_bytes=10**6)
+    taker = await JobLog.resume(repo=world.repo, job=await world.job(job), max_bytes=10**6)
+
+    await taker.add_frame(_frame(2, b"after\n"))
+    await taker.flush()
+    await stale.add_frame(_frame(2, b"after\n"))
+    with pytest.raises(ConcurrentWriterError):
+        await stale.flush()
+    with pytest.raises(ConcurrentWriterError):  # it stays refused: what it holds is stored
+        await stale.close()
+
+    chunks = [chunk.data for chunk in await world.repo.read_logs(job.id)]
+    assert chunks == ["before\n", "after\n"]
+    await taker.close()
 
 
 async def test_a_resumed_log_knows_it_was_truncated_and_stays_quiet(world: World) -> None:
