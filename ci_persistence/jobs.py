@@ -18,21 +18,18 @@ import sqlite3
 import uuid
 from collections.abc import Generator, Sequence
 from contextlib import closing, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from ci_common.errors import DatabaseUnavailableError, JobNotFoundError
 from ci_common.job_options import JobOptions
-from ci_common.models import DEFAULT_ENGINE, Job, JobConclusion, JobId, JobStatus, LogChunk, UserId
+from ci_common.models import DEFAULT_ENGINE, Job, JobConclusion, JobId, JobStatus, UserId
 from ci_persistence.columns import JOB_COLUMNS as _JOB_COLUMNS
 from ci_persistence.database import (
     BUSY_TIMEOUT_MS,
     SqliteDatabase,
     from_text,
-    job_missing_or_moved,
     now_text,
-    to_text,
 )
 from ci_persistence.job_rows import job_from_columns, names_text
 from ci_persistence.uncancellable import uncancellable
@@ -43,39 +40,9 @@ _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ARCHIVE_BLOCK_BYTES = 256 * 1024
 COPY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
-# One page of a log, bounded by bytes: a walk along the job's chunks in seq order, carrying the
-# running total of their UTF-8 sizes, that stops at the first chunk taking the total to the
-# budget or past it. Only the page's chunks and that one are read, however long the log is (a
-# window function over the rest of the log would read all of it for every page). The caller
-# drops the last chunk when it overflows the budget, unless it is the only one.
-_LOG_PAGE = """
-WITH RECURSIVE page(seq, data, created_at, total) AS (
-    SELECT seq, data, created_at, length(CAST(data AS BLOB)) FROM (
-        SELECT seq, data, created_at FROM log_chunks
-        WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 1
-    )
-    UNION ALL
-    SELECT chunk.seq, chunk.data, chunk.created_at,
-           page.total + length(CAST(chunk.data AS BLOB))
-    FROM page CROSS JOIN log_chunks AS chunk
-    WHERE page.total < ?3 AND chunk.job_id = ?1
-      AND chunk.seq = (SELECT MIN(seq) FROM log_chunks WHERE job_id = ?1 AND seq > page.seq)
-    LIMIT ?4
-)
-SELECT ?1 AS job_id, seq, data, created_at, total FROM page ORDER BY seq
-"""
-
 
 def job_from_row(row: sqlite3.Row) -> Job:
     return job_from_columns(row, moment=from_text)
-
-
-def chunk_from_row(row: sqlite3.Row) -> LogChunk:
-    created_at = from_text(row["created_at"])
-    assert created_at is not None
-    return LogChunk(
-        job_id=JobId(row["job_id"]), seq=row["seq"], data=row["data"], created_at=created_at
-    )
 
 
 class SqliteJobs:
@@ -267,49 +234,6 @@ class SqliteJobs:
 
     async def delete_archive(self, job_id: JobId) -> None:
         await self._db.execute("DELETE FROM job_archives WHERE job_id = ?", (job_id,))
-
-    @uncancellable
-    async def append_log(
-        self, job_id: JobId, data: str, *, cursor: str | None, after_seq: int | None = None
-    ) -> LogChunk:
-        created_at = datetime.now(UTC)
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "UPDATE jobs SET last_log_seq = last_log_seq + 1, "
-                "log_bytes = log_bytes + ?, log_cursor = COALESCE(?, log_cursor) "
-                "WHERE id = ? AND coalesce(? = last_log_seq, 1) RETURNING last_log_seq",
-                (len(data.encode()), cursor, job_id, after_seq),
-            ) as result:
-                row = await result.fetchone()
-            if row is None:
-                raise await job_missing_or_moved(conn, job_id, what="log")
-            seq = int(row[0])
-            await conn.execute(
-                "INSERT INTO log_chunks (job_id, seq, data, created_at) VALUES (?, ?, ?, ?)",
-                (job_id, seq, data, to_text(created_at)),
-            )
-        return LogChunk(job_id=job_id, seq=seq, data=data, created_at=created_at)
-
-    async def read_logs(
-        self,
-        job_id: JobId,
-        *,
-        after_seq: int = 0,
-        limit: int | None = None,
-        max_bytes: int | None = None,
-    ) -> list[LogChunk]:
-        row_limit = -1 if limit is None else limit
-        if max_bytes is None:
-            rows = await self._db.fetch_all(
-                "SELECT job_id, seq, data, created_at FROM log_chunks "
-                "WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (job_id, after_seq, row_limit),
-            )
-        else:
-            rows = await self._db.fetch_all(_LOG_PAGE, (job_id, after_seq, max_bytes, row_limit))
-            if len(rows) > 1 and rows[-1]["total"] > max_bytes:
-                rows.pop()  # the chunk that told the walk to stop
-        return [chunk_from_row(row) for row in rows]
 
     async def change_counter(self) -> int:
         row = await self._db.fetch_one("PRAGMA data_version")

@@ -8,6 +8,7 @@ from ci_persistence.artifacts import SqliteArtifacts
 from ci_persistence.database import SqliteDatabase
 from ci_persistence.engines import SqliteEngines
 from ci_persistence.jobs import SqliteJobs
+from ci_persistence.logs import SqliteLogs
 from ci_persistence.queue_stats import SqliteQueueStats
 from ci_persistence.retention import SqliteRetention
 from ci_persistence.runtimes import SqliteRuntimes
@@ -17,6 +18,7 @@ from ci_persistence.users import SqliteUsers
 
 class SqliteRepository(
     SqliteJobs,
+    SqliteLogs,
     SqliteTestResults,
     SqliteArtifacts,
     SqliteRetention,

@@ -1,6 +1,6 @@
 """`PostgresRepository`: both repository halves over one PostgreSQL database.
 
-One mixin per concern, as for SQLite (`jobs`, `test_results`, `artifacts`, `retention`, `users`,
+One mixin per concern, as for SQLite (`jobs`, `logs`, `test_results`, `artifacts`, `retention`, `users`,
 `runtimes`, `queue_stats`); a new concern is a new module here with its class added to the
 bases, and its tables a new step in `migrations`.
 """
@@ -11,6 +11,7 @@ from ci_persistence.postgres.artifacts import PostgresArtifacts
 from ci_persistence.postgres.database import PostgresDatabase
 from ci_persistence.postgres.engines import PostgresEngines
 from ci_persistence.postgres.jobs import PostgresJobs
+from ci_persistence.postgres.logs import PostgresLogs
 from ci_persistence.postgres.queue_stats import PostgresQueueStats
 from ci_persistence.postgres.retention import PostgresRetention
 from ci_persistence.postgres.runtimes import PostgresRuntimes
@@ -20,6 +21,7 @@ from ci_persistence.postgres.users import PostgresUsers
 
 class PostgresRepository(
     PostgresJobs,
+    PostgresLogs,
     PostgresTestResults,
     PostgresArtifacts,
     PostgresRetention,

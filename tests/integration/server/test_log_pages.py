@@ -14,7 +14,7 @@ from httpx_sse import aconnect_sse
 
 from ci_common.models import JobConclusion, JobId, LogChunk
 from ci_persistence import SqliteRepository
-from ci_persistence.jobs import SqliteJobs
+from ci_persistence.logs import SqliteLogs
 from ci_server.log_pages import LOG_PAGE_BYTES
 
 from .conftest import Account, project_zip
@@ -51,15 +51,15 @@ async def long_log(repo: SqliteRepository, alice: Account) -> tuple[JobId, list[
 def page_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int | None, int, int]]:
     """Every `read_logs` the server makes: (max_bytes, chunks returned, their bytes)."""
     reads: list[tuple[int | None, int, int]] = []
-    original = SqliteJobs.read_logs
+    original = SqliteLogs.read_logs
 
-    async def spy(self: SqliteJobs, job_id: JobId, **kwargs: Any) -> list[LogChunk]:
+    async def spy(self: SqliteLogs, job_id: JobId, **kwargs: Any) -> list[LogChunk]:
         chunks = await original(self, job_id, **kwargs)
         size = sum(len(chunk.data.encode()) for chunk in chunks)
         reads.append((kwargs.get("max_bytes"), len(chunks), size))
         return chunks
 
-    monkeypatch.setattr(SqliteJobs, "read_logs", spy)
+    monkeypatch.setattr(SqliteLogs, "read_logs", spy)
     return reads
 
 
