@@ -27,6 +27,7 @@ from ci_client import cli_artifacts, cli_config, cli_jobs, cli_tests
 from ci_client.cli_state import CLIState, connection_options, echo_json, finish, pass_state, say
 from ci_client.errors import ClientError, JobRequestError
 from ci_client.exit_codes import INTERRUPTED, ExitCode, exit_code_for_error
+from ci_client.job_refs import resolve_job_id
 
 if TYPE_CHECKING:
     from ci_client.client import CIClient
@@ -341,7 +342,7 @@ def _rerun_source(client: CIClient, wanted: str, project: str | None) -> str:
             )
         job = found
     else:
-        job = client.get_job(cli_jobs.resolve_job_id(client, wanted))
+        job = client.get_job(resolve_job_id(client, wanted))
     failing = job.tests.failed + job.tests.errors
     if not failing:
         raise JobRequestError(

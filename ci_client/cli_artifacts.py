@@ -14,7 +14,6 @@ from pathlib import Path, PurePosixPath
 
 import click
 
-from ci_client.cli_jobs import resolve_job_id
 from ci_client.cli_state import (
     CLIState,
     connection_options,
@@ -24,6 +23,7 @@ from ci_client.cli_state import (
     say,
 )
 from ci_client.errors import ServerError
+from ci_client.job_refs import resolve_job_id
 
 
 @click.command(short_help="Fetch the files a job kept (junit.xml, --artifact).")

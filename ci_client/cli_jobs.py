@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ from ci_client.cli_state import (
     say,
 )
 from ci_client.errors import ClientError
+from ci_client.job_refs import job_ref, resolve_job_id
 from ci_client.output import colour_wanted
 
 if TYPE_CHECKING:
@@ -36,27 +36,6 @@ JOB_STATUSES = ("queued", "running", "completed")
 """The values of `ci_common.models.JobStatus`, spelled out so `ci --help` needs no pydantic."""
 JOB_CONCLUSIONS = ("success", "failure", "error", "cancelled", "timed_out")
 """The values of `ci_common.models.JobConclusion`, likewise."""
-MIN_JOB_ID_PREFIX = 8
-
-
-def job_ref(text: str) -> str:
-    """A job id or prefix as given, checked for length so a too-short prefix says so."""
-    text = text.strip().lower()
-    if len(text) < MIN_JOB_ID_PREFIX:
-        raise click.UsageError(
-            f"{text!r} is too short: give the job id or at least its first "
-            f"{MIN_JOB_ID_PREFIX} characters (`ci list` shows them)"
-        )
-    return text
-
-
-def resolve_job_id(client: CIClient, text: str) -> str:
-    """The full id of the job `text` names (asking the server only for a prefix)."""
-    text = job_ref(text)
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return client.get_job(text).id
 
 
 def follow(

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from ci_client.cli_jobs import resolve_job_id
 from ci_client.cli_state import (
     CLIState,
     connection_options,
@@ -21,6 +20,7 @@ from ci_client.cli_state import (
     pass_state,
     say,
 )
+from ci_client.job_refs import resolve_job_id
 
 if TYPE_CHECKING:
     from ci_client.client import CIClient
