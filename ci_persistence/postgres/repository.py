@@ -1,8 +1,8 @@
 """`PostgresRepository`: both repository halves over one PostgreSQL database.
 
-One mixin per concern, as for SQLite (`jobs`, `logs`, `test_results`, `artifacts`, `retention`, `users`,
-`runtimes`, `queue_stats`); a new concern is a new module here with its class added to the
-bases, and its tables a new step in `migrations`.
+One mixin per concern, as for SQLite (`jobs`, `logs`, `test_results`, `artifacts`,
+`retention`, `users`, `runtimes`, `queue_stats`); a new concern is a new module here with its
+class added to the bases, and its tables a new step in `migrations`.
 """
 
 from __future__ import annotations
