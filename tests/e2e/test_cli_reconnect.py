@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from harness import (
     CIService,
     MakeService,
     ManagedProcess,
+    StdoutLines,
     wait_until,
 )
 
@@ -56,19 +56,8 @@ class FixedAddressServer:
         self.listener.close()
 
 
-class LineReader:
-    """Collects a process's stdout lines in a thread, so the test can wait for a given line."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        assert process.stdout is not None
-        self._stdout = process.stdout
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        for line in self._stdout:
-            self.lines.append(line)
+class LineReader(StdoutLines):
+    """`StdoutLines`, and the whole output once the process has ended."""
 
     def join(self) -> str:
         self._thread.join(timeout=JOB_TIMEOUT)
